@@ -1,0 +1,1 @@
+//! Audit: the append-only, hash-chained, fsynced audit log and its verification.

@@ -1,0 +1,1 @@
+//! Deliver: promotion stages — locks, release ledger, approvals, rollout, watch, rollback.

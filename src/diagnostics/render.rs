@@ -1,0 +1,178 @@
+//! Rendering of [`Diagnostic`]s: miette's graphical report (colour optional) and JSON lines.
+
+use super::{Diagnostic, SourceMap, Span};
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource};
+use std::fmt;
+
+/// Renders one diagnostic as miette's graphical report. Labels in files other than the primary
+/// one become related reports, each with its own source.
+pub fn render_text(diagnostic: &Diagnostic, sources: &SourceMap, color: bool) -> String {
+    let theme = if color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
+    let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
+    let report = Report::new(diagnostic, sources);
+    let mut out = String::new();
+    if handler.render_report(&mut out, &report).is_err() {
+        out = format!("{}[{}]: {}\n", severity_word(diagnostic), diagnostic.code, diagnostic.message);
+    }
+    out
+}
+
+fn severity_word(diagnostic: &Diagnostic) -> &'static str {
+    if diagnostic.is_error() { "error" } else { "warning" }
+}
+
+/// Renders one diagnostic as a JSON object on one line:
+/// `{"code","severity","message","file","line","column","help"}`.
+pub fn render_json_line(diagnostic: &Diagnostic, sources: &SourceMap) -> String {
+    let (file, line, column) = match diagnostic.main_span() {
+        Some(span) => {
+            let (line, column) = sources.line_col(span.file, span.start);
+            (sources.name(span.file).to_string(), line, column)
+        }
+        None => (String::new(), 0, 0),
+    };
+    let labels: Vec<serde_json::Value> = diagnostic
+        .labels
+        .iter()
+        .map(|l| {
+            let (line, column) = sources.line_col(l.span.file, l.span.start);
+            serde_json::json!({
+                "file": sources.name(l.span.file), "line": line, "column": column,
+                "text": l.text, "primary": l.primary,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "code": diagnostic.code,
+        "severity": diagnostic.severity,
+        "message": diagnostic.message,
+        "file": file,
+        "line": line,
+        "column": column,
+        "help": diagnostic.help,
+        "labels": labels,
+    })
+    .to_string()
+}
+
+/// Adapter from our plain diagnostic to miette's trait, holding the labels of one file.
+struct Report {
+    code: &'static str,
+    severity: miette::Severity,
+    message: String,
+    help: Option<String>,
+    source: Option<NamedSource<String>>,
+    labels: Vec<LabeledSpan>,
+    related: Vec<Report>,
+}
+
+impl Report {
+    fn new(diagnostic: &Diagnostic, sources: &SourceMap) -> Report {
+        let main_file = diagnostic.main_span().map(|s| s.file);
+        let severity = if diagnostic.is_error() {
+            miette::Severity::Error
+        } else {
+            miette::Severity::Warning
+        };
+        let here = |span: &Span| Some(span.file) == main_file;
+        let labels = diagnostic
+            .labels
+            .iter()
+            .filter(|l| here(&l.span))
+            .map(|l| labeled(l.span, &l.text, l.primary))
+            .collect();
+        let related = diagnostic
+            .labels
+            .iter()
+            .filter(|l| !here(&l.span))
+            .map(|l| Report {
+                code: diagnostic.code,
+                severity: miette::Severity::Advice,
+                message: format!("see {}", sources.name(l.span.file)),
+                help: None,
+                source: Some(named_source(sources, l.span.file)),
+                labels: vec![labeled(l.span, &l.text, true)],
+                related: Vec::new(),
+            })
+            .collect();
+        Report {
+            code: diagnostic.code,
+            severity,
+            message: diagnostic.message.clone(),
+            help: diagnostic.help.clone(),
+            source: main_file.map(|f| named_source(sources, f)),
+            labels,
+            related,
+        }
+    }
+}
+
+fn named_source(sources: &SourceMap, file: super::FileId) -> NamedSource<String> {
+    NamedSource::new(sources.name(file), sources.text(file).to_string())
+}
+
+fn labeled(span: Span, text: &str, primary: bool) -> LabeledSpan {
+    let label = (!text.is_empty()).then(|| text.to_string());
+    let range = (span.start as usize, span.len());
+    if primary {
+        LabeledSpan::new_primary_with_span(label, range)
+    } else {
+        LabeledSpan::new_with_span(label, range)
+    }
+}
+
+impl fmt::Debug for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.message)
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.message)
+    }
+}
+
+impl std::error::Error for Report {}
+
+impl miette::Diagnostic for Report {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new(self.code))
+    }
+
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(self.severity)
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h.as_str()) as Box<dyn fmt::Display + 'a>)
+    }
+
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.source.as_ref().map(|s| s as &dyn miette::SourceCode)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        if self.labels.is_empty() {
+            None
+        } else {
+            Some(Box::new(self.labels.iter().cloned()))
+        }
+    }
+
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn miette::Diagnostic> + 'a>> {
+        if self.related.is_empty() {
+            None
+        } else {
+            Some(Box::new(
+                self.related.iter().map(|r| r as &dyn miette::Diagnostic),
+            ))
+        }
+    }
+}
