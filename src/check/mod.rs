@@ -2,6 +2,7 @@
 //! typed [`program::Program`], and runs every static check of SPEC §8, collecting all problems.
 
 pub mod program;
+mod rules;
 
 use crate::diagnostics::{Diagnostic, FileId, SourceMap};
 use program::Program;
