@@ -9,3 +9,4 @@ pub mod audit;
 pub mod cli;
 pub mod deliver;
 pub mod run;
+pub mod fsutil;
