@@ -10,3 +10,4 @@ pub mod cli;
 pub mod deliver;
 pub mod run;
 pub mod fsutil;
+pub mod compilation;

@@ -1,2 +1,77 @@
 //! The command line: argument parsing (clap) and one module per command family, each a thin
 //! shell that reads files, calls the phases, prints, and maps outcomes to exit codes.
+
+mod check;
+
+use clap::{CommandFactory, Parser, Subcommand};
+use std::io::IsTerminal;
+
+/// Exit codes of SPEC §13.
+pub mod exit {
+    pub const SUCCESS: i32 = 0;
+    pub const FAILED: i32 = 1;
+    pub const USAGE: i32 = 2;
+    pub const AWAITING_APPROVAL: i32 = 3;
+    pub const ROLLBACK_FAILED: i32 = 4;
+    pub const INTERRUPTED: i32 = 130;
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "pipe",
+    version,
+    about = "Typed pipelines as code: check, compile, run and deliver safely",
+    after_help = "Exit codes: 0 success · 1 pipeline failed (any rollback verified) · 2 usage or \
+                  compile error · 3 awaiting approval · 4 rollback failed · 130 interrupted"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check a pipeline and report every problem (exit 2 on errors; warnings do not fail)
+    Check(check::CheckArgs),
+    /// Compile a pipeline to its JSON plan (stdout, or -o PATH)
+    Compile(check::CompileArgs),
+    /// Print the pipeline's DAG as Graphviz dot or Mermaid
+    Graph(check::GraphArgs),
+    /// Explain a diagnostic code, with a wrong and a fixed example
+    Explain(check::ExplainArgs),
+    /// Print shell completions
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Whether to colour output written to stderr: only on a terminal, and never with `NO_COLOR`.
+pub fn stderr_color() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// Parses arguments and runs the command, returning the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::SUCCESS
+            };
+        }
+    };
+    match cli.command {
+        Command::Check(args) => check::check(&args),
+        Command::Compile(args) => check::compile(&args),
+        Command::Graph(args) => check::graph(&args),
+        Command::Explain(args) => check::explain(&args),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "pipe", &mut std::io::stdout());
+            exit::SUCCESS
+        }
+    }
+}

@@ -16,13 +16,22 @@ pub fn render_text(diagnostic: &Diagnostic, sources: &SourceMap, color: bool) ->
     let report = Report::new(diagnostic, sources);
     let mut out = String::new();
     if handler.render_report(&mut out, &report).is_err() {
-        out = format!("{}[{}]: {}\n", severity_word(diagnostic), diagnostic.code, diagnostic.message);
+        out = format!(
+            "{}[{}]: {}\n",
+            severity_word(diagnostic),
+            diagnostic.code,
+            diagnostic.message
+        );
     }
     out
 }
 
 fn severity_word(diagnostic: &Diagnostic) -> &'static str {
-    if diagnostic.is_error() { "error" } else { "warning" }
+    if diagnostic.is_error() {
+        "error"
+    } else {
+        "warning"
+    }
 }
 
 /// Renders one diagnostic as a JSON object on one line:

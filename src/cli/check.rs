@@ -1,0 +1,190 @@
+//! `pipe check`, `pipe compile`, `pipe graph` and `pipe explain`: the static commands.
+
+use super::{exit, stderr_color};
+use crate::compilation::{Compilation, compile_file};
+use crate::compile::graph;
+use crate::diagnostics::{all_codes, explanation};
+use std::path::{Path, PathBuf};
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DiagnosticFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// The pipeline file
+    #[arg(default_value = "pipeline.pipe")]
+    file: PathBuf,
+    /// `json`: one diagnostic per line with code, severity, message, file, line, column
+    #[arg(long, value_enum, default_value_t)]
+    format: DiagnosticFormat,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CompileArgs {
+    /// The pipeline file
+    #[arg(default_value = "pipeline.pipe")]
+    file: PathBuf,
+    /// Write the plan here instead of stdout
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Format of diagnostics on failure
+    #[arg(long, value_enum, default_value_t)]
+    format: DiagnosticFormat,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default)]
+pub enum GraphFormat {
+    #[default]
+    Dot,
+    Mermaid,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct GraphArgs {
+    /// The pipeline file
+    #[arg(default_value = "pipeline.pipe")]
+    file: PathBuf,
+    #[arg(long, value_enum, default_value_t)]
+    format: GraphFormat,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ExplainArgs {
+    /// A diagnostic code such as E0401 (omit to list them all)
+    code: Option<String>,
+}
+
+/// Prints diagnostics to stderr (text) or stdout (json) and a one-line summary for text.
+fn report(compilation: &Compilation, file: &Path, format: DiagnosticFormat) {
+    if format == DiagnosticFormat::Json {
+        print!("{}", compilation.render_json());
+        return;
+    }
+    eprint!("{}", compilation.render(stderr_color()));
+    if compilation.failure.is_some() {
+        return;
+    }
+    let (errors, warnings) = (compilation.error_count(), compilation.warning_count());
+    if errors > 0 {
+        eprintln!(
+            "{}: {} found {}",
+            file.display(),
+            plural(errors, "error"),
+            if warnings > 0 {
+                format!("and {}", plural(warnings, "warning"))
+            } else {
+                String::new()
+            }
+        );
+    } else if warnings > 0 {
+        eprintln!(
+            "{}: ok, with {}",
+            file.display(),
+            plural(warnings, "warning")
+        );
+    }
+}
+
+fn plural(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
+}
+
+pub fn check(args: &CheckArgs) -> i32 {
+    let compilation = compile_file(&args.file);
+    report(&compilation, &args.file, args.format);
+    if compilation.has_errors() {
+        return exit::USAGE;
+    }
+    if args.format == DiagnosticFormat::Text
+        && let Some(plan) = &compilation.plan
+    {
+        eprintln!(
+            "{}: ok — pipeline `{}`, {} nodes",
+            args.file.display(),
+            plan.pipeline,
+            plan.nodes.len()
+        );
+    }
+    exit::SUCCESS
+}
+
+pub fn compile(args: &CompileArgs) -> i32 {
+    let compilation = compile_file(&args.file);
+    let Some(plan) = compilation
+        .plan
+        .as_ref()
+        .filter(|_| !compilation.has_errors())
+    else {
+        report(&compilation, &args.file, args.format);
+        return exit::USAGE;
+    };
+    if !compilation.diagnostics.is_empty() {
+        report(&compilation, &args.file, args.format);
+    }
+    let json = plan.to_json();
+    match &args.output {
+        None => {
+            print!("{json}");
+            exit::SUCCESS
+        }
+        Some(path) => match crate::fsutil::write_atomic(path, json.as_bytes()) {
+            Ok(()) => exit::SUCCESS,
+            Err(error) => {
+                eprintln!("error: cannot write {}: {error}", path.display());
+                exit::USAGE
+            }
+        },
+    }
+}
+
+pub fn graph(args: &GraphArgs) -> i32 {
+    let compilation = compile_file(&args.file);
+    let Some(plan) = compilation
+        .plan
+        .as_ref()
+        .filter(|_| !compilation.has_errors())
+    else {
+        report(&compilation, &args.file, DiagnosticFormat::Text);
+        return exit::USAGE;
+    };
+    match args.format {
+        GraphFormat::Dot => print!("{}", graph::to_dot(plan)),
+        GraphFormat::Mermaid => print!("{}", graph::to_mermaid(plan)),
+    }
+    exit::SUCCESS
+}
+
+pub fn explain(args: &ExplainArgs) -> i32 {
+    let Some(code) = &args.code else {
+        for code in all_codes() {
+            let title = explanation(code)
+                .and_then(|t| t.lines().next())
+                .unwrap_or(code);
+            println!("{title}");
+        }
+        return exit::SUCCESS;
+    };
+    match explanation(code) {
+        Some(text) => {
+            print!("{text}");
+            exit::SUCCESS
+        }
+        None => {
+            let codes: Vec<&str> = all_codes().collect();
+            let hint =
+                crate::diagnostics::did_you_mean(&code.to_uppercase(), codes.iter().copied())
+                    .map(|h| format!(" ({h})"))
+                    .unwrap_or_default();
+            eprintln!("error: unknown code `{code}`{hint}; `pipe explain` lists them all");
+            exit::USAGE
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! The dependency graph of a pipeline: node ids, the edges that `needs`, `after`, stages,
+//! artifacts and `jobs.X` reads imply, cycle detection (E0301) and the deterministic order.
+
+use crate::diagnostics::{Diagnostic, Span};
+use petgraph::algo::tarjan_scc;
+use petgraph::graph::{DiGraph, NodeIndex};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// A directed graph over node ids. An edge `a → b` means `a` must finish before `b`; each edge
+/// remembers the source span that created it, for cycle diagnostics.
+#[derive(Debug, Default)]
+pub struct Dag {
+    graph: DiGraph<String, Span>,
+    index: HashMap<String, NodeIndex>,
+}
+
+impl Dag {
+    pub fn add_node(&mut self, id: &str) {
+        if !self.index.contains_key(id) {
+            let node = self.graph.add_node(id.to_string());
+            self.index.insert(id.to_string(), node);
+        }
+    }
+
+    /// Adds `from → to` (both must exist; unknown ids are ignored, the checker reported them).
+    pub fn add_edge(&mut self, from: &str, to: &str, because: Span) {
+        if let (Some(&a), Some(&b)) = (self.index.get(from), self.index.get(to))
+            && self.graph.find_edge(a, b).is_none()
+        {
+            self.graph.add_edge(a, b, because);
+        }
+    }
+
+    /// Direct predecessors of every node, sorted.
+    pub fn predecessors(&self) -> BTreeMap<String, Vec<String>> {
+        let mut result: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for node in self.graph.node_indices() {
+            let mut preds: Vec<String> = self
+                .graph
+                .neighbors_directed(node, petgraph::Direction::Incoming)
+                .map(|p| self.graph[p].clone())
+                .collect();
+            preds.sort();
+            preds.dedup();
+            result.insert(self.graph[node].clone(), preds);
+        }
+        result
+    }
+
+    /// Kahn's algorithm with ties broken by id, so the order is the same on every run.
+    /// Returns `None` when the graph has a cycle.
+    pub fn topological_order(&self) -> Option<Vec<String>> {
+        let mut indegree: HashMap<NodeIndex, usize> = self
+            .graph
+            .node_indices()
+            .map(|n| {
+                let count = self
+                    .graph
+                    .neighbors_directed(n, petgraph::Direction::Incoming)
+                    .count();
+                (n, count)
+            })
+            .collect();
+        let mut ready: BTreeSet<(&str, NodeIndex)> = indegree
+            .iter()
+            .filter(|(_, d)| **d == 0)
+            .map(|(n, _)| (self.graph[*n].as_str(), *n))
+            .collect();
+        let mut order = Vec::with_capacity(self.graph.node_count());
+        while let Some(entry) = ready.pop_first() {
+            let (id, node) = entry;
+            order.push(id.to_string());
+            for next in self.graph.neighbors(node) {
+                if let Some(d) = indegree.get_mut(&next) {
+                    *d -= 1;
+                    if *d == 0 {
+                        ready.insert((self.graph[next].as_str(), next));
+                    }
+                }
+            }
+        }
+        (order.len() == self.graph.node_count()).then_some(order)
+    }
+
+    /// One E0301 per strongly connected component that forms a cycle, listing it in order.
+    pub fn cycle_diagnostics(&self) -> Vec<Diagnostic> {
+        let mut diagnostics = Vec::new();
+        for component in tarjan_scc(&self.graph) {
+            let is_cycle = component.len() > 1
+                || component
+                    .first()
+                    .is_some_and(|&n| self.graph.find_edge(n, n).is_some());
+            if is_cycle {
+                let cycle = self.cycle_within(&component);
+                diagnostics.push(self.cycle_diagnostic(&cycle));
+            }
+        }
+        diagnostics
+    }
+
+    /// Walks from the smallest id in the component along edges that stay inside it until a node
+    /// repeats, giving one concrete cycle in order.
+    fn cycle_within(&self, component: &[NodeIndex]) -> Vec<NodeIndex> {
+        let members: BTreeSet<NodeIndex> = component.iter().copied().collect();
+        let Some(&start) = component.iter().min_by_key(|n| self.graph[**n].as_str()) else {
+            return Vec::new();
+        };
+        let mut path = vec![start];
+        let mut seen: HashMap<NodeIndex, usize> = HashMap::from([(start, 0)]);
+        let mut current = start;
+        loop {
+            let next = self
+                .graph
+                .neighbors(current)
+                .filter(|n| members.contains(n))
+                .min_by_key(|n| self.graph[*n].as_str());
+            let Some(next) = next else { return path };
+            if let Some(&at) = seen.get(&next) {
+                let mut cycle = path.split_off(at);
+                cycle.push(next);
+                return cycle;
+            }
+            seen.insert(next, path.len());
+            path.push(next);
+            current = next;
+        }
+    }
+
+    fn cycle_diagnostic(&self, cycle: &[NodeIndex]) -> Diagnostic {
+        let names: Vec<&str> = cycle.iter().map(|n| self.graph[*n].as_str()).collect();
+        let mut diagnostic =
+            Diagnostic::error("E0301", format!("dependency cycle: {}", names.join(" → ")));
+        for (i, pair) in cycle.windows(2).enumerate() {
+            let Some(edge) = self.graph.find_edge(pair[0], pair[1]) else {
+                continue;
+            };
+            let text = format!(
+                "`{}` waits for `{}`",
+                self.graph[pair[1]], self.graph[pair[0]]
+            );
+            let span = self.graph[edge];
+            diagnostic = if i == 0 {
+                diagnostic.primary(span, text)
+            } else {
+                diagnostic.secondary(span, text)
+            };
+        }
+        diagnostic.help("remove one of these dependencies so the items can run in an order")
+    }
+}

@@ -1,0 +1,421 @@
+//! Builds plan nodes and the edges between them from the checked program: matrix expansion,
+//! stage and promote references, artifacts, and the implicit edges of `jobs.X` reads.
+
+use super::Edge;
+use super::expr::{Lowerer, StaticNames, value_literal};
+use super::plan::{
+    ArtifactPlan, EnvironmentPlan, ExprTree, Expression, GatePlan, Literal, Node, NodeKind,
+    SecretPlan, SourceSpan, Step, Template,
+};
+use crate::check::program::{Job, Program, StepSettings};
+use crate::diagnostics::{SourceMap, Span};
+use crate::syntax::ast::{BinaryOp, Expr, ExprKind, Ident, Segment, StrLit};
+use std::collections::BTreeMap;
+
+pub(super) struct NodeBuilder<'a> {
+    pub(super) program: &'a Program,
+    pub(super) sources: &'a SourceMap,
+    /// Node ids of each job (one per matrix combination).
+    pub(super) job_instances: BTreeMap<&'a str, Vec<(String, Vec<(String, String)>)>>,
+}
+
+impl<'a> NodeBuilder<'a> {
+    pub(super) fn new(program: &'a Program, sources: &'a SourceMap) -> NodeBuilder<'a> {
+        let job_instances = program
+            .jobs
+            .iter()
+            .map(|job| (job.name.name.as_str(), matrix_instances(job)))
+            .collect();
+        NodeBuilder {
+            program,
+            sources,
+            job_instances,
+        }
+    }
+
+    pub(super) fn lowerer(&self) -> Lowerer<'a> {
+        Lowerer {
+            sources: self.sources,
+        }
+    }
+
+    pub(super) fn span(&self, span: Span) -> SourceSpan {
+        let (line, column) = self.sources.line_col(span.file, span.start);
+        SourceSpan {
+            file: self.sources.name(span.file).to_string(),
+            line,
+            column,
+        }
+    }
+
+    pub(super) fn nodes(&mut self) -> Vec<Node> {
+        let mut nodes = Vec::new();
+        for job in &self.program.jobs {
+            nodes.extend(self.job_nodes(job));
+        }
+        for gate in &self.program.gates {
+            let lower = self.lowerer();
+            let names = StaticNames::default();
+            let mut node = self.bare_node(&gate.name.name, NodeKind::Gate, gate.span);
+            node.gate = Some(GatePlan {
+                require: gate
+                    .requires
+                    .iter()
+                    .map(|e| lower.expression(e, &names))
+                    .collect(),
+                warn: gate
+                    .warns
+                    .iter()
+                    .map(|e| lower.expression(e, &names))
+                    .collect(),
+            });
+            nodes.push(node);
+        }
+        for promote in &self.program.promotes {
+            nodes.extend(self.promote_nodes(promote));
+        }
+        nodes
+    }
+
+    pub(super) fn bare_node(&self, id: &str, kind: NodeKind, span: Span) -> Node {
+        Node {
+            id: id.to_string(),
+            kind,
+            needs: Vec::new(),
+            steps: Vec::new(),
+            timeout_s: None,
+            retries: 0,
+            backoff_ms: None,
+            env: BTreeMap::new(),
+            secrets: Vec::new(),
+            produces: Vec::new(),
+            outputs: BTreeMap::new(),
+            when: None,
+            matrix: Vec::new(),
+            shell: None,
+            workdir: None,
+            inherit_env: Vec::new(),
+            environment: None,
+            gate: None,
+            stage: None,
+            span: self.span(span),
+        }
+    }
+
+    fn job_nodes(&self, job: &Job) -> Vec<Node> {
+        let instances = self
+            .job_instances
+            .get(job.name.name.as_str())
+            .cloned()
+            .unwrap_or_default();
+        let stage_when = job
+            .stage
+            .as_ref()
+            .and_then(|s| self.program.stages.iter().find(|st| st.name.name == s.name))
+            .and_then(|st| st.when.as_ref());
+        instances
+            .into_iter()
+            .map(|(id, matrix)| {
+                let mut names = StaticNames::default();
+                for (key, value) in &matrix {
+                    names = names.with(format!("matrix.{key}"), Literal::String(value.clone()));
+                }
+                let lower = self.lowerer();
+                let mut node = self.bare_node(&id, NodeKind::Job, job.span);
+                node.steps = self.steps(&job.steps, &names);
+                self.apply_settings(&mut node, &job.settings, &names);
+                node.secrets = names_of(&job.secrets);
+                node.produces = names_of(&job.produces);
+                node.outputs = job
+                    .outputs
+                    .iter()
+                    .map(|(k, t)| (k.name.clone(), t.value.clone()))
+                    .collect();
+                let own = job.when.as_ref().map(|w| lower.expression(w, &names));
+                let staged = stage_when.map(|w| lower.expression(w, &names));
+                node.when = and_expression(own, staged);
+                node.matrix = matrix;
+                node.shell = job.shell.as_ref().map(|s| s.value.clone());
+                node.workdir = job.workdir.as_ref().map(|s| s.value.clone());
+                node.inherit_env = job.inherit_env.iter().map(|s| s.value.clone()).collect();
+                node.stage = job.stage.as_ref().map(|s| s.name.clone());
+                node
+            })
+            .collect()
+    }
+
+    pub(super) fn steps(&self, steps: &[StrLit], names: &StaticNames) -> Vec<Step> {
+        steps
+            .iter()
+            .map(|s| Step {
+                run: self.lowerer().template(s, names),
+                span: self.span(s.span),
+            })
+            .collect()
+    }
+
+    fn apply_settings(&self, node: &mut Node, settings: &StepSettings, names: &StaticNames) {
+        node.timeout_s = settings.timeout.as_ref().map(|t| t.value.div_ceil(1000));
+        node.retries = settings.retries.as_ref().map_or(0, |r| r.value);
+        node.backoff_ms = settings.backoff.as_ref().map(|b| b.value);
+        node.env = self.env_map(&settings.env, names);
+    }
+
+    pub(super) fn env_map(
+        &self,
+        env: &[(Ident, StrLit)],
+        names: &StaticNames,
+    ) -> BTreeMap<String, Template> {
+        env.iter()
+            .map(|(k, v)| (k.name.clone(), self.lowerer().template(v, names)))
+            .collect()
+    }
+
+    pub(super) fn pipeline_env(&self) -> BTreeMap<String, Template> {
+        self.env_map(&self.program.env, &StaticNames::default())
+    }
+
+    pub(super) fn environments(&self) -> BTreeMap<String, EnvironmentPlan> {
+        self.program
+            .environments
+            .iter()
+            .map(|e| {
+                let attributes = e
+                    .attrs
+                    .iter()
+                    .map(|(k, v)| (k.name.clone(), value_literal(&v.value)))
+                    .collect();
+                let plan = EnvironmentPlan {
+                    protected: e.protected.value,
+                    attributes,
+                };
+                (e.name.name.clone(), plan)
+            })
+            .collect()
+    }
+
+    pub(super) fn artifacts(&self) -> BTreeMap<String, ArtifactPlan> {
+        self.program
+            .artifacts
+            .iter()
+            .map(|a| {
+                let produced_by = self
+                    .producers(&a.name.name)
+                    .into_iter()
+                    .next()
+                    .unwrap_or_default();
+                let plan = ArtifactPlan {
+                    path: a.path.value.clone(),
+                    produced_by,
+                };
+                (a.name.name.clone(), plan)
+            })
+            .collect()
+    }
+
+    /// Node ids of the jobs that list `artifact` in `produces`.
+    pub(super) fn producers(&self, artifact: &str) -> Vec<String> {
+        self.program
+            .jobs
+            .iter()
+            .filter(|j| j.produces.iter().any(|p| p.name == artifact))
+            .flat_map(|j| self.ids_of_job(&j.name.name))
+            .collect()
+    }
+
+    pub(super) fn secrets(&self) -> BTreeMap<String, SecretPlan> {
+        self.program
+            .secrets
+            .iter()
+            .map(|s| {
+                let plan = SecretPlan {
+                    from: s.source.value.clone(),
+                    scope: s.scope.as_ref().map(|scope| names_of(scope)),
+                };
+                (s.name.name.clone(), plan)
+            })
+            .collect()
+    }
+
+    pub(super) fn ids_of_job(&self, name: &str) -> Vec<String> {
+        self.job_instances
+            .get(name)
+            .map(|v| v.iter().map(|(id, _)| id.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The node ids a name in `needs`/`after` stands for: a job's instances, a stage's jobs,
+    /// a gate, or (last) the final node of the promote to that environment.
+    fn targets(&self, name: &str) -> Vec<String> {
+        if self.job_instances.contains_key(name) {
+            return self.ids_of_job(name);
+        }
+        if let Some(stage) = self.program.stages.iter().find(|s| s.name.name == name) {
+            return stage
+                .jobs
+                .iter()
+                .flat_map(|j| self.ids_of_job(&j.name))
+                .collect();
+        }
+        if self.program.gates.iter().any(|g| g.name.name == name) {
+            return vec![name.to_string()];
+        }
+        self.program
+            .promotes
+            .iter()
+            .find(|p| p.environment.name == name)
+            .and_then(|p| self.promote_node_ids(p).last().cloned())
+            .into_iter()
+            .collect()
+    }
+
+    pub(super) fn edges(&self) -> Vec<Edge> {
+        let mut edges = Vec::new();
+        for job in &self.program.jobs {
+            let readers = self.ids_of_job(&job.name.name);
+            let references = job.needs.iter().chain(&job.after);
+            self.reference_edges(references, &readers, &mut edges);
+            let mut reads = Vec::new();
+            job.steps
+                .iter()
+                .for_each(|s| job_reads_in_text(s, &mut reads));
+            job.settings
+                .env
+                .iter()
+                .for_each(|(_, v)| job_reads_in_text(v, &mut reads));
+            if let Some(when) = &job.when {
+                job_reads(when, &mut reads);
+            }
+            self.read_edges(&reads, &readers, &mut edges);
+        }
+        for gate in &self.program.gates {
+            let readers = vec![gate.name.name.clone()];
+            self.reference_edges(gate.after.iter(), &readers, &mut edges);
+            let mut reads = Vec::new();
+            gate.requires
+                .iter()
+                .chain(&gate.warns)
+                .for_each(|e| job_reads(e, &mut reads));
+            self.read_edges(&reads, &readers, &mut edges);
+        }
+        for promote in &self.program.promotes {
+            self.promote_edges(promote, &mut edges);
+        }
+        edges
+    }
+
+    pub(super) fn reference_edges<'r>(
+        &self,
+        references: impl Iterator<Item = &'r Ident>,
+        readers: &[String],
+        edges: &mut Vec<Edge>,
+    ) {
+        for reference in references {
+            for from in self.targets(&reference.name) {
+                for to in readers {
+                    edges.push(Edge {
+                        from: from.clone(),
+                        to: to.clone(),
+                        because: reference.span,
+                    });
+                }
+            }
+        }
+    }
+
+    /// `jobs.X.…` read by an item makes every instance of X upstream of it.
+    pub(super) fn read_edges(&self, reads: &[Ident], readers: &[String], edges: &mut Vec<Edge>) {
+        for read in reads {
+            for from in self.ids_of_job(&read.name) {
+                for to in readers {
+                    edges.push(Edge {
+                        from: from.clone(),
+                        to: to.clone(),
+                        because: read.span,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Job names read as `jobs.X.…` in an expression, with the span of the whole path.
+pub(super) fn job_reads(expr: &Expr, out: &mut Vec<Ident>) {
+    match &expr.kind {
+        ExprKind::Path(parts) => {
+            if let [root, job, ..] = parts.as_slice()
+                && root.name == "jobs"
+            {
+                out.push(Ident {
+                    name: job.name.clone(),
+                    span: expr.span,
+                });
+            }
+        }
+        ExprKind::Not(inner) => job_reads(inner, out),
+        ExprKind::Binary { lhs, rhs, .. } => {
+            job_reads(lhs, out);
+            job_reads(rhs, out);
+        }
+        ExprKind::List(items) => items.iter().for_each(|e| job_reads(e, out)),
+        ExprKind::Str(text) => job_reads_in_text(text, out),
+        ExprKind::Call(call) => call.args.iter().for_each(|a| job_reads(&a.value, out)),
+        ExprKind::Number(_) | ExprKind::Bool(_) | ExprKind::Duration(_) | ExprKind::Percent(_) => {}
+    }
+}
+
+pub(super) fn job_reads_in_text(text: &StrLit, out: &mut Vec<Ident>) {
+    for segment in &text.segments {
+        if let Segment::Interp(expr) = segment {
+            job_reads(expr, out);
+        }
+    }
+}
+
+fn names_of(idents: &[Ident]) -> Vec<String> {
+    idents.iter().map(|i| i.name.clone()).collect()
+}
+
+/// `a and b`, where either may be absent (a job's own `when` and its stage's).
+fn and_expression(a: Option<Expression>, b: Option<Expression>) -> Option<Expression> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(Expression {
+            source: format!("({}) and ({})", a.source, b.source),
+            tree: ExprTree::Binary {
+                op: BinaryOp::And,
+                lhs: Box::new(a.tree),
+                rhs: Box::new(b.tree),
+            },
+        }),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Every combination of a job's matrix in declared key order: `test[linux,stable]`.
+fn matrix_instances(job: &Job) -> Vec<(String, Vec<(String, String)>)> {
+    let mut combos: Vec<Vec<(String, String)>> = vec![Vec::new()];
+    for (key, values) in &job.matrix {
+        combos = combos
+            .into_iter()
+            .flat_map(|combo| {
+                values.iter().map(move |v| {
+                    let mut next = combo.clone();
+                    next.push((key.name.clone(), v.value.clone()));
+                    next
+                })
+            })
+            .collect();
+    }
+    combos
+        .into_iter()
+        .map(|combo| {
+            let id = if combo.is_empty() {
+                job.name.name.clone()
+            } else {
+                let values: Vec<&str> = combo.iter().map(|(_, v)| v.as_str()).collect();
+                format!("{}[{}]", job.name.name, values.join(","))
+            };
+            (id, combo)
+        })
+        .collect()
+}
