@@ -1,0 +1,213 @@
+//! Environment locks: one promote (or hand rollback) per pipeline and environment at a time,
+//! across processes. An exclusive `flock` on `.pipe/locks/PIPELINE.ENV.lock`, held by an open
+//! file, so the kernel releases it when the holder dies, even by `kill -9`.
+//!
+//! The holder also writes `…lock.holder` (run id, pid, since) so a waiter can name it. That
+//! sidecar is informative only: the flock alone decides who holds the lock.
+
+use crate::fsutil::write_atomic;
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How often a waiter retries the lock.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Who holds a lock, as written in the sidecar.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockHolder {
+    pub run: String,
+    pub pid: u32,
+    /// RFC 3339.
+    pub since: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("{}", busy_message(.environment, .holder.as_ref(), *.waited))]
+    Busy {
+        environment: String,
+        holder: Option<LockHolder>,
+        waited: Duration,
+    },
+    #[error("cannot lock environment {environment} ({path}): {source}")]
+    Io {
+        environment: String,
+        path: String,
+        source: io::Error,
+    },
+}
+
+fn busy_message(environment: &str, holder: Option<&LockHolder>, waited: Duration) -> String {
+    let who = match holder {
+        Some(holder) => format!("run {} (pid {})", holder.run, holder.pid),
+        None => "another run".to_string(),
+    };
+    format!(
+        "environment {environment} is locked by {who}; waited {}",
+        format_wait(waited)
+    )
+}
+
+fn format_wait(waited: Duration) -> String {
+    let millis = waited.as_millis();
+    if millis.is_multiple_of(1000) {
+        format!("{}s", millis / 1000)
+    } else {
+        format!("{:.1}s", waited.as_secs_f64())
+    }
+}
+
+/// A held environment lock; dropping it releases the lock.
+#[derive(Debug)]
+pub struct EnvironmentLock {
+    holder_path: PathBuf,
+    // Declared last so the sidecar is removed (in `drop`) before the flock is released.
+    _flock: Flock<File>,
+}
+
+impl Drop for EnvironmentLock {
+    fn drop(&mut self) {
+        // Best effort: a stale sidecar is harmless, the next holder overwrites it.
+        let _ = std::fs::remove_file(&self.holder_path);
+    }
+}
+
+/// `.pipe/locks/PIPELINE.ENV.lock`
+pub fn lock_path(state_dir: &Path, pipeline: &str, environment: &str) -> PathBuf {
+    state_dir
+        .join("locks")
+        .join(format!("{pipeline}.{environment}.lock"))
+}
+
+fn holder_path(lock_path: &Path) -> PathBuf {
+    let mut name = lock_path.as_os_str().to_owned();
+    name.push(".holder");
+    PathBuf::from(name)
+}
+
+/// Reads who holds (or last held) the lock, if anyone said so.
+pub fn read_holder(state_dir: &Path, pipeline: &str, environment: &str) -> Option<LockHolder> {
+    let bytes = std::fs::read(holder_path(&lock_path(state_dir, pipeline, environment))).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Takes the environment's lock for `run`, waiting up to `timeout` (zero: try once).
+pub fn acquire(
+    state_dir: &Path,
+    pipeline: &str,
+    environment: &str,
+    run: &str,
+    timeout: Duration,
+) -> Result<EnvironmentLock, LockError> {
+    let path = lock_path(state_dir, pipeline, environment);
+    let io_error = |source: io::Error| LockError::Io {
+        environment: environment.to_string(),
+        path: path.display().to_string(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io_error)?;
+    }
+    let started = Instant::now();
+    loop {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_error)?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(flock) => return announce(flock, &path, run).map_err(io_error),
+            Err((_, Errno::EWOULDBLOCK)) => {}
+            Err((_, errno)) => return Err(io_error(io::Error::from(errno))),
+        }
+        let waited = started.elapsed();
+        if waited >= timeout {
+            return Err(LockError::Busy {
+                environment: environment.to_string(),
+                holder: read_holder(state_dir, pipeline, environment),
+                waited: timeout,
+            });
+        }
+        std::thread::sleep(POLL_INTERVAL.min(timeout - waited));
+    }
+}
+
+fn announce(flock: Flock<File>, path: &Path, run: &str) -> io::Result<EnvironmentLock> {
+    let holder = LockHolder {
+        run: run.to_string(),
+        pid: std::process::id(),
+        since: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    };
+    let holder_path = holder_path(path);
+    let text = serde_json::to_vec(&holder).map_err(io::Error::other)?;
+    write_atomic(&holder_path, &text)?;
+    Ok(EnvironmentLock {
+        holder_path,
+        _flock: flock,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_acquirer_waits_then_names_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = acquire(dir.path(), "api", "prod", "run-1", Duration::ZERO).unwrap();
+        let started = Instant::now();
+        let error = acquire(
+            dir.path(),
+            "api",
+            "prod",
+            "run-2",
+            Duration::from_millis(300),
+        )
+        .unwrap_err();
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        let message = error.to_string();
+        assert!(
+            message.starts_with("environment prod is locked by run run-1 (pid "),
+            "{message}"
+        );
+        assert!(message.ends_with("; waited 0.3s"), "{message}");
+        drop(held);
+        let again = acquire(dir.path(), "api", "prod", "run-2", Duration::ZERO).unwrap();
+        assert_eq!(read_holder(dir.path(), "api", "prod").unwrap().run, "run-2");
+        drop(again);
+        assert!(read_holder(dir.path(), "api", "prod").is_none());
+    }
+
+    #[test]
+    fn environments_lock_independently() {
+        let dir = tempfile::tempdir().unwrap();
+        let _prod = acquire(dir.path(), "api", "prod", "run-1", Duration::ZERO).unwrap();
+        let _staging = acquire(dir.path(), "api", "staging", "run-2", Duration::ZERO).unwrap();
+        let _other = acquire(dir.path(), "web", "prod", "run-3", Duration::ZERO).unwrap();
+    }
+
+    #[test]
+    fn waiter_gets_the_lock_when_released_in_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = acquire(dir.path(), "api", "prod", "run-1", Duration::ZERO).unwrap();
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(150));
+            drop(held);
+        });
+        let got = acquire(dir.path(), "api", "prod", "run-2", Duration::from_secs(5));
+        releaser.join().unwrap();
+        assert!(got.is_ok());
+    }
+
+    #[test]
+    fn whole_seconds_are_printed_without_decimals() {
+        assert_eq!(format_wait(Duration::from_secs(30)), "30s");
+        assert_eq!(format_wait(Duration::from_millis(1500)), "1.5s");
+    }
+}
