@@ -1,6 +1,7 @@
 //! The command line: argument parsing (clap) and one module per command family, each a thin
 //! shell that reads files, calls the phases, prints, and maps outcomes to exit codes.
 
+pub mod audit;
 mod check;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -39,6 +40,9 @@ enum Command {
     Graph(check::GraphArgs),
     /// Explain a diagnostic code, with a wrong and a fixed example
     Explain(check::ExplainArgs),
+    /// Verify the audit log's hash chain, or show it as a timeline
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Print shell completions
     Completions {
         #[arg(value_enum)]
@@ -69,6 +73,7 @@ pub fn main() -> i32 {
         Command::Compile(args) => check::compile(&args),
         Command::Graph(args) => check::graph(&args),
         Command::Explain(args) => check::explain(&args),
+        Command::Audit(command) => audit::audit(command),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "pipe", &mut std::io::stdout());
             exit::SUCCESS
