@@ -1,0 +1,2 @@
+" Pipeline files of the `pipe` tool: *.pipe
+autocmd BufNewFile,BufRead *.pipe setfiletype pipe
