@@ -1,13 +1,47 @@
 //! Rules over the elaborated program: name resolution, expression typing and scopes, and the
 //! delivery-safety checks (E0101 references, E0201/E0203, E0302, E04xx, E05xx, W0101).
 
+mod artifacts;
+mod credentials;
+mod delivery;
+mod environments;
+mod index;
+mod name_table;
+mod names;
+mod secrets;
+mod staging_first;
+#[cfg(test)]
+mod test_support;
+mod typing;
+mod unused;
+mod walk;
+
 use super::program::Program;
 use crate::diagnostics::{Diagnostic, SourceMap};
+use index::Index;
 
-/// Runs every rule over `program`, pushing all problems found.
+/// Runs every rule over `program`, pushing all problems found. `sources` is read only to label
+/// the exact characters of a credential inside a string literal.
 pub(crate) fn check_program(
-    _program: &Program,
-    _sources: &SourceMap,
-    _diagnostics: &mut Vec<Diagnostic>,
+    program: &Program,
+    sources: &SourceMap,
+    diagnostics: &mut Vec<Diagnostic>,
 ) {
+    let index = Index::new(program);
+    let mut found = Vec::new();
+    names::check(&index, &mut found);
+    typing::check(&index, &mut found);
+    artifacts::check(&index, &mut found);
+    delivery::check(&index, &mut found);
+    staging_first::check(&index, &mut found);
+    environments::check(&index, &mut found);
+    secrets::check(&index, &mut found);
+    credentials::check(program, sources, &mut found);
+    unused::check(&index, &mut found);
+    // A stage's `after` is copied into each of its jobs: report each reference once.
+    for diagnostic in found {
+        if !diagnostics.contains(&diagnostic) {
+            diagnostics.push(diagnostic);
+        }
+    }
 }
