@@ -1,8 +1,17 @@
 //! Deliver: promotion stages — locks, release ledger, approvals, rollout, watch, rollback.
-//! The pure parts (ledger format, approval policy, watch rules) are unit-tested on their own.
+//! The pure parts (ledger format, approval policy, watch rules) are unit-tested on their own;
+//! `engine` runs a promote through a [`host::PromoteHost`] that the runner provides.
 
 pub mod approval;
+pub mod engine;
+pub mod host;
 pub mod ledger;
 pub mod lock;
 pub mod probe_value;
+pub mod record;
+pub mod recovery;
 pub mod watch;
+mod watching;
+
+#[cfg(test)]
+mod engine_tests;

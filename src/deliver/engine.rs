@@ -1,0 +1,787 @@
+//! The promote flow of SPEC §11, in order: lock → previous stable (audited before any deploy)
+//! → staging first → approval → migrate → per rollout step deploy, smoke, watch for `pause`
+//! → final watch → record. Any failure or interrupt after the deploy began goes to `recovery`.
+
+use crate::audit::AuditLog;
+use crate::compile::plan::{EnvironmentPlan, Literal, PromotePlan, StepBlockPlan};
+use crate::deliver::approval;
+use crate::deliver::host::{ApprovalPrompt, BlockResult, PromoteHost, StepContext};
+use crate::deliver::ledger::{Ledger, Release, ReleaseStatus};
+use crate::deliver::lock;
+use crate::deliver::record::DeliveryRecord;
+use crate::deliver::recovery::{self, Recovery};
+use crate::deliver::watching::{WatchEnd, watch_for};
+use crate::run::eval::Bindings;
+use crate::run::state::NodeStatus;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The stored immutable artifact a promote deploys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactRef {
+    pub name: String,
+    /// `sha256:HEX`
+    pub digest: String,
+    /// The stored copy under `.pipe/artifacts/`, never the build-tree path.
+    pub path: String,
+    pub version: String,
+}
+
+/// Approval input of this attempt: who approves now (from `--approve ENV` and the approver
+/// flags), and who started the run.
+#[derive(Debug, Clone, Default)]
+pub struct ApprovalInput {
+    /// Set when `--approve` names this environment: the resolved approver.
+    pub approver: Option<String>,
+    /// Who else the runner has recorded as approving this environment already.
+    pub granted: Vec<String>,
+    pub initiator: Option<String>,
+    /// A terminal is attached and may be asked.
+    pub interactive: bool,
+}
+
+/// Everything one promote needs.
+#[derive(Debug, Clone)]
+pub struct PromoteRequest {
+    pub pipeline: String,
+    pub promote: PromotePlan,
+    pub environments: BTreeMap<String, EnvironmentPlan>,
+    pub run_id: String,
+    pub state_dir: PathBuf,
+    pub artifact: ArtifactRef,
+    /// git.*, run.id, pipeline.*, jobs.* — the engine adds env.*, artifact.*, rollout.*, previous.*.
+    pub bindings: Bindings,
+    pub approval: ApprovalInput,
+    pub lock_timeout: Duration,
+    /// Who the audit log names for the run's own actions.
+    pub actor: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    Succeeded,
+    /// Nothing is left half-done: either nothing was deployed or the rollback was verified.
+    Failed {
+        rolled_back: bool,
+        reason: String,
+    },
+    /// The rollback or its verification failed: the environment's state is unknown.
+    RollbackFailed {
+        reason: String,
+    },
+    AwaitingApproval {
+        approvals: Vec<String>,
+    },
+    /// Stopped by a signal; any deploy that had begun was rolled back and verified.
+    Interrupted,
+}
+
+/// Runs one promote to the end and says how it ended. Never panics on user input; IO errors
+/// of the ledger or audit log stop the promote before the action they would have recorded.
+pub fn promote(
+    request: &PromoteRequest,
+    host: &dyn PromoteHost,
+    audit: &AuditLog,
+) -> DeliveryOutcome {
+    let environment = &request.promote.environment;
+    let _lock = match lock::acquire(
+        &request.state_dir,
+        &request.pipeline,
+        environment,
+        &request.run_id,
+        request.lock_timeout,
+    ) {
+        Ok(held) => held,
+        Err(error) => return refuse(host, &request.promote, error.to_string()),
+    };
+    let mut promotion = match Promotion::start(request, host, audit) {
+        Ok(promotion) => promotion,
+        Err(reason) => return refuse(host, &request.promote, reason),
+    };
+    let outcome = promotion.run();
+    promotion.finish(&outcome);
+    outcome
+}
+
+/// Ends a promote that deployed nothing: its first node fails with the reason.
+fn refuse(host: &dyn PromoteHost, promote: &PromotePlan, reason: String) -> DeliveryOutcome {
+    host.say(&format!("error: {reason}"));
+    if let Some(first) = promote.nodes.first() {
+        host.node_transition(first, NodeStatus::Failed, Some(&reason));
+    }
+    DeliveryOutcome::Failed {
+        rolled_back: false,
+        reason,
+    }
+}
+
+/// One promote in progress, holding the lock (in the caller), the ledger and its record.
+pub(crate) struct Promotion<'a> {
+    pub(crate) request: &'a PromoteRequest,
+    pub(crate) host: &'a dyn PromoteHost,
+    pub(crate) audit: &'a AuditLog,
+    pub(crate) ledger: Ledger,
+    pub(crate) record: DeliveryRecord,
+    pub(crate) previous: Option<Release>,
+}
+
+/// Why the forward path stopped.
+enum Stop {
+    /// A step failed or a watch rule fired: roll back.
+    Failed(String),
+    Interrupted,
+    /// Ledger or audit IO failed before the action it guards.
+    Broken(String),
+}
+
+impl<'a> Promotion<'a> {
+    fn start(
+        request: &'a PromoteRequest,
+        host: &'a dyn PromoteHost,
+        audit: &'a AuditLog,
+    ) -> Result<Promotion<'a>, String> {
+        let environment = &request.promote.environment;
+        let io = |what: &str, e: std::io::Error| format!("{what} for {environment}: {e}");
+        audit
+            .append(
+                &request.run_id,
+                "lock_acquired",
+                &request.actor,
+                json!({"environment": environment}),
+            )
+            .map_err(|e| io("cannot write the audit log", e))?;
+        let mut ledger = Ledger::load(&request.state_dir, &request.pipeline, environment)
+            .map_err(|e| io("cannot read the ledger", e))?;
+        abandon_stale_deploys(&mut ledger, request, audit)?;
+        let previous = ledger.previous_stable(&request.artifact.digest).cloned();
+        let mut record =
+            DeliveryRecord::load_or_new(&request.state_dir, &request.run_id, environment);
+        record.version = request.artifact.version.clone();
+        record.digest = request.artifact.digest.clone();
+        record.previous = previous.clone();
+        record.outcome = None;
+        let promotion = Promotion {
+            request,
+            host,
+            audit,
+            ledger,
+            record,
+            previous,
+        };
+        promotion.record_previous_stable()?;
+        Ok(promotion)
+    }
+
+    /// Step 2 of §11: the rollback target is audited before anything is deployed.
+    fn record_previous_stable(&self) -> Result<(), String> {
+        let previous = self.previous.as_ref();
+        self.log(
+            "previous_stable_recorded",
+            json!({
+                "version": self.request.artifact.version,
+                "digest": self.request.artifact.digest,
+                "previous_version": previous.map(|r| r.version.clone()),
+                "previous_digest": previous.map(|r| r.digest.clone()),
+                "summary": match previous {
+                    Some(r) => format!("rollback target {} ({})", r.version, r.digest),
+                    None => "no previous stable release: a failure cannot be rolled back".to_string(),
+                },
+            }),
+        )
+    }
+
+    fn run(&mut self) -> DeliveryOutcome {
+        if let Err(reason) = self.check_staging_first() {
+            return self.refuse_before_deploy(reason);
+        }
+        match self.approve() {
+            Ok(true) => {}
+            Ok(false) => return self.await_approval(),
+            Err(reason) => return self.refuse_before_deploy(reason),
+        }
+        if let Err(reason) = self.begin_release() {
+            return self.refuse_before_deploy(reason);
+        }
+        match self.deploy_and_watch() {
+            Ok(()) => self.record_stable(),
+            Err(Stop::Broken(reason)) => self.recover(reason, false),
+            Err(Stop::Failed(reason)) => self.recover(reason, false),
+            Err(Stop::Interrupted) => self.recover("interrupted".to_string(), true),
+        }
+    }
+
+    fn refuse_before_deploy(&self, reason: String) -> DeliveryOutcome {
+        refuse(self.host, &self.request.promote, reason)
+    }
+
+    /// Step 3 of §11: a protected environment takes only a digest that an unprotected
+    /// environment's ledger shows stable.
+    fn check_staging_first(&self) -> Result<(), String> {
+        let request = self.request;
+        if !request.promote.protected {
+            return Ok(());
+        }
+        let unprotected: Vec<&String> = request
+            .environments
+            .iter()
+            .filter(|(_, plan)| !plan.protected)
+            .map(|(name, _)| name)
+            .collect();
+        for name in &unprotected {
+            let ledger = Ledger::load(&request.state_dir, &request.pipeline, name)
+                .map_err(|e| format!("cannot read the ledger of {name}: {e}"))?;
+            if ledger.stable_digests().contains(&request.artifact.digest) {
+                return Ok(());
+            }
+        }
+        let names = unprotected
+            .iter()
+            .map(|n| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let reason = format!(
+            "{} is protected and refuses {} ({}): no unprotected environment ({}) holds it as stable; promote it there first",
+            request.promote.environment,
+            request.artifact.digest,
+            request.artifact.version,
+            if names.is_empty() {
+                "none declared"
+            } else {
+                &names
+            },
+        );
+        self.log("staging_first_refused", json!({"reason": reason}))?;
+        Err(reason)
+    }
+
+    fn begin_release(&mut self) -> Result<(), String> {
+        let now = now();
+        let artifact = &self.request.artifact;
+        self.ledger
+            .begin(Release {
+                version: artifact.version.clone(),
+                artifact: artifact.name.clone(),
+                digest: artifact.digest.clone(),
+                path: artifact.path.clone(),
+                run: self.request.run_id.clone(),
+                started_at: now,
+                finished_at: None,
+                status: ReleaseStatus::Deploying,
+                note: None,
+            })
+            .map_err(|e| format!("cannot write the ledger: {e}"))
+    }
+
+    fn deploy_and_watch(&mut self) -> Result<(), Stop> {
+        self.migrate()?;
+        let rollout = self.request.promote.rollout.clone();
+        for (index, weight) in rollout.steps.iter().enumerate() {
+            let last = index + 1 == rollout.steps.len();
+            self.deploy_step(index + 1, *weight)?;
+            self.smoke()?;
+            if !last && rollout.pause_ms > 0 {
+                self.watch(rollout.pause_ms, &format!("pause after {weight}%"))?;
+            }
+        }
+        if let Some(watch) = &self.request.promote.watch {
+            self.watch(watch.duration_ms, "watch")?;
+        }
+        self.finish_node("watch");
+        Ok(())
+    }
+
+    fn migrate(&mut self) -> Result<(), Stop> {
+        let Some(migrate) = self.request.promote.migrate.clone() else {
+            return Ok(());
+        };
+        let kind = format!("{:?}", migrate.kind).to_lowercase();
+        self.log_stop("migration_started", json!({"kind": kind}))?;
+        self.run_node("migrate", &migrate.block, self.forward_context(None))
+    }
+
+    fn deploy_step(&mut self, step: usize, weight: f64) -> Result<(), Stop> {
+        let artifact = &self.request.artifact;
+        self.log_stop(
+            "deploy_started",
+            json!({
+                "version": artifact.version,
+                "digest": artifact.digest,
+                "rollout_step": step,
+                "weight": weight,
+                "summary": format!("deploying {} at {}%", artifact.version, weight),
+            }),
+        )?;
+        let block = self.request.promote.deploy.clone();
+        self.run_node("deploy", &block, self.forward_context(Some((step, weight))))
+    }
+
+    fn smoke(&mut self) -> Result<(), Stop> {
+        let Some(smoke) = self.request.promote.smoke.clone() else {
+            return Ok(());
+        };
+        let result = self.run_node("smoke", &smoke, self.forward_context(None));
+        if let Err(Stop::Failed(reason)) = &result {
+            self.log_stop("smoke_failed", json!({"reason": reason}))?;
+        }
+        result
+    }
+
+    fn watch(&mut self, duration_ms: u64, label: &str) -> Result<(), Stop> {
+        let Some(plan) = self.request.promote.watch.clone() else {
+            return self.wait(duration_ms);
+        };
+        let node = self.node_id("watch");
+        self.host.node_transition(&node, NodeStatus::Running, None);
+        self.host.say(&format!(
+            "[{node}] {label}: watching for {}",
+            crate::deliver::probe_value::format_duration(duration_ms)
+        ));
+        let context = self.forward_context(None);
+        let end = watch_for(self, &plan, duration_ms, &context);
+        let _ = self
+            .record
+            .save(&self.request.state_dir, &self.request.run_id);
+        match end {
+            WatchEnd::Healthy => Ok(()),
+            WatchEnd::Interrupted => Err(Stop::Interrupted),
+            WatchEnd::Breached(decision) => {
+                self.log_stop(
+                    "rollback_triggered",
+                    json!({
+                        "condition": decision.condition,
+                        "observed": decision.observed,
+                        "evidence": decision.evidence,
+                        "summary": decision.evidence,
+                    }),
+                )?;
+                let reason = format!(
+                    "rollback when {}: {}",
+                    decision.condition, decision.evidence
+                );
+                self.host
+                    .node_transition(&node, NodeStatus::Failed, Some(&reason));
+                Err(Stop::Failed(reason))
+            }
+        }
+    }
+
+    /// A pause without a watch block: wait, but stop at once on an interrupt.
+    fn wait(&self, duration_ms: u64) -> Result<(), Stop> {
+        let deadline = std::time::Instant::now() + Duration::from_millis(duration_ms);
+        while std::time::Instant::now() < deadline {
+            if self.host.interrupted() {
+                return Err(Stop::Interrupted);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    fn run_node(
+        &self,
+        suffix: &str,
+        block: &StepBlockPlan,
+        context: StepContext,
+    ) -> Result<(), Stop> {
+        if self.host.interrupted() {
+            return Err(Stop::Interrupted);
+        }
+        let node = self.node_id(suffix);
+        self.host.node_transition(&node, NodeStatus::Running, None);
+        match self.host.run_block(&node, block, &context, false) {
+            BlockResult::Succeeded => {
+                self.host
+                    .node_transition(&node, NodeStatus::Succeeded, None);
+                Ok(())
+            }
+            BlockResult::Failed(reason) => {
+                self.host
+                    .node_transition(&node, NodeStatus::Failed, Some(&reason));
+                Err(Stop::Failed(format!("{node} failed: {reason}")))
+            }
+            BlockResult::Interrupted => {
+                self.host
+                    .node_transition(&node, NodeStatus::Interrupted, None);
+                Err(Stop::Interrupted)
+            }
+        }
+    }
+
+    fn finish_node(&self, suffix: &str) {
+        let node = self.node_id(suffix);
+        if self.request.promote.nodes.contains(&node) {
+            self.host
+                .node_transition(&node, NodeStatus::Succeeded, None);
+        }
+    }
+
+    pub(crate) fn node_id(&self, suffix: &str) -> String {
+        format!("{}.{suffix}", self.request.promote.environment)
+    }
+
+    /// Bindings and variables of the forward path: `artifact.*` is the release being deployed.
+    fn forward_context(&self, rollout: Option<(usize, f64)>) -> StepContext {
+        let mut context = base_context(self.request, &self.request.artifact);
+        let previous_path = self
+            .previous
+            .as_ref()
+            .map(|r| r.path.clone())
+            .unwrap_or_default();
+        context
+            .variables
+            .insert("PIPE_PREVIOUS_ARTIFACT".to_string(), previous_path);
+        if let Some((step, weight)) = rollout {
+            context
+                .bindings
+                .set("rollout.weight", Literal::Number(weight));
+            context
+                .bindings
+                .set("rollout.step", Literal::Number(step as f64));
+            context
+                .variables
+                .insert("PIPE_ROLLOUT_WEIGHT".to_string(), format_weight(weight));
+        }
+        context
+    }
+
+    fn record_stable(&mut self) -> DeliveryOutcome {
+        let artifact = &self.request.artifact;
+        let marked = self.ledger.mark(
+            &self.request.run_id,
+            &artifact.digest,
+            ReleaseStatus::Stable,
+            &now(),
+        );
+        if let Err(error) = marked {
+            return DeliveryOutcome::RollbackFailed {
+                reason: format!("the release passed but the ledger could not be written: {error}"),
+            };
+        }
+        let logged = self.log(
+            "deployment_promoted",
+            json!({
+                "service": self.request.pipeline,
+                "version": artifact.version,
+                "digest": artifact.digest,
+                "summary": format!("{} is stable", artifact.version),
+            }),
+        );
+        if let Err(reason) = logged {
+            self.host.say(&format!("warning: {reason}"));
+        }
+        self.host.say(&format!(
+            "[{}] {} is stable in {}",
+            self.request.promote.environment, artifact.version, self.request.promote.environment
+        ));
+        DeliveryOutcome::Succeeded
+    }
+
+    fn recover(&mut self, reason: String, interrupted: bool) -> DeliveryOutcome {
+        let target = self.previous.clone();
+        let outcome = Recovery {
+            request: self.request,
+            host: self.host,
+            audit: self.audit,
+            actor: &self.request.actor,
+        }
+        .roll_back(
+            &mut self.ledger,
+            &self.request.artifact,
+            target.as_ref(),
+            &reason,
+        );
+        match outcome {
+            recovery::Result::Verified if interrupted => DeliveryOutcome::Interrupted,
+            recovery::Result::Verified => DeliveryOutcome::Failed {
+                rolled_back: true,
+                reason,
+            },
+            recovery::Result::Skipped if interrupted => DeliveryOutcome::Interrupted,
+            recovery::Result::Skipped => DeliveryOutcome::Failed {
+                rolled_back: false,
+                reason,
+            },
+            recovery::Result::Failed(why) => DeliveryOutcome::RollbackFailed { reason: why },
+        }
+    }
+
+    fn finish(&mut self, outcome: &DeliveryOutcome) {
+        let word = match outcome {
+            DeliveryOutcome::Succeeded => "succeeded",
+            DeliveryOutcome::Failed {
+                rolled_back: true, ..
+            } => "rolled_back",
+            DeliveryOutcome::Failed { .. } => "failed",
+            DeliveryOutcome::RollbackFailed { .. } => "rollback_failed",
+            DeliveryOutcome::AwaitingApproval { .. } => "awaiting_approval",
+            DeliveryOutcome::Interrupted => "interrupted",
+        };
+        self.record.outcome = Some(word.to_string());
+        if let Err(error) = self
+            .record
+            .save(&self.request.state_dir, &self.request.run_id)
+        {
+            self.host.say(&format!(
+                "warning: cannot save the delivery record: {error}"
+            ));
+        }
+    }
+
+    pub(crate) fn log(&self, event: &str, fields: serde_json::Value) -> Result<(), String> {
+        log_event(self.audit, self.request, &self.request.actor, event, fields)
+    }
+
+    fn log_stop(&self, event: &str, fields: serde_json::Value) -> Result<(), Stop> {
+        self.log(event, fields).map_err(Stop::Broken)
+    }
+}
+
+/// Appends an event for the promote's environment; the error stops the action it guards.
+pub(crate) fn log_event(
+    audit: &AuditLog,
+    request: &PromoteRequest,
+    actor: &str,
+    event: &str,
+    fields: serde_json::Value,
+) -> Result<(), String> {
+    let mut fields = fields;
+    if let Some(object) = fields.as_object_mut() {
+        object.insert(
+            "environment".into(),
+            request.promote.environment.clone().into(),
+        );
+    }
+    audit
+        .append(&request.run_id, event, actor, fields)
+        .map_err(|e| format!("cannot write the audit log before {event}: {e}"))
+}
+
+/// A `deploying` release left by a run that died (the lock is ours, so nobody else is
+/// deploying): it is marked failed, and this attempt deploys afresh.
+fn abandon_stale_deploys(
+    ledger: &mut Ledger,
+    request: &PromoteRequest,
+    audit: &AuditLog,
+) -> Result<(), String> {
+    let stale: Vec<Release> = ledger
+        .releases()
+        .iter()
+        .filter(|r| r.status == ReleaseStatus::Deploying)
+        .cloned()
+        .collect();
+    for release in stale {
+        log_event(
+            audit,
+            request,
+            &request.actor,
+            "release_abandoned",
+            json!({
+                "version": release.version,
+                "digest": release.digest,
+                "abandoned_run": release.run,
+                "summary": format!("{} was left deploying by run {} (the process died); marked failed", release.version, release.run),
+            }),
+        )?;
+        ledger
+            .mark(&release.run, &release.digest, ReleaseStatus::Failed, &now())
+            .map_err(|e| format!("cannot write the ledger: {e}"))?;
+    }
+    Ok(())
+}
+
+/// `env.*`, `artifact.*` and the `PIPE_*` variables shared by every promote step.
+pub(crate) fn base_context(request: &PromoteRequest, artifact: &ArtifactRef) -> StepContext {
+    let environment = &request.promote.environment;
+    let mut bindings = request.bindings.clone();
+    if let Some(plan) = request.environments.get(environment) {
+        for (key, value) in &plan.attributes {
+            bindings.set(format!("env.{key}"), value.clone());
+        }
+    }
+    bindings.set_string("env.name", environment.clone());
+    bindings.set_string("artifact.path", artifact.path.clone());
+    bindings.set_string("artifact.digest", artifact.digest.clone());
+    bindings.set_string("artifact.version", artifact.version.clone());
+    let variables = BTreeMap::from([
+        ("PIPE_ENVIRONMENT".to_string(), environment.clone()),
+        ("PIPE_ARTIFACT".to_string(), artifact.path.clone()),
+    ]);
+    StepContext {
+        bindings,
+        variables,
+    }
+}
+
+/// `10` for 10%, `12.5` for 12.5%.
+fn format_weight(weight: f64) -> String {
+    if weight.fract() == 0.0 {
+        format!("{}", weight as i64)
+    } else {
+        format!("{weight}")
+    }
+}
+
+pub(crate) fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl Promotion<'_> {
+    /// Step 4 of §11. `Ok(true)`: approved (or no approval block); `Ok(false)`: the quorum is
+    /// not met yet.
+    fn approve(&mut self) -> Result<bool, String> {
+        let Some(policy) = self.request.promote.approval.clone() else {
+            return Ok(true);
+        };
+        let node = self.node_id("approval");
+        self.merge_granted();
+        if let Some(approver) = self.request.approval.approver.clone() {
+            self.consider(&policy, &approver)?;
+        }
+        if !self.quorum_met(&policy) && self.request.approval.interactive {
+            self.ask_on_terminal(&policy)?;
+        }
+        let met = self.quorum_met(&policy);
+        if met {
+            self.host
+                .node_transition(&node, NodeStatus::Succeeded, None);
+        }
+        self.record
+            .save(&self.request.state_dir, &self.request.run_id)
+            .map_err(|e| format!("cannot save the delivery record: {e}"))?;
+        Ok(met)
+    }
+
+    fn merge_granted(&mut self) {
+        for name in &self.request.approval.granted {
+            if !self.record.approvals.contains(name) {
+                self.record.approvals.push(name.clone());
+            }
+        }
+    }
+
+    fn quorum_met(&self, policy: &crate::compile::plan::ApprovalPlan) -> bool {
+        self.record.approvals.len() as u32 >= approval::quorum(policy)
+    }
+
+    /// Counts one approver, or audits the refusal; a refusal changes nothing else.
+    fn consider(
+        &mut self,
+        policy: &crate::compile::plan::ApprovalPlan,
+        approver: &str,
+    ) -> Result<(), String> {
+        let initiator = self.request.approval.initiator.as_deref();
+        match approval::evaluate(policy, initiator, &self.record.approvals, approver) {
+            Ok(accepted) => {
+                log_event(
+                    self.audit,
+                    self.request,
+                    approver,
+                    "approval_granted",
+                    json!({
+                        "version": self.request.artifact.version,
+                        "digest": self.request.artifact.digest,
+                        "approvals": accepted.count,
+                        "quorum": accepted.quorum,
+                    }),
+                )?;
+                self.record.approvals.push(approver.to_string());
+                self.host.say(&format!(
+                    "[{}] approved by {approver} ({}/{})",
+                    self.node_id("approval"),
+                    accepted.count,
+                    accepted.quorum
+                ));
+            }
+            Err(refusal)
+                if refusal
+                    == approval::Refusal::AlreadyApproved {
+                        approver: approver.to_string(),
+                    } =>
+            {
+                self.host.say(&format!("note: {refusal}"));
+            }
+            Err(refusal) => {
+                log_event(
+                    self.audit,
+                    self.request,
+                    approver,
+                    "approval_refused",
+                    json!({"reason": refusal.to_string()}),
+                )?;
+                self.host
+                    .say(&format!("error: approval refused: {refusal}"));
+            }
+        }
+        Ok(())
+    }
+
+    fn ask_on_terminal(
+        &mut self,
+        policy: &crate::compile::plan::ApprovalPlan,
+    ) -> Result<(), String> {
+        let Some(approver) = approval::resolve_approver(
+            None,
+            std::env::var("PIPE_APPROVER").ok().as_deref(),
+            std::env::var("USER").ok().as_deref(),
+        ) else {
+            return Ok(());
+        };
+        let prompt = self.approval_prompt(approver.clone());
+        if self.host.ask_approval(&prompt) == Some(true) {
+            self.consider(policy, &approver)?;
+        }
+        Ok(())
+    }
+
+    fn approval_prompt(&self, approver: String) -> ApprovalPrompt {
+        let artifact = &self.request.artifact;
+        let (previous, changes) = match &self.previous {
+            Some(release) => (
+                format!("{} ({})", release.version, release.digest),
+                vec![
+                    format!("version {} → {}", release.version, artifact.version),
+                    format!(
+                        "digest {} → {}",
+                        short(&release.digest),
+                        short(&artifact.digest)
+                    ),
+                ],
+            ),
+            None => (
+                "none (first release: a failure cannot be rolled back)".to_string(),
+                vec![format!("first release of {}", artifact.name)],
+            ),
+        };
+        ApprovalPrompt {
+            environment: self.request.promote.environment.clone(),
+            version: artifact.version.clone(),
+            digest: artifact.digest.clone(),
+            previous,
+            changes,
+            approver,
+        }
+    }
+
+    fn await_approval(&mut self) -> DeliveryOutcome {
+        let node = self.node_id("approval");
+        let policy = self.request.promote.approval.clone();
+        let needed = policy.as_ref().map_or(1, approval::quorum);
+        let message = format!(
+            "{} of {needed} approvals for {}",
+            self.record.approvals.len(),
+            self.request.promote.environment
+        );
+        self.host
+            .node_transition(&node, NodeStatus::AwaitingApproval, Some(&message));
+        DeliveryOutcome::AwaitingApproval {
+            approvals: self.record.approvals.clone(),
+        }
+    }
+}
+
+/// `sha256:0123456789ab`: enough to tell two releases apart in a prompt.
+fn short(digest: &str) -> String {
+    digest.chars().take(19).collect()
+}

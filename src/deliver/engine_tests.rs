@@ -1,0 +1,443 @@
+//! The promote flow against a scripted host: order of steps, ledger and audit effects, and
+//! every failure path, without processes.
+
+use crate::audit::{AuditLog, read_events};
+use crate::compile::plan::{
+    ApprovalPlan, ConditionPlan, EnvironmentPlan, ExprTree, Expression, Literal, ProbePlan,
+    PromotePlan, RolloutPlan, SourceSpan, Step, StepBlockPlan, Template, TemplatePart, WatchPlan,
+};
+use crate::deliver::engine::{
+    ApprovalInput, ArtifactRef, DeliveryOutcome, PromoteRequest, promote,
+};
+use crate::deliver::host::{ApprovalPrompt, BlockResult, PromoteHost, StepContext};
+use crate::deliver::ledger::{Ledger, ReleaseStatus};
+use crate::deliver::probe_value::ProbeRun;
+use crate::run::eval::Bindings;
+use crate::run::state::NodeStatus;
+use crate::syntax::ast::{BinaryOp, Type};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+#[derive(Default)]
+struct FakeHost {
+    /// Node ids whose blocks fail; `ENV.smoke#2` fails only the second smoke.
+    failing: Vec<String>,
+    probe_output: String,
+    calls: Mutex<Vec<String>>,
+}
+
+impl FakeHost {
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+impl PromoteHost for FakeHost {
+    fn run_block(
+        &self,
+        node: &str,
+        block: &StepBlockPlan,
+        context: &StepContext,
+        _: bool,
+    ) -> BlockResult {
+        let mut calls = self.calls.lock().unwrap();
+        let nth = calls
+            .iter()
+            .filter(|c| c.starts_with(&format!("{node} ")))
+            .count()
+            + 1;
+        let command = crate::run::eval::render(&block.steps[0].run, &context.bindings).unwrap();
+        calls.push(format!("{node} {command}"));
+        let fails = self
+            .failing
+            .iter()
+            .any(|f| f == node || *f == format!("{node}#{nth}"));
+        if fails {
+            BlockResult::Failed("exit status 1".into())
+        } else {
+            BlockResult::Succeeded
+        }
+    }
+
+    fn run_probe(&self, _: &str, probe: &ProbePlan, _: &StepContext, _: Duration) -> ProbeRun {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("probe {}", probe.name));
+        ProbeRun {
+            succeeded: true,
+            status: "exit status 0".into(),
+            stdout: self.probe_output.clone(),
+        }
+    }
+
+    fn interrupted(&self) -> bool {
+        false
+    }
+
+    fn node_transition(&self, node: &str, status: NodeStatus, _: Option<&str>) {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("{node}: {}", status.word()));
+    }
+
+    fn ask_approval(&self, _: &ApprovalPrompt) -> Option<bool> {
+        None
+    }
+
+    fn redact(&self, text: &str) -> String {
+        text.to_string()
+    }
+
+    fn say(&self, _: &str) {}
+}
+
+fn block(command: &str) -> StepBlockPlan {
+    let mut parts = vec![TemplatePart::Text(format!("{command} "))];
+    parts.push(TemplatePart::Expr(Expression {
+        source: "x".into(),
+        tree: ExprTree::Name(vec![
+            if command == "rollback" {
+                "previous"
+            } else {
+                "artifact"
+            }
+            .into(),
+            "version".into(),
+        ]),
+    }));
+    StepBlockPlan {
+        steps: vec![Step {
+            run: Template { parts },
+            span: SourceSpan::default(),
+        }],
+        ..StepBlockPlan::default()
+    }
+}
+
+fn promote_plan(environment: &str, protected: bool) -> PromotePlan {
+    PromotePlan {
+        environment: environment.into(),
+        artifact: "bin".into(),
+        protected,
+        secrets: vec![],
+        when: None,
+        approval: None,
+        migrate: None,
+        rollout: RolloutPlan {
+            strategy: "all".into(),
+            steps: vec![100.0],
+            pause_ms: 0,
+        },
+        deploy: block("deploy"),
+        smoke: Some(block("smoke")),
+        watch: None,
+        rollback: block("rollback"),
+        nodes: ["deploy", "smoke", "watch"]
+            .iter()
+            .map(|s| format!("{environment}.{s}"))
+            .collect(),
+        span: SourceSpan::default(),
+    }
+}
+
+fn request(state: &Path, plan: PromotePlan, version: &str) -> PromoteRequest {
+    let environments = BTreeMap::from([
+        (
+            "staging".to_string(),
+            EnvironmentPlan {
+                protected: false,
+                attributes: BTreeMap::new(),
+            },
+        ),
+        (
+            "prod".to_string(),
+            EnvironmentPlan {
+                protected: true,
+                attributes: BTreeMap::new(),
+            },
+        ),
+    ]);
+    PromoteRequest {
+        pipeline: "api".into(),
+        promote: plan,
+        environments,
+        run_id: format!("run-{version}"),
+        state_dir: state.to_path_buf(),
+        artifact: ArtifactRef {
+            name: "bin".into(),
+            digest: format!("sha256:{version}"),
+            path: format!("/store/{version}"),
+            version: version.into(),
+        },
+        bindings: Bindings::new(),
+        approval: ApprovalInput::default(),
+        lock_timeout: Duration::ZERO,
+        actor: "ci".into(),
+    }
+}
+
+fn events(state: &Path) -> Vec<String> {
+    read_events(state)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.event)
+        .collect()
+}
+
+fn statuses(state: &Path, environment: &str) -> Vec<(String, ReleaseStatus)> {
+    Ledger::load(state, "api", environment)
+        .unwrap()
+        .releases()
+        .iter()
+        .map(|r| (r.version.clone(), r.status))
+        .collect()
+}
+
+#[test]
+fn a_good_release_becomes_stable_after_previous_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = AuditLog::open(dir.path()).unwrap();
+    let host = FakeHost::default();
+    let outcome = promote(
+        &request(dir.path(), promote_plan("staging", false), "v1"),
+        &host,
+        &audit,
+    );
+    assert_eq!(outcome, DeliveryOutcome::Succeeded);
+    assert_eq!(
+        statuses(dir.path(), "staging"),
+        vec![("v1".into(), ReleaseStatus::Stable)]
+    );
+    let events = events(dir.path());
+    let recorded = events
+        .iter()
+        .position(|e| e == "previous_stable_recorded")
+        .unwrap();
+    let deploying = events.iter().position(|e| e == "deploy_started").unwrap();
+    assert!(recorded < deploying, "{events:?}");
+    assert_eq!(events.last().unwrap(), "deployment_promoted");
+}
+
+#[test]
+fn failed_smoke_rolls_back_to_previous_and_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = AuditLog::open(dir.path()).unwrap();
+    promote(
+        &request(dir.path(), promote_plan("staging", false), "v1"),
+        &FakeHost::default(),
+        &audit,
+    );
+    let host = FakeHost {
+        failing: vec!["staging.smoke#1".into()],
+        ..FakeHost::default()
+    };
+    let outcome = promote(
+        &request(dir.path(), promote_plan("staging", false), "v2"),
+        &host,
+        &audit,
+    );
+    assert!(
+        matches!(
+            outcome,
+            DeliveryOutcome::Failed {
+                rolled_back: true,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    let calls = host.calls();
+    assert!(
+        calls.contains(&"staging.rollback rollback v1".to_string()),
+        "{calls:?}"
+    );
+    assert!(
+        calls.contains(&"staging.smoke smoke v1".to_string()),
+        "verification smoke: {calls:?}"
+    );
+    assert_eq!(
+        statuses(dir.path(), "staging"),
+        vec![
+            ("v1".into(), ReleaseStatus::Stable),
+            ("v2".into(), ReleaseStatus::RolledBack)
+        ]
+    );
+    assert!(events(dir.path()).contains(&"recovery_verified".to_string()));
+}
+
+#[test]
+fn failed_verification_is_a_rollback_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = AuditLog::open(dir.path()).unwrap();
+    promote(
+        &request(dir.path(), promote_plan("staging", false), "v1"),
+        &FakeHost::default(),
+        &audit,
+    );
+    let host = FakeHost {
+        failing: vec!["staging.smoke".into()],
+        ..FakeHost::default()
+    };
+    let outcome = promote(
+        &request(dir.path(), promote_plan("staging", false), "v2"),
+        &host,
+        &audit,
+    );
+    assert!(
+        matches!(outcome, DeliveryOutcome::RollbackFailed { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        statuses(dir.path(), "staging")[1],
+        ("v2".into(), ReleaseStatus::Failed)
+    );
+}
+
+#[test]
+fn first_release_failure_skips_rollback_loudly() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = AuditLog::open(dir.path()).unwrap();
+    let host = FakeHost {
+        failing: vec!["staging.deploy".into()],
+        ..FakeHost::default()
+    };
+    let outcome = promote(
+        &request(dir.path(), promote_plan("staging", false), "v1"),
+        &host,
+        &audit,
+    );
+    assert!(matches!(
+        outcome,
+        DeliveryOutcome::Failed {
+            rolled_back: false,
+            ..
+        }
+    ));
+    assert!(events(dir.path()).contains(&"rollback_skipped".to_string()));
+    assert!(!host.calls().iter().any(|c| c.contains("rollback")));
+}
+
+#[test]
+fn protected_environment_refuses_a_digest_staging_never_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = AuditLog::open(dir.path()).unwrap();
+    let host = FakeHost::default();
+    let outcome = promote(
+        &request(dir.path(), promote_plan("prod", true), "v1"),
+        &host,
+        &audit,
+    );
+    let DeliveryOutcome::Failed { reason, .. } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(
+        reason.contains("prod is protected and refuses sha256:v1"),
+        "{reason}"
+    );
+    assert!(reason.contains("(staging)"), "{reason}");
+    assert!(host.calls().iter().all(|c| !c.contains("deploy v1")));
+}
+
+#[test]
+fn approval_waits_then_counts_a_listed_approver_and_refuses_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = AuditLog::open(dir.path()).unwrap();
+    promote(
+        &request(dir.path(), promote_plan("staging", false), "v1"),
+        &FakeHost::default(),
+        &audit,
+    );
+    let mut plan = promote_plan("prod", true);
+    plan.approval = Some(ApprovalPlan {
+        approvers: Some(vec!["alice".into()]),
+        quorum: 1,
+        allow_self: false,
+    });
+    let mut waiting = request(dir.path(), plan.clone(), "v1");
+    waiting.approval.approver = Some("mallory".into());
+    let outcome = promote(&waiting, &FakeHost::default(), &audit);
+    assert_eq!(
+        outcome,
+        DeliveryOutcome::AwaitingApproval { approvals: vec![] }
+    );
+    assert!(events(dir.path()).contains(&"approval_refused".to_string()));
+    assert!(
+        statuses(dir.path(), "prod").is_empty(),
+        "a refusal deploys nothing"
+    );
+
+    let mut approved = request(dir.path(), plan, "v1");
+    approved.approval.approver = Some("alice".into());
+    assert_eq!(
+        promote(&approved, &FakeHost::default(), &audit),
+        DeliveryOutcome::Succeeded
+    );
+}
+
+#[test]
+fn watch_breach_held_for_the_window_rolls_back_with_evidence() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = AuditLog::open(dir.path()).unwrap();
+    promote(
+        &request(dir.path(), promote_plan("staging", false), "v1"),
+        &FakeHost::default(),
+        &audit,
+    );
+    let mut plan = promote_plan("staging", false);
+    plan.watch = Some(WatchPlan {
+        duration_ms: 5_000,
+        probes: vec![ProbePlan {
+            name: "error_rate".into(),
+            ty: Type::Percent,
+            command: Template::default(),
+            every_ms: 100,
+        }],
+        rollback_when: vec![ConditionPlan {
+            condition: Expression {
+                source: "error_rate > 1%".into(),
+                tree: ExprTree::Binary {
+                    op: BinaryOp::Gt,
+                    lhs: Box::new(ExprTree::Name(vec!["error_rate".into()])),
+                    rhs: Box::new(ExprTree::Lit(Literal::Percent(1.0))),
+                },
+            },
+            for_ms: Some(300),
+        }],
+        warn_when: vec![],
+    });
+    let host = FakeHost {
+        probe_output: "5%".into(),
+        ..FakeHost::default()
+    };
+    let started = std::time::Instant::now();
+    let outcome = promote(&request(dir.path(), plan, "v2"), &host, &audit);
+    assert!(
+        matches!(
+            outcome,
+            DeliveryOutcome::Failed {
+                rolled_back: true,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "fired at the window, not the watch's end"
+    );
+    let triggered = read_events(dir.path())
+        .unwrap()
+        .into_iter()
+        .find(|r| r.event == "rollback_triggered")
+        .unwrap();
+    let evidence = triggered.field_str("evidence").unwrap();
+    assert!(
+        evidence.starts_with("error_rate 5% > 1% held 0."),
+        "{evidence}"
+    );
+    assert!(evidence.contains(" samples"), "{evidence}");
+}

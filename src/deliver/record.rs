@@ -1,0 +1,77 @@
+//! The delivery record of one promote in one run (`.pipe/runs/RUN/delivery/ENV.json`):
+//! approvals granted so far, the rollback target, every watch sample and every decision, so a
+//! resumed run keeps its approvals and `pipe audit show`/`pipe plan` can say why it rolled back.
+
+use crate::deliver::ledger::Release;
+use crate::deliver::watch::{Decision, Sample};
+use crate::fsutil::write_atomic;
+use serde::{Deserialize, Serialize};
+use std::io;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryRecord {
+    pub environment: String,
+    pub version: String,
+    pub digest: String,
+    /// Distinct approvers whose approval counted, in order.
+    #[serde(default)]
+    pub approvals: Vec<String>,
+    /// The rollback target decided before the deploy (none for a first release).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<Release>,
+    #[serde(default)]
+    pub samples: Vec<Sample>,
+    #[serde(default)]
+    pub decisions: Vec<Decision>,
+    /// `succeeded`, `rolled_back`, `rollback_failed`, `awaiting_approval`, `failed`, `interrupted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+}
+
+pub fn record_path(state_dir: &Path, run: &str, environment: &str) -> PathBuf {
+    state_dir
+        .join("runs")
+        .join(run)
+        .join("delivery")
+        .join(format!("{environment}.json"))
+}
+
+impl DeliveryRecord {
+    /// The record saved by an earlier attempt of this run (approvals survive a resume), or a
+    /// fresh one. An unreadable record starts fresh: it only ever holds evidence.
+    pub fn load_or_new(state_dir: &Path, run: &str, environment: &str) -> DeliveryRecord {
+        std::fs::read(record_path(state_dir, run, environment))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_else(|| DeliveryRecord {
+                environment: environment.to_string(),
+                ..DeliveryRecord::default()
+            })
+    }
+
+    pub fn save(&self, state_dir: &Path, run: &str) -> io::Result<()> {
+        let mut text = serde_json::to_string_pretty(self).map_err(io::Error::other)?;
+        text.push('\n');
+        write_atomic(
+            &record_path(state_dir, run, &self.environment),
+            text.as_bytes(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn approvals_survive_a_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut record = DeliveryRecord::load_or_new(dir.path(), "r1", "prod");
+        record.approvals.push("alice".to_string());
+        record.save(dir.path(), "r1").unwrap();
+        let again = DeliveryRecord::load_or_new(dir.path(), "r1", "prod");
+        assert_eq!(again.approvals, vec!["alice".to_string()]);
+        assert_eq!(again.environment, "prod");
+    }
+}

@@ -1,0 +1,219 @@
+//! Recovery: the `rollback` block with `previous.*` bound to the target release, then `smoke`
+//! again to verify the environment serves it, with the ledger and audit log updated at each
+//! step. Shared by an automatic rollback and by `pipe rollback ENV` by hand.
+
+use crate::audit::AuditLog;
+use crate::deliver::engine::{ArtifactRef, PromoteRequest, base_context, log_event, now};
+use crate::deliver::host::{BlockResult, PromoteHost, StepContext};
+use crate::deliver::ledger::{Ledger, Release, ReleaseStatus};
+use crate::run::state::NodeStatus;
+use serde_json::json;
+
+/// How a recovery ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Result {
+    /// Rolled back and smoke passed against the target.
+    Verified,
+    /// No previous stable release: nothing was rolled back (said loudly).
+    Skipped,
+    /// The rollback block or the verification failed: the environment's state is unknown.
+    Failed(String),
+}
+
+pub struct Recovery<'a> {
+    pub request: &'a PromoteRequest,
+    pub host: &'a dyn PromoteHost,
+    pub audit: &'a AuditLog,
+    pub actor: &'a str,
+}
+
+impl Recovery<'_> {
+    /// Rolls the environment back from `from` to `target`. `from` is marked `rolled_back` when
+    /// recovery is verified, `failed` otherwise.
+    pub fn roll_back(
+        &self,
+        ledger: &mut Ledger,
+        from: &ArtifactRef,
+        target: Option<&Release>,
+        reason: &str,
+    ) -> Result {
+        let environment = &self.request.promote.environment;
+        let Some(target) = target else {
+            return self.skip(ledger, from, reason);
+        };
+        self.host.say(&format!(
+            "[{environment}] rolling back {} → {} ({reason})",
+            from.version, target.version
+        ));
+        let started = self.log(
+            "rollback_started",
+            json!({
+                "from_version": from.version,
+                "from_digest": from.digest,
+                "to_version": target.version,
+                "to_digest": target.digest,
+                "reason": reason,
+            }),
+        );
+        if let Err(why) = started {
+            return self.fail(ledger, from, why);
+        }
+        let context = self.rollback_context(target);
+        let node = format!("{environment}.rollback");
+        match self
+            .host
+            .run_block(&node, &self.request.promote.rollback, &context, true)
+        {
+            BlockResult::Succeeded => {}
+            BlockResult::Failed(why) => {
+                return self.fail(ledger, from, format!("the rollback block failed: {why}"));
+            }
+            BlockResult::Interrupted => {
+                return self.fail(ledger, from, "the rollback block was interrupted".into());
+            }
+        }
+        if let Err(why) = self.log(
+            "rollback_finished",
+            json!({"version": target.version, "digest": target.digest}),
+        ) {
+            return self.fail(ledger, from, why);
+        }
+        self.verify(ledger, from, target, &context)
+    }
+
+    fn verify(
+        &self,
+        ledger: &mut Ledger,
+        from: &ArtifactRef,
+        target: &Release,
+        context: &StepContext,
+    ) -> Result {
+        let environment = &self.request.promote.environment;
+        let Some(smoke) = &self.request.promote.smoke else {
+            let why = format!(
+                "recovery unverified: promote {environment} has no smoke block to check that {} serves again",
+                target.version
+            );
+            let _ = self.log("recovery_failed", json!({"reason": why}));
+            return self.fail(ledger, from, why);
+        };
+        let node = format!("{environment}.smoke");
+        match self.host.run_block(&node, smoke, context, true) {
+            BlockResult::Succeeded => {}
+            BlockResult::Failed(why) => {
+                let why = format!("recovery verification (smoke) failed: {why}");
+                let _ = self.log("recovery_failed", json!({"reason": why}));
+                return self.fail(ledger, from, why);
+            }
+            BlockResult::Interrupted => {
+                let why = "recovery verification was interrupted".to_string();
+                let _ = self.log("recovery_failed", json!({"reason": why}));
+                return self.fail(ledger, from, why);
+            }
+        }
+        let _ = self.log(
+            "recovery_verified",
+            json!({
+                "version": target.version,
+                "digest": target.digest,
+                "summary": format!("{environment} serves {} again", target.version),
+            }),
+        );
+        let at = now();
+        let updated = ledger
+            .mark(
+                &from_run(from, ledger),
+                &from.digest,
+                ReleaseStatus::RolledBack,
+                &at,
+            )
+            .and_then(|_| ledger.record_restored(target, &self.request.run_id, &at));
+        if let Err(error) = updated {
+            return Result::Failed(format!(
+                "rolled back, but the ledger could not be written: {error}"
+            ));
+        }
+        self.host.say(&format!(
+            "[{environment}] rolled back: {} serves again (verified by smoke)",
+            target.version
+        ));
+        Result::Verified
+    }
+
+    fn skip(&self, ledger: &mut Ledger, from: &ArtifactRef, reason: &str) -> Result {
+        let environment = &self.request.promote.environment;
+        let warning = format!(
+            "ROLLBACK SKIPPED: {environment} has no previous stable release to go back to; {} failed ({reason}) and may still be what {environment} serves",
+            from.version
+        );
+        self.host.say(&format!("warning: {warning}"));
+        let _ = self.log("rollback_skipped", json!({"reason": warning}));
+        let _ = ledger.mark(
+            &from_run(from, ledger),
+            &from.digest,
+            ReleaseStatus::Failed,
+            &now(),
+        );
+        Result::Skipped
+    }
+
+    fn fail(&self, ledger: &mut Ledger, from: &ArtifactRef, why: String) -> Result {
+        let environment = &self.request.promote.environment;
+        self.host.say(&format!(
+            "error: ROLLBACK FAILED in {environment}: {why}; the environment's state is unknown. Fix it, then run `pipe rollback {environment}`"
+        ));
+        self.host.node_transition(
+            &format!("{environment}.deploy"),
+            NodeStatus::Failed,
+            Some(&why),
+        );
+        let _ = ledger.mark(
+            &from_run(from, ledger),
+            &from.digest,
+            ReleaseStatus::Failed,
+            &now(),
+        );
+        Result::Failed(why)
+    }
+
+    /// `artifact.*` and `previous.*` both name the target: the rollback redeploys it and the
+    /// verification smoke checks the environment serves it.
+    fn rollback_context(&self, target: &Release) -> StepContext {
+        let artifact = ArtifactRef {
+            name: target.artifact.clone(),
+            digest: target.digest.clone(),
+            path: target.path.clone(),
+            version: target.version.clone(),
+        };
+        let mut context = base_context(self.request, &artifact);
+        context
+            .bindings
+            .set_string("previous.path", target.path.clone());
+        context
+            .bindings
+            .set_string("previous.digest", target.digest.clone());
+        context
+            .bindings
+            .set_string("previous.version", target.version.clone());
+        context
+            .variables
+            .insert("PIPE_PREVIOUS_ARTIFACT".to_string(), target.path.clone());
+        context
+    }
+
+    fn log(&self, event: &str, fields: serde_json::Value) -> std::result::Result<(), String> {
+        log_event(self.audit, self.request, self.actor, event, fields)
+    }
+}
+
+/// The run whose release `from` is: this run for a promote, the ledger's entry for a rollback
+/// by hand (whose run differs from the release's).
+fn from_run(from: &ArtifactRef, ledger: &Ledger) -> String {
+    ledger
+        .releases()
+        .iter()
+        .rev()
+        .find(|r| r.digest == from.digest)
+        .map(|r| r.run.clone())
+        .unwrap_or_default()
+}

@@ -1,0 +1,135 @@
+//! Watching in real time: runs each probe on its interval for a span, feeds every sample to
+//! the watch rules (`deliver::watch`), keeps the samples in the delivery record, audits
+//! warnings, and stops at the first rollback decision or interrupt.
+
+use crate::compile::plan::{ProbePlan, WatchPlan};
+use crate::deliver::engine::Promotion;
+use crate::deliver::host::StepContext;
+use crate::deliver::probe_value::{ProbeValue, read_probe};
+use crate::deliver::watch::{Decision, Monitor, RuleKind};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// How a watch span ended.
+pub enum WatchEnd {
+    Healthy,
+    Breached(Decision),
+    Interrupted,
+}
+
+/// A probe never runs longer than this, nor longer than its own interval (with a floor), so a
+/// hung probe becomes a failed sample instead of a stalled watch.
+const PROBE_TIMEOUT_CEILING: Duration = Duration::from_secs(30);
+const PROBE_TIMEOUT_FLOOR: Duration = Duration::from_secs(2);
+
+pub(crate) fn watch_for(
+    promotion: &mut Promotion<'_>,
+    plan: &WatchPlan,
+    duration_ms: u64,
+    context: &StepContext,
+) -> WatchEnd {
+    let mut monitor = Monitor::new(plan, context_values(context));
+    let started = Instant::now();
+    let span = Duration::from_millis(duration_ms);
+    let mut next_due: Vec<Duration> = vec![Duration::ZERO; plan.probes.len()];
+    let node = promotion.node_id("watch");
+    loop {
+        if promotion.host.interrupted() {
+            return WatchEnd::Interrupted;
+        }
+        let Some((index, due)) = earliest(&next_due) else {
+            return WatchEnd::Healthy;
+        };
+        if due >= span {
+            return sleep_until(promotion, started + span);
+        }
+        if let WatchEnd::Interrupted = sleep_until(promotion, started + due) {
+            return WatchEnd::Interrupted;
+        }
+        let probe = &plan.probes[index];
+        next_due[index] = due + Duration::from_millis(probe.every_ms.max(1));
+        let reading = sample(promotion, &node, probe, context);
+        let at_ms = started.elapsed().as_millis() as u64;
+        let fired = monitor.record(&probe.name, at_ms, reading);
+        if let Some(sample) = monitor.samples().last() {
+            promotion.record.samples.push(sample.clone());
+        }
+        let _ = promotion
+            .record
+            .save(&promotion.request.state_dir, &promotion.request.run_id);
+        for decision in fired {
+            promotion.record.decisions.push(decision.clone());
+            match decision.kind {
+                RuleKind::Rollback => return WatchEnd::Breached(decision),
+                RuleKind::Warn => warn(promotion, &decision),
+            }
+        }
+    }
+}
+
+fn earliest(next_due: &[Duration]) -> Option<(usize, Duration)> {
+    next_due
+        .iter()
+        .copied()
+        .enumerate()
+        .min_by_key(|(_, due)| *due)
+}
+
+fn sleep_until(promotion: &Promotion<'_>, deadline: Instant) -> WatchEnd {
+    loop {
+        if promotion.host.interrupted() {
+            return WatchEnd::Interrupted;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return WatchEnd::Healthy;
+        }
+        std::thread::sleep((deadline - now).min(Duration::from_millis(50)));
+    }
+}
+
+fn sample(
+    promotion: &Promotion<'_>,
+    node: &str,
+    probe: &ProbePlan,
+    context: &StepContext,
+) -> Result<ProbeValue, String> {
+    let timeout =
+        Duration::from_millis(probe.every_ms).clamp(PROBE_TIMEOUT_FLOOR, PROBE_TIMEOUT_CEILING);
+    let run = promotion.host.run_probe(node, probe, context, timeout);
+    read_probe(&probe.ty, &run)
+}
+
+fn warn(promotion: &Promotion<'_>, decision: &Decision) {
+    promotion.host.say(&format!(
+        "warning: [{}] warn when {}: {}",
+        promotion.node_id("watch"),
+        decision.condition,
+        decision.evidence
+    ));
+    let logged = promotion.log(
+        "watch_warning",
+        json!({
+            "condition": decision.condition,
+            "observed": decision.observed,
+            "evidence": decision.evidence,
+            "summary": decision.evidence,
+        }),
+    );
+    if let Err(reason) = logged {
+        promotion.host.say(&format!("warning: {reason}"));
+    }
+}
+
+/// Names a condition may read besides probes (`env.replicas`), as probe values.
+fn context_values(context: &StepContext) -> BTreeMap<String, ProbeValue> {
+    context
+        .bindings
+        .names()
+        .filter_map(|name| {
+            let literal = context.bindings.get(name)?;
+            Some((name.to_string(), ProbeValue::from(literal)))
+        })
+        .collect()
+}
