@@ -239,16 +239,30 @@ fn render_textmate_grammar(committed: &str, groups: &[(String, Vec<String>)]) ->
 const VIM_BEGIN: &str = "\" BEGIN GENERATED KEYWORDS\n";
 const VIM_END: &str = "\" END GENERATED KEYWORDS\n";
 
+/// The Vim pattern of one keyword group. Matches rather than `syntax keyword`, so that a word
+/// inside a dotted path (`jobs.test.outputs.coverage`) is not taken for a keyword.
+fn vim_pattern(group: &str, words: &[String]) -> String {
+    let alternatives = words.join(r"\|");
+    let before = r"[A-Za-z0-9_.-]\@1<!";
+    match group {
+        "attribute" => format!(r"{before}\%({alternatives}\)\ze\s*=\%(=\)\@!"),
+        "name" => format!(r"{before}\%({alternatives}\)[A-Za-z0-9_-]\@!"),
+        _ => format!(r"{before}\%({alternatives}\)[A-Za-z0-9_.-]\@!"),
+    }
+}
+
 fn render_vim_syntax(committed: &str, groups: &[(String, Vec<String>)]) -> String {
     let begin = committed.find(VIM_BEGIN).unwrap() + VIM_BEGIN.len();
     let end = committed.find(VIM_END).unwrap();
-    let mut keywords = String::new();
+    let mut matches = String::new();
     for (group, _, vim_group) in KEYWORD_GROUPS {
         let contained = if *group == "name" { " contained" } else { "" };
-        let words = words_of(groups, group).join(" ");
-        keywords.push_str(&format!("syntax keyword {vim_group}{contained} {words}\n"));
+        let pattern = vim_pattern(group, words_of(groups, group));
+        matches.push_str(&format!(
+            "syntax match {vim_group}{contained} /{pattern}/\n"
+        ));
     }
-    format!("{}{keywords}{}", &committed[..begin], &committed[end..])
+    format!("{}{matches}{}", &committed[..begin], &committed[end..])
 }
 
 #[test]

@@ -1,7 +1,7 @@
 " Vim syntax file
 " Language:    pipe (.pipe pipeline files)
 " Maintainer:  the pipe project
-" The keyword lines between the GENERATED markers come from editors/keywords.txt:
+" The keyword rules between the GENERATED markers come from editors/keywords.txt:
 " regenerate them with `PIPE_REGENERATE=1 cargo test --test error_index`.
 
 if exists("b:current_syntax")
@@ -12,25 +12,26 @@ endif
 syntax iskeyword @,48-57,_,192-255,-
 
 " BEGIN GENERATED KEYWORDS
-syntax keyword pipeName contained git date jobs matrix previous rollout artifact env pipeline run secrets command file
-syntax keyword pipeItem pipeline template import job stage gate promote drill secret artifact environment
-syntax keyword pipeBlock env outputs matrix approval migrate rollout deploy smoke watch rollback backup restore verify
-syntax keyword pipeStatement run require warn when probe every for as
-syntax keyword pipeAttribute version needs after timeout retries backoff secrets produces shell workdir inherit_env scope from path protected extends approvers quorum allow_self kind steps pause rto rpo
-syntax keyword pipeOperator and or not
-syntax keyword pipeConstant true false expand contract canary
-syntax keyword pipeType string number bool duration percent list
+syntax match pipeName contained /[A-Za-z0-9_.-]\@1<!\%(git\|date\|jobs\|matrix\|previous\|rollout\|artifact\|env\|pipeline\|run\|secrets\|command\|file\)[A-Za-z0-9_-]\@!/
+syntax match pipeItem /[A-Za-z0-9_.-]\@1<!\%(pipeline\|template\|import\|job\|stage\|gate\|promote\|drill\|secret\|artifact\|environment\)[A-Za-z0-9_.-]\@!/
+syntax match pipeBlock /[A-Za-z0-9_.-]\@1<!\%(env\|outputs\|matrix\|approval\|migrate\|rollout\|deploy\|smoke\|watch\|rollback\|backup\|restore\|verify\)[A-Za-z0-9_.-]\@!/
+syntax match pipeStatement /[A-Za-z0-9_.-]\@1<!\%(run\|require\|warn\|when\|probe\|every\|for\|as\)[A-Za-z0-9_.-]\@!/
+syntax match pipeAttribute /[A-Za-z0-9_.-]\@1<!\%(version\|needs\|after\|timeout\|retries\|backoff\|secrets\|produces\|shell\|workdir\|inherit_env\|scope\|from\|path\|protected\|extends\|approvers\|quorum\|allow_self\|kind\|steps\|pause\|rto\|rpo\)\ze\s*=\%(=\)\@!/
+syntax match pipeOperator /[A-Za-z0-9_.-]\@1<!\%(and\|or\|not\)[A-Za-z0-9_.-]\@!/
+syntax match pipeConstant /[A-Za-z0-9_.-]\@1<!\%(true\|false\|expand\|contract\|canary\)[A-Za-z0-9_.-]\@!/
+syntax match pipeType /[A-Za-z0-9_.-]\@1<!\%(string\|number\|bool\|duration\|percent\|list\)[A-Za-z0-9_.-]\@!/
 " END GENERATED KEYWORDS
 
-" The name after a declaration keyword: `job test`, `promote staging`, `template cargo`.
-syntax match pipeItemName /\%(\<\%(pipeline\|template\|job\|stage\|gate\|promote\|drill\|secret\|artifact\|environment\)\s\+\)\@<=[A-Za-z_][A-Za-z0-9_-]*/
 " Template and function calls: `cargo(`, `rust.cargo(`, `env(`.
 syntax match pipeCall /\<[A-Za-z_][A-Za-z0-9_-]*\%(\.[A-Za-z_][A-Za-z0-9_-]*\)\?\ze(/
+" The name after a declaration keyword: `job test`, `promote staging`, `template cargo`.
+syntax match pipeItemName /\%(\<\%(pipeline\|template\|job\|stage\|gate\|promote\|drill\|secret\|artifact\|environment\)\s\+\)\@<=[A-Za-z_][A-Za-z0-9_-]*/
 
-" Literals: durations (250ms, 1h30m), percentages (99.9%), numbers.
-syntax match pipeDuration /\<\d\+\%(\.\d\+\)\?\%(ms\|s\|m\|h\|d\)\%(\d\+\%(\.\d\+\)\?\%(ms\|s\|m\|h\|d\)\)*\>/
-syntax match pipePercent  /\<\d\+\%(\.\d\+\)\?%/
+" Literals: numbers, percentages (99.9%), durations (250ms, 1h30m).
+" (Defined in this order because, at one position, the match defined last wins.)
 syntax match pipeNumber   /\<\d\+\%(\.\d\+\)\?\>/
+syntax match pipePercent  /\<\d\+\%(\.\d\+\)\?%/
+syntax match pipeDuration /\<\d\+\%(\.\d\+\)\?\%(ms\|s\|m\|h\|d\)\%(\d\+\%(\.\d\+\)\?\%(ms\|s\|m\|h\|d\)\)*\>/
 syntax match pipeComparison /==\|!=\|<=\|>=\|<\|>/
 
 " Strings, with `${{ expr }}` interpolation highlighted as an embedded expression.
