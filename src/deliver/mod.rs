@@ -4,6 +4,7 @@
 
 pub mod approval;
 pub mod engine;
+pub mod executor;
 pub mod host;
 pub mod ledger;
 pub mod lock;

@@ -1,0 +1,388 @@
+//! The runner's [`DeliveryExecutor`]: turns the scheduler's promote request into the engine's,
+//! runs the (blocking) engine on a blocking thread, and adapts the runner's step runner,
+//! console, reporter and interrupts to [`PromoteHost`].
+
+use crate::audit::AuditLog;
+use crate::compile::plan::{ProbePlan, Step, StepBlockPlan};
+use crate::deliver::approval::resolve_approver;
+use crate::deliver::engine::{self, ApprovalInput, ArtifactRef, DeliveryOutcome};
+use crate::deliver::host::{ApprovalPrompt, BlockResult, PromoteHost, StepContext};
+use crate::deliver::probe_value::ProbeRun;
+use crate::deliver::record::DeliveryRecord;
+use crate::run::delivery::{DeliveryExecutor, PromoteOutcome, PromoteReporter, PromoteRequest};
+use crate::run::eval;
+use crate::run::interrupt::{Interrupt, InterruptLevel, interrupt_pair};
+use crate::run::process::{BlockOutcome, BlockRequest, StepRunner};
+use crate::run::state::NodeStatus;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The delivery engine, for `run::Runner`.
+pub fn executor() -> Arc<dyn DeliveryExecutor> {
+    Arc::new(Engine)
+}
+
+struct Engine;
+
+impl DeliveryExecutor for Engine {
+    fn run_promote(
+        &self,
+        request: PromoteRequest,
+    ) -> Pin<Box<dyn Future<Output = PromoteOutcome> + Send + '_>> {
+        Box::pin(run_promote(request))
+    }
+}
+
+async fn run_promote(request: PromoteRequest) -> PromoteOutcome {
+    let reporter = request.reporter.clone();
+    let Some(plan) = request.plan.promotes.get(&request.environment).cloned() else {
+        let message = format!("the plan has no promote for {}", request.environment);
+        reporter.node(
+            &format!("{}.deploy", request.environment),
+            NodeStatus::Failed,
+            Some(message),
+        );
+        return PromoteOutcome::Failed { rolled_back: false };
+    };
+    let host = RunnerHost::new(&request, tokio::runtime::Handle::current());
+    let engine_request = match engine_request(&request, plan) {
+        Ok(engine_request) => engine_request,
+        Err(message) => {
+            host.say(&format!("error: {message}"));
+            let first = format!("{}.deploy", request.environment);
+            reporter.node(&first, NodeStatus::Failed, Some(message));
+            return PromoteOutcome::Failed { rolled_back: false };
+        }
+    };
+    let secrets: Vec<String> = request.secrets.values().cloned().collect();
+    let state_dir = request.state_dir.clone();
+    let joined = tokio::task::spawn_blocking(move || {
+        let audit = match AuditLog::open(&state_dir) {
+            Ok(audit) => audit,
+            Err(error) => {
+                host.say(&format!("error: cannot open the audit log: {error}"));
+                return DeliveryOutcome::Failed {
+                    rolled_back: false,
+                    reason: error.to_string(),
+                };
+            }
+        };
+        audit.set_secrets(secrets);
+        let outcome = engine::promote(&engine_request, &host, &audit);
+        host.report_record(&engine_request);
+        host.explain(&engine_request, &outcome);
+        outcome
+    })
+    .await;
+    match joined {
+        Ok(outcome) => runner_outcome(&outcome),
+        Err(_) => PromoteOutcome::RollbackFailed,
+    }
+}
+
+fn runner_outcome(outcome: &DeliveryOutcome) -> PromoteOutcome {
+    match outcome {
+        DeliveryOutcome::Succeeded => PromoteOutcome::Succeeded,
+        DeliveryOutcome::Failed { rolled_back, .. } => PromoteOutcome::Failed {
+            rolled_back: *rolled_back,
+        },
+        DeliveryOutcome::RollbackFailed { .. } => PromoteOutcome::RollbackFailed,
+        DeliveryOutcome::AwaitingApproval { .. } => PromoteOutcome::AwaitingApproval,
+        DeliveryOutcome::Interrupted => PromoteOutcome::Interrupted,
+    }
+}
+
+fn engine_request(
+    request: &PromoteRequest,
+    promote: crate::compile::plan::PromotePlan,
+) -> Result<engine::PromoteRequest, String> {
+    let artifact = artifact_ref(request, &promote.artifact)?;
+    let approver = resolve_approver(
+        request.approver.as_deref(),
+        None,
+        request.steps.host_env.get("USER").map(String::as_str),
+    );
+    let approving_here = request.approvals.iter().any(|e| *e == request.environment);
+    let granted = request
+        .stored
+        .clone()
+        .and_then(|value| serde_json::from_value::<DeliveryRecord>(value).ok())
+        .map(|record| record.approvals)
+        .unwrap_or_default();
+    Ok(engine::PromoteRequest {
+        pipeline: request.plan.pipeline.clone(),
+        promote,
+        environments: request.plan.environments.clone(),
+        run_id: request.run_id.clone(),
+        state_dir: request.state_dir.clone(),
+        artifact,
+        bindings: request.bindings.clone(),
+        approval: ApprovalInput {
+            approver: if approving_here { approver } else { None },
+            granted,
+            initiator: Some(request.initiator.clone()).filter(|name| !name.is_empty()),
+            interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
+        },
+        lock_timeout: request.lock_timeout,
+        actor: request.initiator.clone(),
+    })
+}
+
+fn artifact_ref(request: &PromoteRequest, name: &str) -> Result<ArtifactRef, String> {
+    let digest = request.artifact_digests.get(name).cloned().ok_or_else(|| {
+        format!(
+            "artifact {name} was not produced in run {} (nothing to promote to {})",
+            request.run_id, request.environment
+        )
+    })?;
+    let path = request.artifacts.stored_path(&digest);
+    if !path.exists() {
+        return Err(format!(
+            "the stored copy of {name} ({digest}) is missing at {}",
+            path.display()
+        ));
+    }
+    let recorded = request
+        .artifacts
+        .lookup(&digest)
+        .map(|record| record.version)
+        .filter(|version| !version.is_empty());
+    let version = recorded
+        .or_else(|| match request.bindings.get("pipeline.version") {
+            Some(literal) => Some(eval::display(literal)).filter(|v| !v.is_empty()),
+            None => None,
+        })
+        .unwrap_or_else(|| digest.chars().take(19).collect());
+    Ok(ArtifactRef {
+        name: name.to_string(),
+        path: path.display().to_string(),
+        digest,
+        version,
+    })
+}
+
+/// The runner's services as the engine sees them.
+pub(crate) struct RunnerHost {
+    steps: Arc<StepRunner>,
+    /// Runs rollback and verification: deaf to the first interrupt, stopped by the second.
+    recovery_steps: Arc<StepRunner>,
+    handle: tokio::runtime::Handle,
+    interrupt: Interrupt,
+    reporter: Option<PromoteReporter>,
+    workdir: PathBuf,
+    pipeline_env: BTreeMap<String, String>,
+    secrets: BTreeMap<String, String>,
+}
+
+impl RunnerHost {
+    fn new(request: &PromoteRequest, handle: tokio::runtime::Handle) -> RunnerHost {
+        RunnerHost {
+            steps: request.steps.clone(),
+            recovery_steps: Arc::new(recovery_runner(&request.steps, &handle)),
+            handle,
+            interrupt: request.interrupt.clone(),
+            reporter: Some(request.reporter.clone()),
+            workdir: request.pipeline_dir.clone(),
+            pipeline_env: request.pipeline_env.clone(),
+            secrets: request.secrets.clone(),
+        }
+    }
+
+    /// For `pipe rollback`: no scheduler, no reporter.
+    pub(crate) fn standalone(
+        steps: Arc<StepRunner>,
+        handle: tokio::runtime::Handle,
+        workdir: PathBuf,
+        pipeline_env: BTreeMap<String, String>,
+        secrets: BTreeMap<String, String>,
+    ) -> RunnerHost {
+        RunnerHost {
+            recovery_steps: Arc::new(recovery_runner(&steps, &handle)),
+            interrupt: steps.interrupt.clone(),
+            steps,
+            handle,
+            reporter: None,
+            workdir,
+            pipeline_env,
+            secrets,
+        }
+    }
+
+    fn block_request(
+        &self,
+        node: &str,
+        block: &StepBlockPlan,
+        context: &StepContext,
+    ) -> BlockRequest {
+        let mut env = self.pipeline_env.clone();
+        for (key, template) in &block.env {
+            env.insert(
+                key.clone(),
+                eval::render_lenient(template, &context.bindings),
+            );
+        }
+        BlockRequest {
+            node: node.to_string(),
+            steps: block.steps.clone(),
+            timeout: block.timeout_s.map(Duration::from_secs),
+            retries: block.retries,
+            backoff: block.backoff_ms.map(Duration::from_millis),
+            shell: None,
+            workdir: self.workdir.clone(),
+            env,
+            pipe_env: context.variables.clone(),
+            secrets: self.secrets.clone(),
+            inherit_env: Vec::new(),
+            bindings: context.bindings.clone(),
+            capture_stdout: false,
+        }
+    }
+
+    fn report_record(&self, request: &engine::PromoteRequest) {
+        let record = DeliveryRecord::load_or_new(
+            &request.state_dir,
+            &request.run_id,
+            &request.promote.environment,
+        );
+        if let (Some(reporter), Ok(value)) = (&self.reporter, serde_json::to_value(record)) {
+            reporter.record(value);
+        }
+    }
+
+    /// The lines a person needs after the promote: how to resume an approval.
+    fn explain(&self, request: &engine::PromoteRequest, outcome: &DeliveryOutcome) {
+        if let DeliveryOutcome::AwaitingApproval { approvals } = outcome {
+            let environment = &request.promote.environment;
+            let needed = request
+                .promote
+                .approval
+                .as_ref()
+                .map_or(1, crate::deliver::approval::quorum);
+            self.say(&format!(
+                "[{environment}.approval] waiting for approval ({} of {needed}). To approve, run:\n  pipe resume {} --approve {environment} --approver NAME",
+                approvals.len(),
+                request.run_id
+            ));
+        }
+    }
+}
+
+/// A step runner for recovery: the first interrupt is what triggered the rollback, so only a
+/// second (immediate) one stops it.
+fn recovery_runner(steps: &StepRunner, handle: &tokio::runtime::Handle) -> StepRunner {
+    let (trigger, deaf) = interrupt_pair();
+    let original = steps.interrupt.clone();
+    handle.spawn(async move {
+        original.reached(InterruptLevel::Immediate).await;
+        trigger.raise_to(InterruptLevel::Immediate);
+    });
+    StepRunner {
+        run_id: steps.run_id.clone(),
+        logs_dir: steps.logs_dir.clone(),
+        redactor: steps.redactor.clone(),
+        console: steps.console.clone(),
+        interrupt: deaf,
+        kill_grace: steps.kill_grace,
+        host_env: steps.host_env.clone(),
+    }
+}
+
+impl PromoteHost for RunnerHost {
+    fn run_block(
+        &self,
+        node: &str,
+        block: &StepBlockPlan,
+        context: &StepContext,
+        during_recovery: bool,
+    ) -> BlockResult {
+        let request = self.block_request(node, block, context);
+        let runner = if during_recovery {
+            &self.recovery_steps
+        } else {
+            &self.steps
+        };
+        let result = self.handle.block_on(runner.run_block(&request));
+        match result.outcome {
+            BlockOutcome::Succeeded => BlockResult::Succeeded,
+            BlockOutcome::Failed(why) => BlockResult::Failed(why),
+            BlockOutcome::Interrupted => BlockResult::Interrupted,
+        }
+    }
+
+    fn run_probe(
+        &self,
+        node: &str,
+        probe: &ProbePlan,
+        context: &StepContext,
+        timeout: Duration,
+    ) -> ProbeRun {
+        let block = StepBlockPlan {
+            steps: vec![Step {
+                run: probe.command.clone(),
+                span: Default::default(),
+            }],
+            timeout_s: None,
+            ..StepBlockPlan::default()
+        };
+        let mut request = self.block_request(node, &block, context);
+        request.timeout = Some(timeout);
+        request.capture_stdout = true;
+        let result = self.handle.block_on(self.steps.run_block(&request));
+        let (succeeded, status) = match result.outcome {
+            BlockOutcome::Succeeded => (true, "exit 0".to_string()),
+            BlockOutcome::Failed(why) => (false, why),
+            BlockOutcome::Interrupted => (false, "interrupted".to_string()),
+        };
+        ProbeRun {
+            succeeded,
+            status,
+            stdout: result.stdout,
+        }
+    }
+
+    fn interrupted(&self) -> bool {
+        self.interrupt.is_set()
+    }
+
+    fn node_transition(&self, node: &str, status: NodeStatus, message: Option<&str>) {
+        if let Some(reporter) = &self.reporter {
+            reporter.node(node, status, message.map(|m| self.redact(m)));
+        }
+    }
+
+    fn ask_approval(&self, prompt: &ApprovalPrompt) -> Option<bool> {
+        if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+            return None;
+        }
+        let mut stderr = std::io::stderr().lock();
+        let _ = writeln!(
+            stderr,
+            "\nApprove {} for {}?\n  version   {}\n  digest    {}\n  previous  {}",
+            prompt.version, prompt.environment, prompt.version, prompt.digest, prompt.previous
+        );
+        for change in &prompt.changes {
+            let _ = writeln!(stderr, "  change    {change}");
+        }
+        let _ = write!(stderr, "Approve as {}? [y/N] ", prompt.approver);
+        let _ = stderr.flush();
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer).ok()?;
+        Some(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+    }
+
+    fn redact(&self, text: &str) -> String {
+        self.steps.redactor.text(text)
+    }
+
+    fn say(&self, line: &str) {
+        let line = self.redact(line);
+        self.steps
+            .console
+            .notice("delivery", None, &line, serde_json::json!({}));
+    }
+}
