@@ -1,10 +1,14 @@
 //! Check: resolves imports and templates, interprets the generic blocks of the AST into the
 //! typed [`program::Program`], and runs every static check of SPEC §8, collecting all problems.
 
+mod elaborate;
+mod imports;
 pub mod program;
 mod rules;
+pub mod stdlib;
+mod templates;
 
-use crate::diagnostics::{Diagnostic, FileId, SourceMap};
+use crate::diagnostics::{Diagnostic, FileId, SourceMap, Span, sort_diagnostics};
 use program::Program;
 
 /// Reads imported files. The core does no IO itself; the CLI passes a file-system loader and
@@ -23,6 +27,55 @@ pub struct Checked {
 }
 
 /// Checks the file `entry` (already in `sources`); imported files are added to `sources`.
-pub fn check(_sources: &mut SourceMap, _entry: FileId, _loader: &dyn Loader) -> Checked {
-    Checked::default()
+pub fn check(sources: &mut SourceMap, entry: FileId, loader: &dyn Loader) -> Checked {
+    let text = sources.text(entry).to_string();
+    let (module, mut diagnostics) = crate::syntax::parse(entry, &text);
+    if diagnostics.iter().any(|d| d.code == "E0001") {
+        sort_diagnostics(&mut diagnostics);
+        return Checked {
+            program: None,
+            diagnostics,
+        };
+    }
+    let templates = imports::resolve(sources, entry, &module, loader, &mut diagnostics);
+    let program = match module.pipelines.as_slice() {
+        [] => {
+            diagnostics.push(no_pipeline(sources.name(entry), entry));
+            None
+        }
+        [pipeline, extra @ ..] => {
+            for other in extra {
+                diagnostics.push(
+                    Diagnostic::error("E0102", "a file holds at most one pipeline")
+                        .primary(other.name.span, "defined again here")
+                        .secondary(pipeline.name.span, "first defined here")
+                        .help("move the other pipeline into a file of its own"),
+                );
+            }
+            Some(elaborate::elaborate(
+                pipeline,
+                &templates,
+                sources,
+                &mut diagnostics,
+            ))
+        }
+    };
+    if let Some(program) = &program {
+        rules::check_program(program, sources, &mut diagnostics);
+    }
+    sort_diagnostics(&mut diagnostics);
+    let failed = diagnostics.iter().any(Diagnostic::is_error);
+    Checked {
+        program: program.filter(|_| !failed),
+        diagnostics,
+    }
+}
+
+fn no_pipeline(file_name: &str, entry: FileId) -> Diagnostic {
+    Diagnostic::error("E0104", format!("no pipeline in {file_name}"))
+        .primary(
+            Span::new(entry, 0, 0),
+            "this file has no `pipeline NAME { … }`",
+        )
+        .help("add `pipeline NAME { job build { run \"make\" } }`, or check the file name")
 }

@@ -1,0 +1,261 @@
+//! Jobs (written out or made from a template) and the step blocks that share their step
+//! attributes (`deploy`, `smoke`, `rollback`, `migrate`, `backup`, `restore`, `verify`).
+
+use super::Elaborator;
+use super::body::{Body, Schema, StmtKind};
+use crate::check::program::{Job, Spanned, StepBlock, StepSettings, TemplateUse};
+use crate::check::templates;
+use crate::diagnostics::Span;
+use crate::syntax::ast::{Block, Ident, Stmt, StrLit, Type};
+use std::borrow::Cow;
+
+const JOB: Schema = Schema {
+    what: "a job",
+    attrs: &[
+        "needs",
+        "after",
+        "timeout",
+        "retries",
+        "backoff",
+        "secrets",
+        "produces",
+        "when",
+        "shell",
+        "workdir",
+        "inherit_env",
+    ],
+    blocks: &["env", "outputs", "matrix"],
+    items: &[],
+    statements: &[StmtKind::Run],
+    free_attrs: false,
+};
+
+/// The schema of `deploy`, `smoke`, `rollback`, `backup`, `restore` and `verify` blocks.
+fn step_schema(keyword: &str) -> Schema {
+    Schema {
+        what: step_block_word(keyword),
+        attrs: &["timeout", "retries", "backoff"],
+        blocks: &["env"],
+        items: &[],
+        statements: &[StmtKind::Run],
+        free_attrs: false,
+    }
+}
+
+/// How a step block is named in messages.
+pub(super) fn step_block_word(keyword: &str) -> &'static str {
+    match keyword {
+        "deploy" => "a `deploy` block",
+        "smoke" => "a `smoke` block",
+        "rollback" => "a `rollback` block",
+        "migrate" => "a `migrate` block",
+        "backup" => "a `backup` block",
+        "restore" => "a `restore` block",
+        "verify" => "a `verify` block",
+        _ => "a step block",
+    }
+}
+
+const ENV: Schema = Schema {
+    what: "an `env` block",
+    attrs: &[],
+    blocks: &[],
+    items: &[],
+    statements: &[],
+    free_attrs: true,
+};
+
+const MATRIX: Schema = Schema {
+    what: "a `matrix` block",
+    ..ENV
+};
+
+const OUTPUTS: Schema = Schema {
+    what: "an `outputs` block",
+    attrs: &[],
+    blocks: &[],
+    items: &[],
+    statements: &[StmtKind::Field],
+    free_attrs: false,
+};
+
+impl Elaborator<'_> {
+    /// A job named `name`; in a stage, `stage` is set and the stage's `after` is added to its own.
+    /// `None` when it names a template that does not exist.
+    pub(super) fn job(
+        &mut self,
+        block: &Block,
+        name: Ident,
+        stage: Option<&Ident>,
+        stage_after: &[Ident],
+    ) -> Option<Job> {
+        let written = self.statements(block);
+        let (statements, template, needs_run) = match &block.template {
+            Some(call) => {
+                let instance = self
+                    .templates
+                    .instantiate(call, self.sources, self.diagnostics)?;
+                let template_use = TemplateUse {
+                    template: Ident {
+                        name: call.name(),
+                        span: call.callee_span(),
+                    },
+                    definition: instance.definition,
+                    call: call.span,
+                };
+                let merged = templates::merge(instance.statements, written);
+                (Cow::Owned(merged), Some(template_use), instance.complete)
+            }
+            None => (Cow::Borrowed(written), None, true),
+        };
+        let mut job = self.job_body(&statements, name, block.span, needs_run);
+        job.stage = stage.cloned();
+        job.after.extend(stage_after.iter().cloned());
+        job.template = template;
+        Some(job)
+    }
+
+    /// A template body checked on its own: a job body that may leave `run` to its callers.
+    pub(super) fn template_body(&mut self, statements: &[Stmt]) {
+        let placeholder = Ident {
+            name: String::new(),
+            span: statements.first().map(Stmt::span).unwrap_or_default(),
+        };
+        let span = placeholder.span;
+        self.job_body(statements, placeholder, span, false);
+    }
+
+    /// Reads a job body; `needs_run`: report a body without `run` (E0104).
+    fn job_body(&mut self, statements: &[Stmt], name: Ident, span: Span, needs_run: bool) -> Job {
+        let body = self.read_body(statements, &JOB);
+        if needs_run && body.runs.is_empty() {
+            let what = format!("job `{}`", name.name);
+            self.missing(&what, "run", name.span, "run \"./scripts/build.sh\"");
+        }
+        let names = |this: &mut Self, key: &str| {
+            body.attr(key)
+                .and_then(|attr| this.names(&attr.value))
+                .unwrap_or_default()
+        };
+        Job {
+            needs: names(self, "needs"),
+            after: names(self, "after"),
+            secrets: names(self, "secrets"),
+            produces: names(self, "produces"),
+            steps: body.runs.iter().map(|run| (*run).clone()).collect(),
+            settings: self.step_settings(&body),
+            outputs: body
+                .block("outputs")
+                .map(|b| self.outputs(b))
+                .unwrap_or_default(),
+            when: body.attr("when").map(|attr| attr.value.clone()),
+            matrix: body
+                .block("matrix")
+                .map(|b| self.matrix(b))
+                .unwrap_or_default(),
+            shell: body
+                .attr("shell")
+                .and_then(|attr| self.plain_string(&attr.value)),
+            workdir: body
+                .attr("workdir")
+                .and_then(|attr| self.plain_string(&attr.value)),
+            inherit_env: body
+                .attr("inherit_env")
+                .and_then(|attr| self.strings(&attr.value))
+                .unwrap_or_default(),
+            name,
+            stage: None,
+            template: None,
+            span,
+        }
+    }
+
+    /// `timeout`, `retries`, `backoff` and `env {}` of a job or step block.
+    fn step_settings(&mut self, body: &Body<'_>) -> StepSettings {
+        StepSettings {
+            timeout: body
+                .attr("timeout")
+                .and_then(|attr| self.duration(&attr.value)),
+            retries: body
+                .attr("retries")
+                .and_then(|attr| self.whole_number(&attr.value)),
+            backoff: body
+                .attr("backoff")
+                .and_then(|attr| self.duration(&attr.value)),
+            env: body
+                .block("env")
+                .map(|b| self.env_block(b))
+                .unwrap_or_default(),
+        }
+    }
+
+    /// A step block with the usual step attributes.
+    pub(super) fn step_block(&mut self, block: &Block) -> StepBlock {
+        let statements = self.anonymous_statements(block);
+        let body = self.read_body(statements, &step_schema(&block.keyword.name));
+        self.step_block_from(block, &body)
+    }
+
+    /// A step block read with some schema that includes the step attributes.
+    pub(super) fn step_block_from(&mut self, block: &Block, body: &Body<'_>) -> StepBlock {
+        if body.runs.is_empty() {
+            let keyword = &block.keyword.name;
+            let what = format!("{keyword} block");
+            self.missing(
+                &what,
+                "run",
+                block.keyword.span,
+                "run \"./scripts/step.sh\"",
+            );
+        }
+        StepBlock {
+            steps: body.runs.iter().map(|run| (*run).clone()).collect(),
+            settings: self.step_settings(body),
+            span: block.span,
+        }
+    }
+
+    /// `env { K = "v" }`: string values, which may interpolate.
+    pub(super) fn env_block(&mut self, block: &Block) -> Vec<(Ident, StrLit)> {
+        let statements = self.anonymous_statements(block);
+        let body = self.read_body(statements, &ENV);
+        body.attrs
+            .iter()
+            .filter_map(|attr| Some((attr.key.clone(), self.string(&attr.value)?)))
+            .collect()
+    }
+
+    /// `outputs { coverage: percent }`
+    fn outputs(&mut self, block: &Block) -> Vec<(Ident, Spanned<Type>)> {
+        let statements = self.anonymous_statements(block);
+        let body = self.read_body(statements, &OUTPUTS);
+        let mut outputs: Vec<(Ident, Spanned<Type>)> = Vec::new();
+        for field in body.fields {
+            if let Some((first, _)) = outputs
+                .iter()
+                .find(|(name, _)| name.name == field.name.name)
+            {
+                let first = first.span;
+                self.duplicate(
+                    format!("output `{}` is declared twice", field.name.name),
+                    first,
+                    field.name.span,
+                );
+                continue;
+            }
+            let ty = Spanned::new(field.ty.ty.clone(), field.ty.span);
+            outputs.push((field.name.clone(), ty));
+        }
+        outputs
+    }
+
+    /// `matrix { os = ["linux", "macos"] }`, keys in declared order.
+    fn matrix(&mut self, block: &Block) -> Vec<(Ident, Vec<Spanned<String>>)> {
+        let statements = self.anonymous_statements(block);
+        let body = self.read_body(statements, &MATRIX);
+        body.attrs
+            .iter()
+            .filter_map(|attr| Some((attr.key.clone(), self.matrix_values(&attr.value)?)))
+            .collect()
+    }
+}
