@@ -372,7 +372,7 @@ fn env_path(index: &Index, place: Place, root: &Ident, rest: &[Ident]) -> Lookup
     match environment_in_scope(index, place) {
         Some(Some(environment)) => environment_attribute(environment, key),
         Some(None) => Lookup::Skip,
-        None => env_outside_scope(index, place, root, key),
+        None => env_outside_scope(place, root, key),
     }
 }
 
@@ -415,34 +415,16 @@ fn environment_attribute(environment: &crate::check::program::Environment, key: 
     ))
 }
 
-fn env_outside_scope(index: &Index, place: Place, root: &Ident, key: &Ident) -> Lookup {
-    let mut keys: Vec<&str> = index
-        .program
-        .environments
-        .iter()
-        .flat_map(|e| e.attrs.iter().map(|(name, _)| name.name.as_str()))
-        .collect();
-    keys.push("name");
+/// `env.KEY` in a job, gate, stage or the pipeline: no environment is in scope there, whatever
+/// the key (a typo cannot be judged without one).
+fn env_outside_scope(place: Place, root: &Ident, key: &Ident) -> Lookup {
     let path = [root.clone(), key.clone()];
-    if keys.contains(&key.name.as_str()) {
-        let where_available =
-            "inside a promote or a drill, where it is an attribute of their environment";
-        return not_available(&path, root.span.to(key.span), place, where_available);
-    }
-    keys.sort_unstable();
-    keys.dedup();
-    Lookup::Unknown(Box::new(
-        Diagnostic::error(
-            "E0101",
-            format!("no environment has an attribute `{}`", key.name),
-        )
-        .primary(key.span, "not an environment attribute")
-        .help(unknown_name_help(
-            &key.name,
-            "environment attributes",
-            &keys,
-        )),
-    ))
+    let where_available = format!(
+        "inside a promote or a drill, where it is an attribute of their environment; a variable \
+         of an `env {{ … }}` block is read by the shell as `${}`",
+        key.name
+    );
+    not_available(&path, root.span.to(key.span), place, &where_available)
 }
 
 /// A one-word name: a probe of this watch, a secret (E0502), or nothing expressions can read.

@@ -19,12 +19,24 @@ pub(super) fn check(index: &Index, out: &mut Vec<Diagnostic>) {
             continue;
         }
         let upstream = upstream_promotes(index, promote);
+        if upstream.iter().any(|p| !ships_known_artifact(index, p)) {
+            // An upstream promote with an unknown artifact is already an error; it may be the
+            // staging promote, so judging staging-first now would only add noise.
+            continue;
+        }
         let is_staging = |candidate: &&Promote| is_staging_for(index, candidate, &artifact.name);
         if upstream.iter().any(is_staging) {
             continue;
         }
         out.push(missing_staging(index, promote, &artifact.name, &upstream));
     }
+}
+
+fn ships_known_artifact(index: &Index, promote: &Promote) -> bool {
+    promote
+        .artifact
+        .as_ref()
+        .is_some_and(|a| index.artifacts.contains_key(a.name.as_str()))
 }
 
 /// Whether `candidate` promotes `artifact` to an unprotected environment and smoke-tests it.
@@ -190,5 +202,12 @@ mod tests {
         program.promotes[0].artifact = Some(ident("web"));
         program.promotes[0].after = idents(&["production"]);
         assert_eq!(with_code(&program, "E0402").len(), 1);
+    }
+
+    #[test]
+    fn an_upstream_promote_of_an_unknown_artifact_is_not_judged() {
+        let mut program = clean_program();
+        program.promotes[0].artifact = Some(ident("api_bni"));
+        assert_eq!(codes(&program), vec!["E0101"]);
     }
 }

@@ -210,15 +210,27 @@ impl Typer<'_, '_> {
                 None
             }
             Lookup::Secret { name, span } => {
-                self.out.push(secret_read(&name, span, self.interpolated));
+                let listed = secrets_listed_at(self.place).iter().any(|s| s.name == name);
+                self.out
+                    .push(secret_read(&name, span, self.interpolated, listed));
                 None
             }
         }
     }
 }
 
-/// E0502: a secret's value read by an expression.
-fn secret_read(name: &str, span: Span, interpolated: bool) -> Diagnostic {
+/// The secrets the item at `place` lists in `secrets = [...]`.
+fn secrets_listed_at<'p>(place: Place<'p>) -> &'p [Ident] {
+    match place {
+        Place::Job(job) => &job.secrets,
+        Place::Promote(promote, _) => &promote.secrets,
+        Place::Drill(drill) => &drill.secrets,
+        Place::Pipeline | Place::Stage(_) | Place::Gate(_) => &[],
+    }
+}
+
+/// E0502: a secret's value read by an expression. `listed`: the item already declares it.
+fn secret_read(name: &str, span: Span, interpolated: bool, listed: bool) -> Diagnostic {
     let (message, label) = if interpolated {
         (
             format!("secret `{name}` interpolated into a string"),
@@ -231,10 +243,21 @@ fn secret_read(name: &str, span: Span, interpolated: bool) -> Diagnostic {
         )
     };
     let variable = name.to_uppercase();
-    Diagnostic::error("E0502", message).primary(span, label).help(format!(
-        "list it in `secrets = [{name}]` of this item and read it from the environment variable \
-         `${variable}` in the command, so it never appears in a command line, plan or log"
-    ))
+    let help = if listed {
+        format!(
+            "this item already lists `{name}` in `secrets`: read the environment variable \
+             `${variable}` in the command instead, so the value never appears in a command line, \
+             plan or log"
+        )
+    } else {
+        format!(
+            "list it in `secrets = [{name}]` of this item and read the environment variable \
+             `${variable}` in the command, so the value never appears in a command line, plan or log"
+        )
+    };
+    Diagnostic::error("E0502", message)
+        .primary(span, label)
+        .help(help)
 }
 
 #[cfg(test)]
