@@ -165,7 +165,9 @@ fn is_token_byte(byte: u8) -> bool {
 }
 
 /// Runs of at least 32 token characters with more than 4.2 bits of entropy per character that
-/// mix letters and digits. A hex digest (at most 4 bits per character) never qualifies.
+/// mix letters and digits. A hex digest (at most 4 bits per character) never qualifies, and
+/// neither does a path or target triple (`target/x86_64-unknown-linux-gnu/release/api`): a
+/// token has a stretch of at least 16 characters without `/`, `-` or `_`, a path has words.
 fn high_entropy_runs(text: &str) -> Vec<Finding> {
     let bytes = text.as_bytes();
     let mut out = Vec::new();
@@ -178,7 +180,7 @@ fn high_entropy_runs(text: &str) -> Vec<Finding> {
         }
         let run = &bytes[start..start + length];
         let mixes = run.iter().any(u8::is_ascii_alphabetic) && run.iter().any(u8::is_ascii_digit);
-        if length >= 32 && mixes && entropy(run) > 4.2 {
+        if length >= 32 && mixes && longest_word(run) >= 16 && entropy(run) > 4.2 {
             out.push(Finding {
                 start,
                 end: start + length,
@@ -188,6 +190,14 @@ fn high_entropy_runs(text: &str) -> Vec<Finding> {
         start += length;
     }
     out
+}
+
+/// The longest stretch between separators `/`, `-` and `_`.
+fn longest_word(run: &[u8]) -> usize {
+    run.split(|b| matches!(b, b'/' | b'-' | b'_'))
+        .map(<[u8]>::len)
+        .max()
+        .unwrap_or(0)
 }
 
 /// Shannon entropy in bits per byte.
@@ -240,6 +250,10 @@ mod tests {
             looks("curl -H 'X-Key: q8Zr2Lm7Xv4Tn9Pb1Kc6Wd3Hs5Jf0Gy8Ae2Ru7Io'"),
             vec!["a secret token (high entropy)"]
         );
+        assert_eq!(
+            looks("AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+            vec!["a secret token (high entropy)"]
+        );
     }
 
     #[test]
@@ -253,6 +267,10 @@ mod tests {
             "./scripts/deploy.sh target/release/api http://127.0.0.1:18080",
             "abcdefghijklmnopqrstuvwxyzabcdefghijklmnop",
             "AKIA is the prefix of an access key",
+            "target/x86_64-unknown-linux-gnu/release/api-server",
+            "s3://my-bucket-2024/releases/api/linux-amd64/api-server-v1",
+            "registry/org/backend-service-worker-2/x86_64-linux-musl",
+            "123e4567-e89b-12d3-a456-426614174000",
         ] {
             assert!(scan(text).is_empty(), "{text}: {:?}", scan(text));
         }
