@@ -1,6 +1,7 @@
 //! `pipe audit verify|show`: checks the audit log's hash chain and prints it as a timeline.
 //! Exit codes: 0 intact (or shown), 1 the chain is broken or there is no log, 2 usage.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::{Subcommand, ValueEnum};
@@ -97,15 +98,23 @@ fn show(state_dir: &Path, run: Option<&str>, env: Option<&str>, format: ShowForm
         .iter()
         .filter(|record| matches(record, run, env))
         .collect();
-    match format {
-        ShowFormat::Text => {
-            for record in &selected {
-                println!("{}", audit::timeline_line(record));
-            }
-        }
+    let text = match format {
+        ShowFormat::Text => selected
+            .iter()
+            .map(|record| audit::timeline_line(record) + "\n")
+            .collect(),
         ShowFormat::Json => {
             let array = Value::Array(selected.iter().map(|record| record.to_json()).collect());
-            println!("{array:#}");
+            format!("{array:#}\n")
+        }
+    };
+    // A closed pipe (`pipe audit show | head`) is the reader's choice, not an error.
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(error) => {
+            eprintln!("error: cannot write the timeline: {error}");
+            return exit::FAILED;
         }
     }
     exit::SUCCESS
