@@ -3,6 +3,8 @@
 
 pub mod audit;
 mod check;
+pub mod deliver;
+pub mod run;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use std::io::IsTerminal;
@@ -40,6 +42,16 @@ enum Command {
     Graph(check::GraphArgs),
     /// Explain a diagnostic code, with a wrong and a fixed example
     Explain(check::ExplainArgs),
+    /// Run a pipeline (or a compiled plan): jobs, gates and promotes
+    Run(run::RunArgs),
+    /// Continue a stopped run: re-runs only the nodes that did not succeed
+    Resume(run::ResumeArgs),
+    /// Show the release plan of each promote: version, rollback target, rollout, triggers
+    Plan(deliver::PlanArgs),
+    /// Roll an environment back to its previous stable release by hand (no gates)
+    Rollback(deliver::RollbackArgs),
+    /// List the release ledger: version, digest, status, when, run
+    Releases(deliver::ReleasesArgs),
     /// Verify the audit log's hash chain, or show it as a timeline
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -73,7 +85,12 @@ pub fn main() -> i32 {
         Command::Compile(args) => check::compile(&args),
         Command::Graph(args) => check::graph(&args),
         Command::Explain(args) => check::explain(&args),
+        Command::Run(args) => run::run(args),
+        Command::Resume(args) => run::resume(args),
         Command::Audit(command) => audit::audit(command),
+        Command::Plan(args) => deliver::plan(&args),
+        Command::Rollback(args) => deliver::rollback(&args),
+        Command::Releases(args) => deliver::releases(&args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "pipe", &mut std::io::stdout());
             exit::SUCCESS

@@ -1,0 +1,303 @@
+//! `pipe run` and `pipe resume`: load or compile the plan, run it (or describe it with
+//! `--dry-run`), print the summary and map the outcome to the exit codes of SPEC §13.
+
+use super::exit;
+use crate::compilation::compile_file;
+use crate::compile::plan::Plan;
+use crate::run::console::{Console, LogFormat};
+use crate::run::context::{GitInfo, base_bindings};
+use crate::run::delivery::DeliveryExecutor;
+use crate::run::dry_run::{self, DryRunInput};
+use crate::run::eval::parse_duration_ms;
+use crate::run::interrupt::{InterruptLevel, install_signal_handlers, interrupt_pair};
+use crate::run::process::host_environment;
+use crate::run::redact::Redactor;
+use crate::run::secrets::SecretValues;
+use crate::run::{GateOverride, RunOptions, RunOutcome, selection, summary};
+use serde_json::json;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Flags shared by `run` and `resume`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CommonRunFlags {
+    /// Run at most N jobs at once [default: the number of CPUs]
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Console output: `text` (a live view on a terminal, `[node] line` otherwise) or `json`
+    /// (one event per line)
+    #[arg(long, value_enum, default_value_t)]
+    pub log_format: LogFormat,
+    /// Let a failed gate pass (repeatable); needs --reason, and --approver for a gate upstream
+    /// of a protected environment. Always audited.
+    #[arg(long = "override", value_name = "GATE", requires = "reason")]
+    pub overrides: Vec<String>,
+    /// Why the gates named by --override may pass
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    /// Approve the promote to ENV (repeatable)
+    #[arg(long, value_name = "ENV")]
+    pub approve: Vec<String>,
+    /// Who approves or overrides [default: $USER for approvals]
+    #[arg(long, env = "PIPE_APPROVER", value_name = "NAME")]
+    pub approver: Option<String>,
+    /// How long a promote waits for another run's lock on its environment
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub lock_timeout: Duration,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    /// A pipeline file (`.pipe`) or a compiled plan (`.json`)
+    #[arg(default_value = "pipeline.pipe")]
+    pub file: PathBuf,
+    /// Run just these nodes; their predecessors must have succeeded in an earlier run
+    #[arg(long, value_name = "NODE", num_args = 1.., conflicts_with = "until")]
+    pub only: Vec<String>,
+    /// Run NODE and what it needs, nothing after it
+    #[arg(long, value_name = "NODE")]
+    pub until: Option<String>,
+    /// Print what would run, in order, and execute nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The state directory [default: `.pipe` beside the pipeline file]
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: CommonRunFlags,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ResumeArgs {
+    /// The run id (a directory name under `.pipe/runs/`)
+    pub run: String,
+    /// The state directory [default: `.pipe` in the current directory]
+    #[arg(long, value_name = "DIR", default_value = ".pipe")]
+    pub state_dir: PathBuf,
+    #[command(flatten)]
+    pub common: CommonRunFlags,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    parse_duration_ms(text)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("`{text}` is not a duration (e.g. 30s, 10m, 1h)"))
+}
+
+/// `pipe run`: returns the exit code.
+pub fn run(args: RunArgs) -> i32 {
+    run_with(args, Some(crate::deliver::executor::executor()))
+}
+
+/// `pipe run` with a delivery executor for promotes.
+pub fn run_with(args: RunArgs, delivery: Option<Arc<dyn DeliveryExecutor>>) -> i32 {
+    let (plan, source_path, pipeline_dir) = match load_plan(&args.file) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    let state_dir = args
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| pipeline_dir.join(".pipe"));
+    if args.dry_run {
+        return dry(&plan, &args, &pipeline_dir, &state_dir);
+    }
+    let mut options = options(&args.common, state_dir, pipeline_dir);
+    options.only = args.only.clone();
+    options.until = args.until.clone();
+    options.source_path = source_path;
+    execute(options, |options| {
+        Box::pin(crate::run::run_plan(plan, options, delivery))
+    })
+}
+
+/// `pipe resume`: returns the exit code.
+pub fn resume(args: ResumeArgs) -> i32 {
+    resume_with(args, Some(crate::deliver::executor::executor()))
+}
+
+pub fn resume_with(args: ResumeArgs, delivery: Option<Arc<dyn DeliveryExecutor>>) -> i32 {
+    let options = options(&args.common, args.state_dir.clone(), PathBuf::from("."));
+    let run_id = args.run.clone();
+    execute(options, move |options| {
+        Box::pin(async move { crate::run::resume_run(&run_id, options, delivery).await })
+    })
+}
+
+fn options(common: &CommonRunFlags, state_dir: PathBuf, pipeline_dir: PathBuf) -> RunOptions {
+    let mut options = RunOptions::new(state_dir, pipeline_dir);
+    if let Some(jobs) = common.jobs {
+        options.jobs = jobs.max(1);
+    }
+    let terminal = std::io::stdout().is_terminal();
+    options.console = Arc::new(Console::new(common.log_format, terminal));
+    let reason = common.reason.clone().unwrap_or_default();
+    options.overrides = common
+        .overrides
+        .iter()
+        .map(|gate| GateOverride {
+            gate: gate.clone(),
+            reason: reason.clone(),
+        })
+        .collect();
+    options.approvals = common.approve.clone();
+    options.approver = common.approver.clone();
+    options.lock_timeout = common.lock_timeout;
+    options
+}
+
+type RunFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<RunOutcome, String>>>>;
+
+/// Runs on a tokio runtime with signal handlers; a second interrupt that does not end the run
+/// within a few seconds ends the process.
+fn execute(mut options: RunOptions, start: impl FnOnce(RunOptions) -> RunFuture) -> i32 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return exit::FAILED;
+        }
+    };
+    let console = Arc::clone(&options.console);
+    runtime.block_on(async move {
+        let (trigger, interrupt) = interrupt_pair();
+        if let Err(e) = install_signal_handlers(trigger) {
+            eprintln!("warning: cannot handle SIGINT/SIGTERM: {e}");
+        }
+        options.interrupt = interrupt.clone();
+        let hard_stop = async {
+            interrupt.reached(InterruptLevel::Immediate).await;
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        };
+        tokio::select! {
+            outcome = start(options) => report(&console, outcome),
+            () = hard_stop => exit::INTERRUPTED,
+        }
+    })
+}
+
+fn report(console: &Console, outcome: Result<RunOutcome, String>) -> i32 {
+    console.finish();
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return exit::USAGE;
+        }
+    };
+    let run_dir = crate::run::job::display_path(&outcome.run_dir);
+    let stored = crate::run::state::RunDir {
+        path: outcome.run_dir.clone(),
+    };
+    if let Ok(plan) = stored.load_plan() {
+        console.text(&summary::render(&plan, &outcome.state, &run_dir));
+    }
+    let meaning = summary::exit_meaning(outcome.status);
+    console.notice(
+        "run_finished",
+        None,
+        &format!(
+            "run {} finished: exit {} ({meaning})",
+            outcome.run_id, outcome.exit_code
+        ),
+        json!({"run": outcome.run_id, "status": outcome.status, "exit_code": outcome.exit_code}),
+    );
+    outcome.exit_code
+}
+
+/// The plan, the source file (for `.pipe` input) and the pipeline directory.
+fn load_plan(file: &Path) -> Result<(Plan, Option<PathBuf>, PathBuf), i32> {
+    let is_json = file.extension().is_some_and(|ext| ext == "json");
+    if is_json {
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            eprintln!("error: cannot read {}: {e}", file.display());
+            exit::USAGE
+        })?;
+        let plan: Plan = serde_json::from_str(&text).map_err(|e| {
+            eprintln!("error: {} is not a pipe.plan/v1 plan: {e}", file.display());
+            exit::USAGE
+        })?;
+        let dir = plan_pipeline_dir(&plan, file);
+        return Ok((plan, None, dir));
+    }
+    let compilation = compile_file(file);
+    if !compilation.diagnostics.is_empty() || compilation.failure.is_some() {
+        eprint!("{}", compilation.render(super::stderr_color()));
+    }
+    match compilation.plan {
+        Some(plan) if !compilation.has_errors() => {
+            let absolute = absolute(file);
+            let dir = absolute
+                .parent()
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+            Ok((plan, Some(absolute), dir))
+        }
+        _ => Err(exit::USAGE),
+    }
+}
+
+/// A plan's steps run where its source file was: `source_file` is as written when it was
+/// compiled (relative to that directory); when it cannot be found, the plan file's directory.
+fn plan_pipeline_dir(plan: &Plan, plan_file: &Path) -> PathBuf {
+    let source = absolute(Path::new(&plan.source_file));
+    match source.parent() {
+        Some(dir) if !plan.source_file.is_empty() && dir.is_dir() => dir.to_path_buf(),
+        _ => absolute(plan_file)
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+    }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+fn dry(plan: &Plan, args: &RunArgs, pipeline_dir: &Path, state_dir: &Path) -> i32 {
+    let selected = match (&args.until, args.only.is_empty()) {
+        (Some(until), _) => match selection::until(plan, until) {
+            Ok(selected) => Some(selected),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::USAGE;
+            }
+        },
+        (None, false) => {
+            for name in &args.only {
+                if let Err(e) = selection::known_node(plan, name, "--only") {
+                    eprintln!("error: {e}");
+                    return exit::USAGE;
+                }
+            }
+            Some(selection::with_whole_groups(
+                plan,
+                args.only.iter().cloned().collect(),
+            ))
+        }
+        (None, true) => None,
+    };
+    let host_env = host_environment();
+    let secrets = SecretValues::load(plan, pipeline_dir, &host_env);
+    let redactor = Redactor::new(secrets.all_values());
+    let (bindings, _) = base_bindings(plan, "dry-run", &GitInfo::read(pipeline_dir), None);
+    let approver = args
+        .common
+        .approver
+        .clone()
+        .or_else(|| host_env.get("USER").cloned());
+    let input = DryRunInput {
+        plan,
+        bindings: &bindings,
+        redactor: &redactor,
+        state_dir,
+        selected: selected.as_ref(),
+        approvals: &args.common.approve,
+        approver: approver.as_deref(),
+    };
+    print!("{}", dry_run::describe(&input));
+    exit::SUCCESS
+}

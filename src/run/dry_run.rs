@@ -1,0 +1,297 @@
+//! `--dry-run`: what a run would do, in order, without executing or creating anything —
+//! resolved commands (secrets as `***`), gates and what they read, `when` skips, approvals,
+//! rollout steps, watch conditions and the rollback target from the ledger.
+
+use crate::compile::plan::{Node, NodeKind, Plan, PromotePlan, StepBlockPlan};
+use crate::deliver::ledger::Ledger;
+use crate::run::eval::{self, Bindings, format_duration_ms};
+use crate::run::redact::Redactor;
+use std::collections::BTreeSet;
+use std::fmt::Write;
+use std::path::Path;
+
+/// What the dry run needs besides the plan.
+pub struct DryRunInput<'a> {
+    pub plan: &'a Plan,
+    pub bindings: &'a Bindings,
+    pub redactor: &'a Redactor,
+    pub state_dir: &'a Path,
+    /// `None`: every node.
+    pub selected: Option<&'a BTreeSet<String>>,
+    pub approvals: &'a [String],
+    pub approver: Option<&'a str>,
+}
+
+/// The dry run's text.
+pub fn describe(input: &DryRunInput<'_>) -> String {
+    let plan = input.plan;
+    let version = input
+        .bindings
+        .get("pipeline.version")
+        .map(eval::display)
+        .unwrap_or_default();
+    let mut out = format!("dry run of pipeline `{}`", plan.pipeline);
+    if !version.is_empty() {
+        let _ = write!(out, " (version {version})");
+    }
+    out.push_str(": nothing is executed\n");
+    let mut step = 0;
+    let mut shown_promotes = BTreeSet::new();
+    for node in &plan.nodes {
+        if input.selected.is_some_and(|s| !s.contains(&node.id)) {
+            continue;
+        }
+        if let Some(env) = &node.environment {
+            if !shown_promotes.insert(env.clone()) {
+                continue;
+            }
+            step += 1;
+            if let Some(promote) = plan.promotes.get(env) {
+                describe_promote(&mut out, step, input, promote);
+            }
+            continue;
+        }
+        step += 1;
+        match node.kind {
+            NodeKind::Gate => describe_gate(&mut out, step, input, node),
+            _ => describe_job(&mut out, step, input, node),
+        }
+    }
+    input.redactor.text(&out)
+}
+
+fn header(out: &mut String, step: usize, what: &str, node: &Node) {
+    let _ = write!(out, "{step:>3}. {what} {}", node.id);
+    if !node.needs.is_empty() {
+        let _ = write!(out, " (after {})", node.needs.join(", "));
+    }
+    out.push('\n');
+}
+
+fn describe_when(
+    out: &mut String,
+    when: Option<&crate::compile::plan::Expression>,
+    bindings: &Bindings,
+) {
+    let Some(when) = when else { return };
+    let line = match eval::eval_condition(when, bindings) {
+        Ok(true) => format!("when `{}`: true, runs", when.source),
+        Ok(false) => format!(
+            "would skip: when `{}` is false{}",
+            when.source,
+            crate::run::gate::values_read(when, bindings)
+        ),
+        Err(_) => format!("when `{}`: decided at run time", when.source),
+    };
+    let _ = writeln!(out, "       {line}");
+}
+
+fn describe_job(out: &mut String, step: usize, input: &DryRunInput<'_>, node: &Node) {
+    header(out, step, "job", node);
+    describe_when(out, node.when.as_ref(), input.bindings);
+    for run in &node.steps {
+        let _ = writeln!(
+            out,
+            "       $ {}",
+            eval::render_lenient(&run.run, input.bindings)
+        );
+    }
+    let mut settings = Vec::new();
+    if let Some(timeout) = node.timeout_s {
+        settings.push(format!("timeout {}", format_duration_ms(timeout * 1000)));
+    }
+    if node.retries > 0 {
+        let backoff = node.backoff_ms.unwrap_or(1000);
+        settings.push(format!(
+            "retries {} (backoff {})",
+            node.retries,
+            format_duration_ms(backoff)
+        ));
+    }
+    if let Some(shell) = &node.shell {
+        settings.push(format!("shell {shell}"));
+    }
+    if let Some(workdir) = &node.workdir {
+        settings.push(format!("workdir {workdir}"));
+    }
+    if !settings.is_empty() {
+        let _ = writeln!(out, "       {}", settings.join(", "));
+    }
+    for (name, template) in &node.env {
+        let _ = writeln!(
+            out,
+            "       env {name}={}",
+            eval::render_lenient(template, input.bindings)
+        );
+    }
+    for secret in &node.secrets {
+        let _ = writeln!(out, "       secret {}=***", secret.to_uppercase());
+    }
+    if !node.outputs.is_empty() {
+        let outputs: Vec<String> = node
+            .outputs
+            .iter()
+            .map(|(k, t)| format!("{k}: {t}"))
+            .collect();
+        let _ = writeln!(out, "       outputs {}", outputs.join(", "));
+    }
+    for artifact in &node.produces {
+        let path = input
+            .plan
+            .artifacts
+            .get(artifact)
+            .map_or("?", |a| a.path.as_str());
+        let _ = writeln!(
+            out,
+            "       produces artifact {artifact} ({path}), stored by digest"
+        );
+    }
+}
+
+fn describe_gate(out: &mut String, step: usize, input: &DryRunInput<'_>, node: &Node) {
+    header(out, step, "gate", node);
+    describe_when(out, node.when.as_ref(), input.bindings);
+    let Some(gate) = &node.gate else { return };
+    for (word, conditions) in [("require", &gate.require), ("warn", &gate.warn)] {
+        for condition in conditions {
+            let mut names = Vec::new();
+            eval::names_read(&condition.tree, &mut names);
+            let _ = writeln!(
+                out,
+                "       {word} {}   (reads {})",
+                condition.source,
+                names.join(", ")
+            );
+        }
+    }
+}
+
+fn describe_promote(out: &mut String, step: usize, input: &DryRunInput<'_>, promote: &PromotePlan) {
+    let env = &promote.environment;
+    let protected = if promote.protected { ", protected" } else { "" };
+    let _ = writeln!(
+        out,
+        "{step:>3}. promote {env} (artifact {}{protected}): {}",
+        promote.artifact,
+        promote.nodes.join(" → ")
+    );
+    let mut bindings = input.bindings.clone();
+    bindings.set_string("env.name", env);
+    if let Some(environment) = input.plan.environments.get(env) {
+        for (key, value) in &environment.attributes {
+            bindings.set(format!("env.{key}"), value.clone());
+        }
+    }
+    describe_when(out, promote.when.as_ref(), &bindings);
+    if let Some(approval) = &promote.approval {
+        let who = approval
+            .approvers
+            .as_ref()
+            .map_or("anyone".to_string(), |list| list.join(", "));
+        let self_rule = if approval.allow_self {
+            ""
+        } else {
+            "; not the run's initiator"
+        };
+        let given = if input.approvals.iter().any(|a| a == env) {
+            format!(
+                "; --approve given by {}",
+                input.approver.unwrap_or("$PIPE_APPROVER/$USER")
+            )
+        } else {
+            "; would ask, or stop with exit 3".into()
+        };
+        let _ = writeln!(
+            out,
+            "       approval: {} of [{who}]{self_rule}{given}",
+            approval.quorum
+        );
+    }
+    if let Some(migrate) = &promote.migrate {
+        describe_block(
+            out,
+            &format!("migrate ({:?})", migrate.kind).to_lowercase(),
+            &migrate.block,
+            &bindings,
+        );
+    }
+    let steps: Vec<String> = promote
+        .rollout
+        .steps
+        .iter()
+        .map(|s| format!("{s}%"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "       rollout {}: {} (pause {})",
+        promote.rollout.strategy,
+        steps.join(" → "),
+        format_duration_ms(promote.rollout.pause_ms)
+    );
+    for secret in &promote.secrets {
+        let _ = writeln!(out, "       secret {}=***", secret.to_uppercase());
+    }
+    describe_block(out, "deploy", &promote.deploy, &bindings);
+    if let Some(smoke) = &promote.smoke {
+        describe_block(out, "smoke", smoke, &bindings);
+    }
+    if let Some(watch) = &promote.watch {
+        let _ = writeln!(
+            out,
+            "       watch {}:",
+            format_duration_ms(watch.duration_ms)
+        );
+        for probe in &watch.probes {
+            let command = eval::render_lenient(&probe.command, &bindings);
+            let every = format_duration_ms(probe.every_ms);
+            let _ = writeln!(
+                out,
+                "         probe {}: {} every {every}: $ {command}",
+                probe.name, probe.ty
+            );
+        }
+        for (word, conditions) in [
+            ("rollback when", &watch.rollback_when),
+            ("warn when", &watch.warn_when),
+        ] {
+            for condition in conditions {
+                let held = condition
+                    .for_ms
+                    .map(|ms| format!(" for {}", format_duration_ms(ms)))
+                    .unwrap_or_default();
+                let _ = writeln!(out, "         {word} {}{held}", condition.condition.source);
+            }
+        }
+    }
+    describe_block(out, "rollback", &promote.rollback, &bindings);
+    let _ = writeln!(
+        out,
+        "       rollback target: {}",
+        rollback_target(input, env)
+    );
+}
+
+fn describe_block(out: &mut String, name: &str, block: &StepBlockPlan, bindings: &Bindings) {
+    for run in &block.steps {
+        let _ = writeln!(
+            out,
+            "       {name}: $ {}",
+            eval::render_lenient(&run.run, bindings)
+        );
+    }
+}
+
+fn rollback_target(input: &DryRunInput<'_>, env: &str) -> String {
+    match Ledger::load(input.state_dir, &input.plan.pipeline, env) {
+        Ok(ledger) => match ledger.current_stable() {
+            Some(release) => format!(
+                "{} ({}), the current stable release",
+                release.version, release.digest
+            ),
+            None => {
+                "none: no stable release in the ledger yet (a rollback would be skipped)".into()
+            }
+        },
+        Err(e) => format!("unknown: the ledger cannot be read ({e})"),
+    }
+}

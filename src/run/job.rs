@@ -1,0 +1,241 @@
+//! One job node from start to result: environment, secrets, its steps through the step runner,
+//! typed outputs from `$PIPE_OUTPUT`, and the artifacts it produces.
+
+use crate::compile::plan::{Literal, Node, Plan, Template};
+use crate::run::artifact::{ArtifactRecord, ArtifactStore, Provenance};
+use crate::run::eval::{self, Bindings};
+use crate::run::process::{BlockOutcome, BlockRequest, StepRunner};
+use crate::run::redact::Redactor;
+use crate::run::secrets::SecretValues;
+use crate::syntax::ast::Type;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything a job task needs, owned so it can run in its own tokio task.
+pub struct JobContext {
+    pub plan: Arc<Plan>,
+    pub runner: Arc<StepRunner>,
+    pub secrets: Arc<SecretValues>,
+    pub store: ArtifactStore,
+    pub pipeline_dir: PathBuf,
+    pub pipeline_env: BTreeMap<String, String>,
+    pub bindings: Bindings,
+    pub provenance: Provenance,
+}
+
+/// A finished job. `message` is redacted and says why when the job did not succeed.
+#[derive(Debug, Clone, Default)]
+pub struct JobResult {
+    pub succeeded: bool,
+    pub interrupted: bool,
+    pub message: Option<String>,
+    pub exit_code: Option<i32>,
+    pub duration_ms: u64,
+    pub attempts: u32,
+    pub outputs: BTreeMap<String, Literal>,
+    /// What the job produced, stored.
+    pub artifacts: Vec<ArtifactRecord>,
+}
+
+pub async fn run_job(context: JobContext, node: Node) -> JobResult {
+    let failed = |message: String| JobResult {
+        message: Some(
+            context
+                .runner
+                .redactor
+                .text(&format!("job `{}` failed: {message}", node.id)),
+        ),
+        ..JobResult::default()
+    };
+    let env = match evaluate_env(&context.pipeline_env, &node.env, &context.bindings) {
+        Ok(env) => env,
+        Err(e) => return failed(e),
+    };
+    let secrets = match context.secrets.select(&node.secrets) {
+        Ok(secrets) => secrets,
+        Err(e) => return failed(e),
+    };
+    let request = BlockRequest {
+        node: node.id.clone(),
+        steps: node.steps.clone(),
+        timeout: node.timeout_s.map(Duration::from_secs),
+        retries: node.retries,
+        backoff: node.backoff_ms.map(Duration::from_millis),
+        shell: node.shell.clone(),
+        workdir: workdir(&context.pipeline_dir, node.workdir.as_deref()),
+        env,
+        pipe_env: BTreeMap::new(),
+        secrets,
+        inherit_env: node.inherit_env.clone(),
+        bindings: context.bindings.clone(),
+        capture_stdout: false,
+    };
+    let block = context.runner.run_block(&request).await;
+    let mut result = JobResult {
+        exit_code: block.exit_code,
+        duration_ms: block.duration.as_millis() as u64,
+        attempts: block.attempts,
+        ..JobResult::default()
+    };
+    let see_log = block
+        .log_path
+        .as_deref()
+        .map(|path| format!(" (see {})", display_path(path)))
+        .unwrap_or_default();
+    let redactor = &context.runner.redactor;
+    match block.outcome {
+        BlockOutcome::Succeeded => {}
+        BlockOutcome::Interrupted => {
+            result.interrupted = true;
+            result.message = Some(format!("job `{}` was interrupted", node.id));
+            return result;
+        }
+        BlockOutcome::Failed(why) => {
+            result.message =
+                Some(redactor.text(&format!("job `{}` failed: {why}{see_log}", node.id)));
+            return result;
+        }
+    }
+    match parse_outputs(&block.output_file, &node.outputs, redactor) {
+        Ok(outputs) => result.outputs = outputs,
+        Err(why) => {
+            result.message = Some(redactor.text(&format!("job `{}` failed: {why}", node.id)));
+            return result;
+        }
+    }
+    match store_artifacts(&context, &node).await {
+        Ok(artifacts) => result.artifacts = artifacts,
+        Err(why) => {
+            result.message = Some(redactor.text(&format!("job `{}` failed: {why}", node.id)));
+            return result;
+        }
+    }
+    result.succeeded = true;
+    result
+}
+
+async fn store_artifacts(context: &JobContext, node: &Node) -> Result<Vec<ArtifactRecord>, String> {
+    let mut stored = Vec::new();
+    for name in &node.produces {
+        let Some(artifact) = context.plan.artifacts.get(name) else {
+            return Err(format!("artifact `{name}` is not declared in the plan"));
+        };
+        let source = context.pipeline_dir.join(&artifact.path);
+        let store = context.store.clone();
+        let provenance = context.provenance.clone();
+        let artifact_name = name.clone();
+        // Hashing and copying a large tree is blocking work.
+        let record =
+            tokio::task::spawn_blocking(move || store.store(&artifact_name, &source, &provenance))
+                .await
+                .map_err(|e| format!("artifact `{name}` could not be stored: {e}"))?
+                .map_err(|e| {
+                    format!(
+                        "artifact `{name}` could not be stored from `{}`: {e}",
+                        artifact.path
+                    )
+                })?;
+        stored.push(record);
+    }
+    Ok(stored)
+}
+
+/// The pipeline's `env` overlaid with the item's, evaluated.
+pub fn evaluate_env(
+    pipeline_env: &BTreeMap<String, String>,
+    item_env: &BTreeMap<String, Template>,
+    bindings: &Bindings,
+) -> Result<BTreeMap<String, String>, String> {
+    let mut env = pipeline_env.clone();
+    for (name, template) in item_env {
+        let value = eval::render(template, bindings).map_err(|e| format!("env `{name}`: {e}"))?;
+        env.insert(name.clone(), value);
+    }
+    Ok(env)
+}
+
+pub fn workdir(pipeline_dir: &Path, workdir: Option<&str>) -> PathBuf {
+    match workdir {
+        Some(dir) => pipeline_dir.join(dir),
+        None => pipeline_dir.to_path_buf(),
+    }
+}
+
+/// Parses `key=value` lines (the last value of a key wins) and type-checks the declared keys.
+/// Undeclared keys are ignored. Values are redacted before they are kept.
+pub fn parse_outputs(
+    text: &str,
+    declared: &BTreeMap<String, Type>,
+    redactor: &Redactor,
+) -> Result<BTreeMap<String, Literal>, String> {
+    let mut raw: BTreeMap<&str, &str> = BTreeMap::new();
+    for line in text.lines() {
+        if let Some((key, value)) = line.split_once('=') {
+            raw.insert(key.trim(), value);
+        }
+    }
+    let mut outputs = BTreeMap::new();
+    for (key, ty) in declared {
+        let Some(value) = raw.get(key.as_str()) else {
+            return Err(format!(
+                "declared output `{key}` was not written to $PIPE_OUTPUT"
+            ));
+        };
+        let literal = eval::parse_typed(value, ty)
+            .map_err(|why| redactor.text(&format!("output `{key}`: {why}")))?;
+        let literal = match literal {
+            Literal::String(text) => Literal::String(redactor.text(&text)),
+            other => other,
+        };
+        outputs.insert(key.clone(), literal);
+    }
+    Ok(outputs)
+}
+
+/// A path as the user should read it: relative to the current directory when below it.
+pub fn display_path(path: &Path) -> String {
+    let relative = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf));
+    relative
+        .unwrap_or_else(|| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_are_typed_and_redacted() {
+        let declared = BTreeMap::from([
+            ("coverage".to_string(), Type::Percent),
+            ("note".to_string(), Type::String),
+        ]);
+        let redactor = Redactor::new(["hunter2"]);
+        let outputs = parse_outputs(
+            "coverage=80%\nnote=pw hunter2\ncoverage=83.5%\n",
+            &declared,
+            &redactor,
+        )
+        .unwrap();
+        assert_eq!(outputs["coverage"], Literal::Percent(83.5));
+        assert_eq!(outputs["note"], Literal::String("pw ***".into()));
+    }
+
+    #[test]
+    fn a_missing_or_ill_typed_output_is_named() {
+        let declared = BTreeMap::from([("coverage".to_string(), Type::Percent)]);
+        let redactor = Redactor::default();
+        let missing = parse_outputs("", &declared, &redactor).unwrap_err();
+        assert!(missing.contains("`coverage` was not written"), "{missing}");
+        let wrong = parse_outputs("coverage=lots", &declared, &redactor).unwrap_err();
+        assert!(
+            wrong.contains("output `coverage`") && wrong.contains("not a percent"),
+            "{wrong}"
+        );
+    }
+}

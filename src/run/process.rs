@@ -1,0 +1,509 @@
+//! The step runner: runs a block of steps as `/bin/sh -ec` processes in their own process
+//! groups, with the clean environment, redacted logs, timeouts, retries and interrupts. Jobs
+//! and delivery (deploy, smoke, rollback, probes) both run their commands through it.
+
+use crate::compile::plan::Step;
+use crate::run::console::{Console, Stream};
+use crate::run::eval::{self, Bindings};
+use crate::run::interrupt::{Interrupt, InterruptLevel};
+use crate::run::redact::Redactor;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::{Child, Command};
+use tokio::task::JoinHandle;
+
+/// Host variables every process gets (SPEC §10); anything else only through `inherit_env`.
+pub const BASE_ENV: &[&str] = &[
+    "PATH", "HOME", "USER", "LANG", "LC_ALL", "TERM", "TMPDIR", "CI",
+];
+
+/// How long a process group has between SIGTERM and SIGKILL.
+pub const KILL_GRACE: Duration = Duration::from_secs(10);
+
+/// Default first retry delay when a block sets `retries` without `backoff`.
+pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Shared by every node of a run.
+pub struct StepRunner {
+    pub run_id: String,
+    /// `.pipe/runs/RUN/logs`; `None` writes no log files.
+    pub logs_dir: Option<PathBuf>,
+    pub redactor: Redactor,
+    pub console: Arc<Console>,
+    pub interrupt: Interrupt,
+    pub kill_grace: Duration,
+    /// The host environment `pipe` was started with (the source of `BASE_ENV`/`inherit_env`).
+    pub host_env: BTreeMap<String, String>,
+}
+
+/// One block of steps to run: a job's `run`s, or a deploy/smoke/rollback/migrate block.
+#[derive(Debug, Clone, Default)]
+pub struct BlockRequest {
+    /// The node id: `PIPE_NODE`, the log file and the console prefix.
+    pub node: String,
+    pub steps: Vec<Step>,
+    pub timeout: Option<Duration>,
+    pub retries: u32,
+    pub backoff: Option<Duration>,
+    /// The `shell` attribute; `None`: `/bin/sh -ec`.
+    pub shell: Option<String>,
+    pub workdir: PathBuf,
+    /// Already evaluated `env` (pipeline's then the item's).
+    pub env: BTreeMap<String, String>,
+    /// Extra `PIPE_*` variables (`PIPE_ENVIRONMENT`, `PIPE_ARTIFACT`, …).
+    pub pipe_env: BTreeMap<String, String>,
+    /// Declared secrets: name → value; each becomes the upper-case variable `NAME`.
+    pub secrets: BTreeMap<String, String>,
+    pub inherit_env: Vec<String>,
+    /// For the `${{ }}` holes of the steps.
+    pub bindings: Bindings,
+    /// Keep the (redacted) stdout of the last step, e.g. a probe's reading.
+    pub capture_stdout: bool,
+}
+
+/// How a block ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BlockOutcome {
+    Succeeded,
+    /// Redacted: `step 2 \`./coverage.sh\` exited 1`.
+    Failed(String),
+    Interrupted,
+}
+
+#[derive(Debug, Clone)]
+pub struct BlockResult {
+    pub outcome: BlockOutcome,
+    /// The last step's exit code (128+N for a signal).
+    pub exit_code: Option<i32>,
+    pub duration: Duration,
+    /// Attempts of all steps together.
+    pub attempts: u32,
+    /// Raw `$PIPE_OUTPUT` contents. May hold secret values: redact before storing.
+    pub output_file: String,
+    /// Redacted stdout of the last step when `capture_stdout` was set.
+    pub stdout: String,
+    pub log_path: Option<PathBuf>,
+}
+
+enum Exit {
+    Code(i32),
+    Signal(i32),
+    TimedOut(Duration),
+    Interrupted,
+    SpawnFailed(String),
+}
+
+impl Exit {
+    fn code(&self) -> Option<i32> {
+        match self {
+            Exit::Code(code) => Some(*code),
+            Exit::Signal(signal) => Some(128 + signal),
+            _ => None,
+        }
+    }
+
+    fn failure(&self) -> Option<String> {
+        match self {
+            Exit::Code(0) | Exit::Interrupted => None,
+            Exit::Code(code) => Some(format!("exited {code}")),
+            Exit::Signal(signal) => Some(format!("was killed by signal {signal}")),
+            Exit::TimedOut(after) => Some(format!(
+                "timed out after {}",
+                eval::format_duration_ms(after.as_millis() as u64)
+            )),
+            Exit::SpawnFailed(why) => Some(format!("could not start: {why}")),
+        }
+    }
+}
+
+/// The per-node log file, shared by a process's stdout and stderr readers.
+type LogFile = Arc<Mutex<Option<File>>>;
+
+impl StepRunner {
+    /// Runs every step in order, stopping at the first that fails after its retries.
+    pub async fn run_block(&self, request: &BlockRequest) -> BlockResult {
+        let started = Instant::now();
+        let log_path = self
+            .logs_dir
+            .as_ref()
+            .map(|dir| dir.join(super::state::log_file_name(&request.node)));
+        let log = open_log(log_path.as_deref());
+        let mut result = BlockResult {
+            outcome: BlockOutcome::Succeeded,
+            exit_code: None,
+            duration: Duration::ZERO,
+            attempts: 0,
+            output_file: String::new(),
+            stdout: String::new(),
+            log_path: log_path.clone(),
+        };
+        let scratch = match tempfile::Builder::new().prefix("pipe-node-").tempdir() {
+            Ok(scratch) => scratch,
+            Err(e) => {
+                result.outcome = BlockOutcome::Failed(format!("could not create PIPE_TMP: {e}"));
+                return result;
+            }
+        };
+        let output_path = scratch.path().join("output");
+        let tmp_path = scratch.path().join("tmp");
+        if let Err(e) =
+            std::fs::create_dir(&tmp_path).and_then(|()| File::create(&output_path).map(|_| ()))
+        {
+            result.outcome = BlockOutcome::Failed(format!("could not create PIPE_TMP: {e}"));
+            return result;
+        }
+        let env = self.environment(request, &output_path, &tmp_path);
+        for (index, step) in request.steps.iter().enumerate() {
+            let command = match eval::render(&step.run, &request.bindings) {
+                Ok(command) => command,
+                Err(e) => {
+                    result.outcome = BlockOutcome::Failed(
+                        self.redactor
+                            .text(&format!("step {} could not be resolved: {e}", index + 1)),
+                    );
+                    break;
+                }
+            };
+            let (exit, attempts, stdout) = self.run_step(request, &env, &log, &command).await;
+            result.attempts += attempts;
+            result.exit_code = exit.code();
+            result.stdout = stdout;
+            if matches!(exit, Exit::Interrupted) {
+                result.outcome = BlockOutcome::Interrupted;
+                break;
+            }
+            if let Some(why) = exit.failure() {
+                let shown = self.redactor.text(&command);
+                result.outcome =
+                    BlockOutcome::Failed(format!("step {} `{shown}` {why}", index + 1));
+                break;
+            }
+        }
+        result.output_file = std::fs::read_to_string(&output_path).unwrap_or_default();
+        result.duration = started.elapsed();
+        result
+    }
+
+    /// One step with its retries: D, 2D, 4D… between attempts.
+    async fn run_step(
+        &self,
+        request: &BlockRequest,
+        env: &BTreeMap<String, String>,
+        log: &LogFile,
+        command: &str,
+    ) -> (Exit, u32, String) {
+        let mut delay = request.backoff.unwrap_or(DEFAULT_BACKOFF);
+        let mut attempt = 1;
+        loop {
+            write_log(
+                log,
+                format!("$ {}\n", self.redactor.text(command)).as_bytes(),
+            );
+            let (exit, stdout) = self.run_process(request, env, log, command).await;
+            let Some(why) = exit.failure() else {
+                return (exit, attempt, stdout);
+            };
+            if attempt > request.retries || self.interrupt.is_set() {
+                return (exit, attempt, stdout);
+            }
+            let human = format!(
+                "[{}] attempt {attempt}/{} {why}; retrying in {}",
+                request.node,
+                request.retries + 1,
+                eval::format_duration_ms(delay.as_millis() as u64)
+            );
+            let human = self.redactor.text(&human);
+            write_log(log, format!("{human}\n").as_bytes());
+            let fields =
+                serde_json::json!({"attempt": attempt, "delay_ms": delay.as_millis() as u64});
+            self.console
+                .notice("retry", Some(&request.node), &human, fields);
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = self.interrupt.reached(InterruptLevel::Graceful) => {
+                    return (Exit::Interrupted, attempt, stdout);
+                }
+            }
+            delay = delay.saturating_mul(2);
+            attempt += 1;
+        }
+    }
+
+    /// The clean environment of SPEC §10.
+    fn environment(
+        &self,
+        request: &BlockRequest,
+        output: &Path,
+        tmp: &Path,
+    ) -> BTreeMap<String, String> {
+        let mut env = BTreeMap::new();
+        let inherited = BASE_ENV
+            .iter()
+            .copied()
+            .chain(request.inherit_env.iter().map(String::as_str));
+        for name in inherited {
+            if let Some(value) = self.host_env.get(name) {
+                env.insert(name.to_string(), value.clone());
+            }
+        }
+        env.extend(request.env.clone());
+        for (name, value) in &request.secrets {
+            env.insert(name.to_uppercase(), value.clone());
+        }
+        env.extend(request.pipe_env.clone());
+        env.insert("PIPE_RUN_ID".into(), self.run_id.clone());
+        env.insert("PIPE_NODE".into(), request.node.clone());
+        env.insert("PIPE_OUTPUT".into(), output.display().to_string());
+        env.insert("PIPE_TMP".into(), tmp.display().to_string());
+        env
+    }
+
+    async fn run_process(
+        &self,
+        request: &BlockRequest,
+        env: &BTreeMap<String, String>,
+        log: &LogFile,
+        command: &str,
+    ) -> (Exit, String) {
+        let mut child = match spawn(request, env, command) {
+            Ok(child) => child,
+            Err(e) => return (Exit::SpawnFailed(e.to_string()), String::new()),
+        };
+        let Some(pgid) = child.id().map(|id| Pid::from_raw(id as i32)) else {
+            return (Exit::SpawnFailed("no process id".into()), String::new());
+        };
+        let stdout_reader = child.stdout.take().map(|pipe| {
+            self.spawn_reader(
+                pipe,
+                &request.node,
+                Stream::Stdout,
+                log,
+                request.capture_stdout,
+            )
+        });
+        let stderr_reader = child
+            .stderr
+            .take()
+            .map(|pipe| self.spawn_reader(pipe, &request.node, Stream::Stderr, log, false));
+        let exit = self.wait(&mut child, pgid, request.timeout).await;
+        // Nothing of the step may outlive it: stragglers in its group are terminated too.
+        if signal_group(pgid, None) {
+            self.terminate_group(&mut child, pgid).await;
+        }
+        let captured = self.join_reader(stdout_reader, pgid).await;
+        self.join_reader(stderr_reader, pgid).await;
+        (exit, String::from_utf8_lossy(&captured).into_owned())
+    }
+
+    async fn wait(&self, child: &mut Child, pgid: Pid, timeout: Option<Duration>) -> Exit {
+        let deadline = async {
+            match timeout {
+                Some(limit) => tokio::time::sleep(limit).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            status = child.wait() => match status {
+                Ok(status) => exit_of(status),
+                Err(e) => Exit::SpawnFailed(e.to_string()),
+            },
+            () = deadline => {
+                self.terminate_group(child, pgid).await;
+                Exit::TimedOut(timeout.unwrap_or_default())
+            }
+            () = self.interrupt.reached(InterruptLevel::Graceful) => {
+                self.terminate_group(child, pgid).await;
+                Exit::Interrupted
+            }
+        }
+    }
+
+    /// SIGTERM to the whole group; SIGKILL after the grace period or a second interrupt.
+    async fn terminate_group(&self, child: &mut Child, pgid: Pid) {
+        signal_group(pgid, Some(Signal::SIGTERM));
+        tokio::select! {
+            _ = child.wait() => {}
+            () = tokio::time::sleep(self.kill_grace) => {}
+            () = self.interrupt.reached(InterruptLevel::Immediate) => {}
+        }
+        // The leader may be gone while others in its group ignore SIGTERM: wait for the group.
+        let deadline = Instant::now() + self.kill_grace;
+        while signal_group(pgid, None) && Instant::now() < deadline {
+            if self.interrupt.level() == InterruptLevel::Immediate {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        signal_group(pgid, Some(Signal::SIGKILL));
+        let _ = child.wait().await;
+    }
+
+    fn spawn_reader<R>(
+        &self,
+        mut pipe: R,
+        node: &str,
+        stream: Stream,
+        log: &LogFile,
+        capture: bool,
+    ) -> JoinHandle<Vec<u8>>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+    {
+        let mut redacting = self.redactor.stream();
+        let console = Arc::clone(&self.console);
+        let log = Arc::clone(log);
+        let node = node.to_string();
+        tokio::spawn(async move {
+            let mut buffer = vec![0u8; 64 * 1024];
+            let mut safe = Vec::with_capacity(buffer.len());
+            let mut partial_line = Vec::new();
+            let mut captured = Vec::new();
+            loop {
+                let read = match pipe.read(&mut buffer).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(read) => read,
+                };
+                safe.clear();
+                redacting.push(&buffer[..read], &mut safe);
+                emit(&safe, &log, &console, &node, stream, &mut partial_line);
+                if capture {
+                    captured.extend_from_slice(&safe);
+                }
+            }
+            safe.clear();
+            redacting.finish(&mut safe);
+            emit(&safe, &log, &console, &node, stream, &mut partial_line);
+            if capture {
+                captured.extend_from_slice(&safe);
+            }
+            console.log_lines(&node, stream, &partial_line);
+            captured
+        })
+    }
+
+    /// Waits for a reader to drain; a daemon that left the group may hold the pipe open, so
+    /// the wait is bounded.
+    async fn join_reader(&self, reader: Option<JoinHandle<Vec<u8>>>, _pgid: Pid) -> Vec<u8> {
+        let Some(mut reader) = reader else {
+            return Vec::new();
+        };
+        match tokio::time::timeout(Duration::from_secs(2), &mut reader).await {
+            Ok(Ok(captured)) => captured,
+            _ => {
+                reader.abort();
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// Writes redacted bytes to the log file, and whole lines to the console.
+fn emit(
+    safe: &[u8],
+    log: &LogFile,
+    console: &Console,
+    node: &str,
+    stream: Stream,
+    partial_line: &mut Vec<u8>,
+) {
+    if safe.is_empty() {
+        return;
+    }
+    write_log(log, safe);
+    match safe.iter().rposition(|b| *b == b'\n') {
+        Some(last_newline) => {
+            if partial_line.is_empty() {
+                console.log_lines(node, stream, &safe[..=last_newline]);
+            } else {
+                partial_line.extend_from_slice(&safe[..=last_newline]);
+                console.log_lines(node, stream, partial_line);
+                partial_line.clear();
+            }
+            partial_line.extend_from_slice(&safe[last_newline + 1..]);
+        }
+        None => partial_line.extend_from_slice(safe),
+    }
+}
+
+fn open_log(path: Option<&Path>) -> LogFile {
+    let file = path.and_then(|path| {
+        std::fs::create_dir_all(path.parent()?).ok()?;
+        OpenOptions::new().create(true).append(true).open(path).ok()
+    });
+    Arc::new(Mutex::new(file))
+}
+
+fn write_log(log: &LogFile, bytes: &[u8]) {
+    let mut guard = match log.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if let Some(file) = guard.as_mut() {
+        // A full disk must not kill the run; the console still shows the output.
+        let _ = file.write_all(bytes);
+    }
+}
+
+/// `shell = "bash"` runs `bash -ec CMD`; a shell with arguments (`"python3 -c"`) gets the
+/// command appended as its last argument.
+fn shell_command(shell: Option<&str>, command: &str) -> Command {
+    let words: Vec<&str> = shell.unwrap_or("/bin/sh").split_whitespace().collect();
+    let (program, args) = match words.split_first() {
+        Some((program, args)) => (*program, args.to_vec()),
+        None => ("/bin/sh", Vec::new()),
+    };
+    let mut cmd = Command::new(program);
+    if args.is_empty() {
+        cmd.arg("-ec");
+    } else {
+        cmd.args(args);
+    }
+    cmd.arg(command);
+    cmd
+}
+
+fn spawn(
+    request: &BlockRequest,
+    env: &BTreeMap<String, String>,
+    command: &str,
+) -> std::io::Result<Child> {
+    let mut cmd = shell_command(request.shell.as_deref(), command);
+    cmd.env_clear()
+        .envs(env)
+        .current_dir(&request.workdir)
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(false);
+    cmd.spawn()
+}
+
+/// Sends `signal` to the group (`None`: probe whether it still exists).
+fn signal_group(pgid: Pid, signal: Option<Signal>) -> bool {
+    killpg(pgid, signal).is_ok()
+}
+
+fn exit_of(status: std::process::ExitStatus) -> Exit {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => Exit::Code(code),
+        (None, Some(signal)) => Exit::Signal(signal),
+        (None, None) => Exit::Code(-1),
+    }
+}
+
+/// Reads the host environment once, for `BASE_ENV` and `inherit_env`.
+pub fn host_environment() -> BTreeMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}

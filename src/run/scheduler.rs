@@ -1,0 +1,760 @@
+//! The scheduler: starts ready nodes (jobs up to `--jobs` at once, gates inline, promote groups
+//! through the delivery executor), skips what a failure blocks, records every transition in the
+//! run state, and ends when nothing more can run.
+
+use crate::audit::AuditLog;
+use crate::compile::plan::{Node, NodeKind, Plan};
+use crate::run::artifact::{ArtifactStore, Provenance};
+use crate::run::console::Console;
+use crate::run::delivery::{
+    DeliveryExecutor, DeliveryReport, PromoteOutcome, PromoteReporter, PromoteRequest,
+    outcome_exit_code,
+};
+use crate::run::eval::{self, Bindings, JobFacts};
+use crate::run::gate::{evaluate_gate, values_read};
+use crate::run::interrupt::{Interrupt, InterruptLevel};
+use crate::run::job::{JobContext, JobResult, run_job};
+use crate::run::process::StepRunner;
+use crate::run::secrets::SecretValues;
+use crate::run::state::{NodeRecord, NodeStatus, RunDir, RunState, RunStatus, now_rfc3339};
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio::task::{Id as TaskId, JoinSet};
+
+/// What a finished task hands back.
+enum Finished {
+    Job(String, JobResult),
+    Promote(String, PromoteOutcome),
+}
+
+/// What the scheduler needs besides the plan and state; built by `start`.
+pub(crate) struct SchedulerSetup {
+    pub plan: Arc<Plan>,
+    pub state: RunState,
+    pub run_dir: RunDir,
+    pub runner: Arc<StepRunner>,
+    pub secrets: Arc<SecretValues>,
+    pub bindings: Bindings,
+    pub pipeline_env: BTreeMap<String, String>,
+    pub store: ArtifactStore,
+    pub state_dir: std::path::PathBuf,
+    pub pipeline_dir: std::path::PathBuf,
+    pub jobs: usize,
+    pub approvals: Vec<String>,
+    pub approver: Option<String>,
+    pub lock_timeout: Duration,
+    pub console: Arc<Console>,
+    pub interrupt: Interrupt,
+    pub delivery: Option<Arc<dyn DeliveryExecutor>>,
+    pub audit: Option<Arc<AuditLog>>,
+}
+
+pub(crate) struct Scheduler {
+    setup: SchedulerSetup,
+    state: Arc<Mutex<RunState>>,
+    saver: StateSaver,
+    tasks: JoinSet<Finished>,
+    task_nodes: HashMap<TaskId, (String, Instant)>,
+    running_jobs: usize,
+    started_groups: BTreeSet<String>,
+    group_of: HashMap<String, String>,
+    report_sender: mpsc::UnboundedSender<DeliveryReport>,
+    reports: mpsc::UnboundedReceiver<DeliveryReport>,
+    worst_exit: i32,
+    interrupted: bool,
+    started_at: HashMap<String, Instant>,
+}
+
+impl Scheduler {
+    pub(crate) fn new(mut setup: SchedulerSetup) -> Scheduler {
+        let state = Arc::new(Mutex::new(std::mem::replace(
+            &mut setup.state,
+            RunState::new(&setup.plan, "", "", ""),
+        )));
+        let saver = StateSaver::start(
+            Arc::clone(&state),
+            setup.run_dir.clone(),
+            Arc::clone(&setup.console),
+        );
+        let group_of = setup
+            .plan
+            .promotes
+            .iter()
+            .flat_map(|(env, promote)| promote.nodes.iter().map(move |n| (n.clone(), env.clone())))
+            .collect();
+        let (report_sender, reports) = mpsc::unbounded_channel();
+        Scheduler {
+            setup,
+            state,
+            saver,
+            tasks: JoinSet::new(),
+            task_nodes: HashMap::new(),
+            running_jobs: 0,
+            started_groups: BTreeSet::new(),
+            group_of,
+            report_sender,
+            reports,
+            worst_exit: 0,
+            interrupted: false,
+            started_at: HashMap::new(),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, RunState> {
+        match self.state.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    fn status(&self, node: &str) -> NodeStatus {
+        self.state().status_of(node)
+    }
+
+    /// Runs until nothing more can run; returns the final state.
+    pub(crate) async fn run(mut self) -> RunState {
+        let total = self
+            .state()
+            .nodes
+            .values()
+            .filter(|r| r.status != NodeStatus::Excluded)
+            .count();
+        self.setup.console.set_total(total);
+        let interrupt = self.setup.interrupt.clone();
+        loop {
+            if !self.interrupted {
+                self.advance();
+            }
+            if self.tasks.is_empty() {
+                break;
+            }
+            tokio::select! {
+                Some(joined) = self.tasks.join_next_with_id() => self.on_joined(joined),
+                Some(report) = self.reports.recv() => self.on_report(report),
+                () = interrupt.reached(InterruptLevel::Graceful), if !self.interrupted => {
+                    self.interrupted = true;
+                    self.setup.console.notice(
+                        "interrupted",
+                        None,
+                        "interrupted: stopping running processes (interrupt again to kill at once)",
+                        json!({}),
+                    );
+                }
+            }
+        }
+        while let Ok(report) = self.reports.try_recv() {
+            self.on_report(report);
+        }
+        self.finish()
+    }
+
+    /// Skips blocked nodes and starts ready ones until nothing changes (gates decide inline
+    /// and can make more nodes ready at once).
+    fn advance(&mut self) {
+        loop {
+            let mut changed = self.skip_blocked();
+            let ids: Vec<String> = self.setup.plan.nodes.iter().map(|n| n.id.clone()).collect();
+            for id in ids {
+                if self.status(&id) != NodeStatus::Pending || self.interrupted {
+                    continue;
+                }
+                changed |= self.try_start(&id);
+            }
+            if !changed {
+                return;
+            }
+        }
+    }
+
+    /// Pending nodes with a failed or skipped predecessor become skipped, with the reason.
+    fn skip_blocked(&mut self) -> bool {
+        let mut changed = false;
+        let plan = Arc::clone(&self.setup.plan);
+        for node in &plan.nodes {
+            if self.status(&node.id) != NodeStatus::Pending || self.in_started_group(&node.id) {
+                continue;
+            }
+            let blocker = node.needs.iter().find_map(|need| match self.status(need) {
+                NodeStatus::Failed => Some(format!("`{need}` failed")),
+                NodeStatus::Skipped => Some(format!("`{need}` was skipped")),
+                _ => None,
+            });
+            if let Some(reason) = blocker {
+                self.finish_node(
+                    &node.id,
+                    NodeStatus::Skipped,
+                    Some(format!("skipped: {reason}")),
+                    |_| {},
+                );
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    fn in_started_group(&self, node: &str) -> bool {
+        self.group_of
+            .get(node)
+            .is_some_and(|env| self.started_groups.contains(env))
+    }
+
+    fn needs_met(&self, node: &Node) -> bool {
+        node.needs
+            .iter()
+            .all(|need| self.status(need) == NodeStatus::Succeeded)
+    }
+
+    /// Starts `id` if it is ready; true when its state changed.
+    fn try_start(&mut self, id: &str) -> bool {
+        if let Some(env) = self.group_of.get(id).cloned() {
+            return self.try_start_group(&env);
+        }
+        let plan = Arc::clone(&self.setup.plan);
+        let Some(node) = plan.node(id) else {
+            return false;
+        };
+        if !self.needs_met(node) {
+            return false;
+        }
+        if node.kind == NodeKind::Job && self.running_jobs >= self.setup.jobs {
+            return false;
+        }
+        if let Some(when) = &node.when {
+            match eval::eval_condition(when, &self.setup.bindings) {
+                Ok(true) => {}
+                Ok(false) => {
+                    let reason = format!(
+                        "skipped: when `{}` is false{}",
+                        when.source,
+                        values_read(when, &self.setup.bindings)
+                    );
+                    self.finish_node(id, NodeStatus::Skipped, Some(reason), |_| {});
+                    return true;
+                }
+                Err(e) => {
+                    let reason = format!("`when` could not be evaluated: {e}");
+                    self.fail_node(id, reason);
+                    return true;
+                }
+            }
+        }
+        match node.kind {
+            NodeKind::Job => self.start_job(node),
+            NodeKind::Gate => self.decide_gate(node),
+            other => {
+                let reason = format!("{other:?} node `{id}` belongs to no promote in the plan");
+                self.fail_node(id, reason);
+            }
+        }
+        true
+    }
+
+    fn start_job(&mut self, node: &Node) {
+        self.mark_running(&node.id);
+        self.running_jobs += 1;
+        let setup = &self.setup;
+        let context = JobContext {
+            plan: Arc::clone(&setup.plan),
+            runner: Arc::clone(&setup.runner),
+            secrets: Arc::clone(&setup.secrets),
+            store: setup.store.clone(),
+            pipeline_dir: setup.pipeline_dir.clone(),
+            pipeline_env: setup.pipeline_env.clone(),
+            bindings: setup.bindings.clone(),
+            provenance: Provenance {
+                git_sha: string_binding(&setup.bindings, "git.sha"),
+                version: string_binding(&setup.bindings, "pipeline.version"),
+                run_id: self.state().run_id.clone(),
+            },
+        };
+        let id = node.id.clone();
+        let node = node.clone();
+        let task_id = id.clone();
+        let handle = self
+            .tasks
+            .spawn(async move { Finished::Job(id, run_job(context, node).await) });
+        self.task_nodes
+            .insert(handle.id(), (task_id, Instant::now()));
+    }
+
+    fn mark_running(&mut self, id: &str) {
+        self.started_at.insert(id.to_string(), Instant::now());
+        {
+            let mut state = self.state();
+            if let Some(record) = state.nodes.get_mut(id) {
+                record.status = NodeStatus::Running;
+                record.started_at = Some(now_rfc3339());
+                record.message = None;
+            }
+        }
+        self.saver.dirty();
+        self.setup.console.node_started(id);
+    }
+
+    fn on_joined(&mut self, joined: Result<(TaskId, Finished), tokio::task::JoinError>) {
+        match joined {
+            Ok((task, Finished::Job(id, result))) => {
+                self.task_nodes.remove(&task);
+                self.running_jobs = self.running_jobs.saturating_sub(1);
+                self.finish_job(&id, result);
+            }
+            Ok((task, Finished::Promote(env, outcome))) => {
+                self.task_nodes.remove(&task);
+                self.finish_promote(&env, outcome);
+            }
+            Err(error) => {
+                // A panic in a task is a bug of ours; the node fails instead of the run hanging.
+                let Some((id, _)) = self.task_nodes.remove(&error.id()) else {
+                    return;
+                };
+                if let Some(env) = self.group_of.get(&id).cloned() {
+                    self.finish_promote(&env, PromoteOutcome::Failed { rolled_back: false });
+                } else {
+                    self.running_jobs = self.running_jobs.saturating_sub(1);
+                    self.fail_node(&id, format!("internal error while running `{id}`: {error}"));
+                }
+            }
+        }
+    }
+
+    fn finish_job(&mut self, id: &str, result: JobResult) {
+        self.setup.bindings.set_job_result(
+            id,
+            &JobFacts {
+                succeeded: result.succeeded,
+                duration_ms: result.duration_ms,
+                exit_code: result.exit_code,
+                outputs: result.outputs.clone(),
+            },
+        );
+        for artifact in &result.artifacts {
+            self.audit(
+                "artifact_stored",
+                json!({"artifact": artifact.name, "digest": artifact.digest, "size": artifact.size,
+                       "node": id, "version": artifact.version, "git_sha": artifact.git_sha}),
+            );
+        }
+        let status = if result.succeeded {
+            NodeStatus::Succeeded
+        } else if result.interrupted {
+            NodeStatus::Interrupted
+        } else {
+            self.worst_exit = self.worst_exit.max(1);
+            NodeStatus::Failed
+        };
+        self.finish_node(id, status, result.message.clone(), |record| {
+            record.duration_ms = Some(result.duration_ms);
+            record.exit_code = result.exit_code;
+            record.attempts = result.attempts;
+            record.outputs = result.outputs;
+            record.artifacts = result
+                .artifacts
+                .iter()
+                .map(|a| (a.name.clone(), a.digest.clone()))
+                .collect();
+        });
+    }
+
+    fn decide_gate(&mut self, node: &Node) {
+        let id = node.id.clone();
+        self.mark_running(&id);
+        let Some(gate) = &node.gate else {
+            self.finish_node(&id, NodeStatus::Succeeded, None, |_| {});
+            return;
+        };
+        let verdict = evaluate_gate(gate, &self.setup.bindings);
+        let redactor = self.setup.runner.redactor.clone();
+        for warning in &verdict.warnings {
+            let human = redactor.text(&format!("warning: gate `{id}`: {warning}"));
+            self.setup
+                .console
+                .notice("gate_warning", Some(&id), &human, json!({"gate": id}));
+        }
+        if verdict.passed() {
+            self.audit(
+                "gate_passed",
+                json!({"gate": id, "warnings": verdict.warnings}),
+            );
+            self.finish_node(&id, NodeStatus::Succeeded, None, |_| {});
+            return;
+        }
+        let failures = redactor.text(&verdict.failures.join("; "));
+        let granted = self
+            .state()
+            .overrides
+            .iter()
+            .find(|o| o.gate == id)
+            .cloned();
+        match granted {
+            Some(granted) => {
+                self.audit(
+                    "gate_overridden",
+                    json!({"gate": id, "reason": granted.reason, "approver": granted.approver,
+                           "failures": verdict.failures}),
+                );
+                if let Some(record) = self.state().overrides.iter_mut().find(|o| o.gate == id) {
+                    record.used = true;
+                }
+                let message = format!("overridden ({failures}); reason: {}", granted.reason);
+                self.finish_node(
+                    &id,
+                    NodeStatus::Succeeded,
+                    Some(redactor.text(&message)),
+                    |_| {},
+                );
+            }
+            None => {
+                self.audit(
+                    "gate_failed",
+                    json!({"gate": id, "failures": verdict.failures}),
+                );
+                self.worst_exit = self.worst_exit.max(1);
+                let message = format!("gate `{id}` failed: {failures}");
+                self.finish_node(&id, NodeStatus::Failed, Some(message), |_| {});
+            }
+        }
+    }
+
+    fn fail_node(&mut self, id: &str, message: String) {
+        self.worst_exit = self.worst_exit.max(1);
+        self.finish_node(id, NodeStatus::Failed, Some(message), |_| {});
+    }
+
+    /// Records a final (or awaiting) state, tells the console, and saves.
+    fn finish_node(
+        &mut self,
+        id: &str,
+        status: NodeStatus,
+        message: Option<String>,
+        fill: impl FnOnce(&mut NodeRecord),
+    ) {
+        let message = message.map(|m| self.setup.runner.redactor.text(&m));
+        let elapsed = self
+            .started_at
+            .remove(id)
+            .map(|t| t.elapsed().as_millis() as u64);
+        let duration = {
+            let mut state = self.state();
+            let Some(record) = state.nodes.get_mut(id) else {
+                return;
+            };
+            record.status = status;
+            record.message = message.clone();
+            if record.duration_ms.is_none() {
+                record.duration_ms = elapsed;
+            }
+            fill(record);
+            record.duration_ms.unwrap_or(0)
+        };
+        self.saver.dirty();
+        self.setup
+            .console
+            .node_finished(id, status.word(), duration, message.as_deref());
+    }
+
+    fn try_start_group(&mut self, env: &str) -> bool {
+        if self.started_groups.contains(env) {
+            return false;
+        }
+        let plan = Arc::clone(&self.setup.plan);
+        let Some(promote) = plan.promotes.get(env) else {
+            return false;
+        };
+        let members: BTreeSet<&String> = promote.nodes.iter().collect();
+        let external_needs_met = promote
+            .nodes
+            .iter()
+            .filter_map(|id| plan.node(id))
+            .flat_map(|node| node.needs.iter())
+            .filter(|need| !members.contains(need))
+            .all(|need| self.status(need) == NodeStatus::Succeeded);
+        let first_pending = promote
+            .nodes
+            .iter()
+            .find(|id| self.status(id) == NodeStatus::Pending);
+        let Some(first) = first_pending.cloned() else {
+            return false;
+        };
+        if !external_needs_met {
+            return false;
+        }
+        self.started_groups.insert(env.to_string());
+        if let Some(reason) = self.promote_skip_reason(env) {
+            self.end_group(env, NodeStatus::Skipped, Some(reason));
+            return true;
+        }
+        let Some(executor) = self.setup.delivery.clone() else {
+            let reason =
+                format!("no delivery executor: this build of `pipe` cannot run `promote {env}`");
+            self.fail_node(&first, reason);
+            self.end_group(
+                env,
+                NodeStatus::Skipped,
+                Some(format!("skipped: promote `{env}` failed")),
+            );
+            return true;
+        };
+        match self.promote_request(env) {
+            Ok(request) => {
+                let env_name = env.to_string();
+                let handle = self.tasks.spawn(async move {
+                    let outcome = executor.run_promote(request).await;
+                    Finished::Promote(env_name, outcome)
+                });
+                self.task_nodes.insert(handle.id(), (first, Instant::now()));
+            }
+            Err(reason) => {
+                self.fail_node(&first, reason);
+                self.end_group(
+                    env,
+                    NodeStatus::Skipped,
+                    Some(format!("skipped: promote `{env}` failed")),
+                );
+            }
+        }
+        true
+    }
+
+    /// `when` of the promote (or of its first node) decides whether it runs at all.
+    fn promote_skip_reason(&self, env: &str) -> Option<String> {
+        let plan = &self.setup.plan;
+        let promote = plan.promotes.get(env)?;
+        let first_when = promote
+            .nodes
+            .first()
+            .and_then(|id| plan.node(id))
+            .and_then(|n| n.when.as_ref());
+        let when = promote.when.as_ref().or(first_when)?;
+        match eval::eval_condition(when, &self.setup.bindings) {
+            Ok(true) => None,
+            Ok(false) => Some(format!(
+                "skipped: promote `{env}`: when `{}` is false{}",
+                when.source,
+                values_read(when, &self.setup.bindings)
+            )),
+            Err(e) => Some(format!(
+                "skipped: promote `{env}`: `when` could not be evaluated: {e}"
+            )),
+        }
+    }
+
+    /// Gives every unfinished node of the group `status`.
+    fn end_group(&mut self, env: &str, status: NodeStatus, message: Option<String>) {
+        let plan = Arc::clone(&self.setup.plan);
+        let Some(promote) = plan.promotes.get(env) else {
+            return;
+        };
+        for id in &promote.nodes {
+            if !self.status(id).is_terminal() {
+                self.finish_node(id, status, message.clone(), |_| {});
+            }
+        }
+    }
+
+    fn promote_request(&self, env: &str) -> Result<PromoteRequest, String> {
+        let setup = &self.setup;
+        let promote = setup
+            .plan
+            .promotes
+            .get(env)
+            .ok_or_else(|| format!("no promote `{env}`"))?;
+        let secrets = setup.secrets.select(&promote.secrets)?;
+        let state = self.state();
+        let artifact_digests = state
+            .nodes
+            .values()
+            .filter(|r| r.status == NodeStatus::Succeeded)
+            .flat_map(|r| r.artifacts.clone())
+            .collect();
+        Ok(PromoteRequest {
+            plan: Arc::clone(&setup.plan),
+            environment: env.to_string(),
+            run_id: state.run_id.clone(),
+            state_dir: setup.state_dir.clone(),
+            pipeline_dir: setup.pipeline_dir.clone(),
+            steps: Arc::clone(&setup.runner),
+            secrets,
+            pipeline_env: setup.pipeline_env.clone(),
+            artifacts: setup.store.clone(),
+            artifact_digests,
+            bindings: setup.bindings.clone(),
+            approvals: setup.approvals.clone(),
+            approver: setup.approver.clone(),
+            initiator: state.initiator.clone(),
+            lock_timeout: setup.lock_timeout,
+            interrupt: setup.interrupt.clone(),
+            reporter: PromoteReporter::with_sender(env, self.report_sender.clone()),
+            stored: state.delivery.get(env).cloned(),
+        })
+    }
+
+    fn on_report(&mut self, report: DeliveryReport) {
+        match report {
+            DeliveryReport::Node {
+                node,
+                status,
+                message,
+            } => match status {
+                NodeStatus::Running => self.mark_running(&node),
+                NodeStatus::Pending => {}
+                other => self.finish_node(&node, other, message, |_| {}),
+            },
+            DeliveryReport::Record { environment, value } => {
+                let text = self.setup.runner.redactor.text(&value.to_string());
+                let value = serde_json::from_str(&text).unwrap_or(value);
+                self.state().delivery.insert(environment, value);
+                self.saver.dirty();
+            }
+        }
+    }
+
+    fn finish_promote(&mut self, env: &str, outcome: PromoteOutcome) {
+        while let Ok(report) = self.reports.try_recv() {
+            self.on_report(report);
+        }
+        self.worst_exit = self.worst_exit.max(outcome_exit_code(outcome));
+        let plan = Arc::clone(&self.setup.plan);
+        let Some(promote) = plan.promotes.get(env) else {
+            return;
+        };
+        let failed = format!("promote `{env}` failed");
+        for id in &promote.nodes {
+            let (status, message) = match (outcome, self.status(id)) {
+                (_, done) if done.is_terminal() => continue,
+                (PromoteOutcome::Succeeded, _) => (NodeStatus::Succeeded, None),
+                (
+                    PromoteOutcome::Failed { .. } | PromoteOutcome::RollbackFailed,
+                    NodeStatus::Running,
+                ) => (NodeStatus::Failed, Some(failed.clone())),
+                (PromoteOutcome::Failed { .. } | PromoteOutcome::RollbackFailed, _) => {
+                    (NodeStatus::Skipped, Some(format!("skipped: {failed}")))
+                }
+                (PromoteOutcome::AwaitingApproval, NodeStatus::Running) => {
+                    (NodeStatus::AwaitingApproval, None)
+                }
+                (PromoteOutcome::Interrupted, NodeStatus::Running) => {
+                    (NodeStatus::Interrupted, None)
+                }
+                // Left pending: a resume runs them.
+                _ => continue,
+            };
+            self.finish_node(id, status, message, |_| {});
+        }
+    }
+
+    fn audit(&self, event: &str, fields: serde_json::Value) {
+        let Some(audit) = &self.setup.audit else {
+            return;
+        };
+        let (run, actor) = {
+            let state = self.state();
+            (state.run_id.clone(), state.initiator.clone())
+        };
+        if let Err(e) = audit.append(&run, event, &actor, fields) {
+            let human = format!("warning: audit log could not be written ({event}): {e}");
+            self.setup
+                .console
+                .notice("warning", None, &human, json!({}));
+        }
+    }
+
+    fn finish(mut self) -> RunState {
+        let status = if self.interrupted || self.setup.interrupt.is_set() {
+            RunStatus::Interrupted
+        } else {
+            match self.worst_exit {
+                0 => RunStatus::Succeeded,
+                3 => RunStatus::AwaitingApproval,
+                4 => RunStatus::RollbackFailed,
+                130 => RunStatus::Interrupted,
+                _ => RunStatus::Failed,
+            }
+        };
+        {
+            let mut state = self.state();
+            state.status = status;
+            state.finished_at = Some(now_rfc3339());
+        }
+        self.audit(
+            "run_finished",
+            json!({"status": status, "exit_code": status.exit_code()}),
+        );
+        self.saver.finish();
+        self.state().clone()
+    }
+}
+
+fn string_binding(bindings: &Bindings, name: &str) -> String {
+    bindings.get(name).map(eval::display).unwrap_or_default()
+}
+
+/// Saves the run state after transitions on its own thread. Transitions that happen while a
+/// save is being written are coalesced into the next save, so a burst of a thousand quick jobs
+/// costs a few writes, and a crash loses at most the transitions of the last few milliseconds
+/// (those nodes simply run again on resume).
+struct StateSaver {
+    sender: Option<std_mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    state: Arc<Mutex<RunState>>,
+    run_dir: RunDir,
+    console: Arc<Console>,
+}
+
+impl StateSaver {
+    fn start(state: Arc<Mutex<RunState>>, run_dir: RunDir, console: Arc<Console>) -> StateSaver {
+        let (sender, receiver) = std_mpsc::channel::<()>();
+        let thread_state = Arc::clone(&state);
+        let thread_dir = run_dir.clone();
+        let thread_console = Arc::clone(&console);
+        let thread = std::thread::spawn(move || {
+            let mut warned = false;
+            while receiver.recv().is_ok() {
+                while receiver.try_recv().is_ok() {}
+                if let Err(e) = save(&thread_state, &thread_dir)
+                    && !warned
+                {
+                    let human = format!("warning: run state could not be saved: {e}");
+                    thread_console.notice("warning", None, &human, json!({}));
+                    warned = true;
+                }
+            }
+        });
+        StateSaver {
+            sender: Some(sender),
+            thread: Some(thread),
+            state,
+            run_dir,
+            console,
+        }
+    }
+
+    fn dirty(&self) {
+        if let Some(sender) = &self.sender {
+            let _ = sender.send(());
+        }
+    }
+
+    /// Stops the thread and writes the final state.
+    fn finish(&mut self) {
+        self.sender.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        if let Err(e) = save(&self.state, &self.run_dir) {
+            let human = format!("warning: run state could not be saved: {e}");
+            self.console.notice("warning", None, &human, json!({}));
+        }
+    }
+}
+
+fn save(state: &Mutex<RunState>, run_dir: &RunDir) -> std::io::Result<()> {
+    let snapshot = match state.lock() {
+        Ok(guard) => guard.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    };
+    run_dir.save_state(&snapshot)
+}

@@ -1,0 +1,390 @@
+//! Starting a run: a new run of a plan ([`run_plan`]) or the continuation of a stored one
+//! ([`resume_run`]) — selection, overrides, secrets, bindings, the run directory — then the
+//! scheduler.
+
+use crate::audit::AuditLog;
+use crate::compile::plan::Plan;
+use crate::diagnostics::suggest;
+use crate::run::artifact::ArtifactStore;
+use crate::run::console::Console;
+use crate::run::context::{GitInfo, base_bindings};
+use crate::run::delivery::DeliveryExecutor;
+use crate::run::eval::{Bindings, JobFacts};
+use crate::run::interrupt::Interrupt;
+use crate::run::job::evaluate_env;
+use crate::run::process::{KILL_GRACE, StepRunner, host_environment};
+use crate::run::redact::Redactor;
+use crate::run::scheduler::{Scheduler, SchedulerSetup};
+use crate::run::secrets::SecretValues;
+use crate::run::state::{
+    NodeRecord, NodeStatus, OverrideRecord, RunDir, RunState, RunStatus, list_runs, new_run_id,
+};
+use crate::run::{preflight, selection};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `--override GATE --reason TEXT`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GateOverride {
+    pub gate: String,
+    pub reason: String,
+}
+
+/// How to run. [`RunOptions::new`] gives the defaults of `pipe run`.
+pub struct RunOptions {
+    /// At most this many jobs at once.
+    pub jobs: usize,
+    pub only: Vec<String>,
+    pub until: Option<String>,
+    pub state_dir: PathBuf,
+    /// Where steps run: the pipeline file's directory.
+    pub pipeline_dir: PathBuf,
+    /// The `.pipe` file, when the run starts from one (for `resume`'s change warning).
+    pub source_path: Option<PathBuf>,
+    pub overrides: Vec<GateOverride>,
+    pub approvals: Vec<String>,
+    pub approver: Option<String>,
+    pub lock_timeout: Duration,
+    pub kill_grace: Duration,
+    pub console: Arc<Console>,
+    pub interrupt: Interrupt,
+    /// The host environment (`PATH`, `HOME`, … and secrets' `env(...)` sources).
+    pub host_env: BTreeMap<String, String>,
+}
+
+impl RunOptions {
+    pub fn new(state_dir: PathBuf, pipeline_dir: PathBuf) -> RunOptions {
+        RunOptions {
+            jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            only: Vec::new(),
+            until: None,
+            state_dir,
+            pipeline_dir,
+            source_path: None,
+            overrides: Vec::new(),
+            approvals: Vec::new(),
+            approver: None,
+            lock_timeout: Duration::from_secs(600),
+            kill_grace: KILL_GRACE,
+            console: Arc::new(Console::plain()),
+            interrupt: Interrupt::never(),
+            host_env: host_environment(),
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub run_id: String,
+    pub status: RunStatus,
+    pub exit_code: i32,
+    pub run_dir: PathBuf,
+    pub state: RunState,
+}
+
+/// Starts a new run of `plan`. `Err` is a usage problem (exit 2): an unknown node, a refused
+/// override, an unwritable state directory.
+pub async fn run_plan(
+    plan: Plan,
+    options: RunOptions,
+    delivery: Option<Arc<dyn DeliveryExecutor>>,
+) -> Result<RunOutcome, String> {
+    let run_id = new_run_id();
+    let git = GitInfo::read(&options.pipeline_dir);
+    let (bindings, version) = base_bindings(&plan, &run_id, &git, None);
+    let version = version.unwrap_or_else(|why| {
+        let human = format!("warning: {why}");
+        options.console.notice("warning", None, &human, json!({}));
+        String::new()
+    });
+    let initiator = options
+        .host_env
+        .get("USER")
+        .cloned()
+        .unwrap_or_else(|| "unknown".into());
+    let mut state = RunState::new(&plan, &run_id, &initiator, &version);
+    state.pipeline_dir = options.pipeline_dir.display().to_string();
+    state.source_path = options
+        .source_path
+        .as_ref()
+        .map(|p| p.display().to_string());
+    apply_selection(&plan, &options, &mut state)?;
+    state.overrides = validate_overrides(&plan, &options, &initiator)?;
+    let run_dir = RunDir::new(&options.state_dir, &run_id);
+    run_dir
+        .save_plan(&plan)
+        .map_err(|e| format!("cannot write {}: {e}", run_dir.plan_path().display()))?;
+    launch(plan, state, run_dir, bindings, options, delivery).await
+}
+
+/// Continues a stored run: nodes that did not succeed run again, from the stored plan.
+pub async fn resume_run(
+    run_id: &str,
+    mut options: RunOptions,
+    delivery: Option<Arc<dyn DeliveryExecutor>>,
+) -> Result<RunOutcome, String> {
+    let run_dir = RunDir::new(&options.state_dir, run_id);
+    let (plan, mut state) = match (run_dir.load_plan(), run_dir.load_state()) {
+        (Ok(plan), Ok(state)) => (plan, state),
+        _ => return Err(no_such_run(&options, run_id)),
+    };
+    if !state.pipeline_dir.is_empty() {
+        options.pipeline_dir = PathBuf::from(&state.pipeline_dir);
+    }
+    warn_if_source_changed(&plan, &state, &options.console);
+    for record in state.nodes.values_mut() {
+        if !matches!(record.status, NodeStatus::Succeeded | NodeStatus::Excluded) {
+            *record = NodeRecord::pending();
+        }
+    }
+    state.status = RunStatus::Running;
+    state.finished_at = None;
+    let new_overrides = validate_overrides(&plan, &options, &state.initiator)?;
+    state
+        .overrides
+        .retain(|old| !new_overrides.iter().any(|new| new.gate == old.gate));
+    state.overrides.extend(new_overrides);
+    let git = GitInfo::read(&options.pipeline_dir);
+    let (mut bindings, _) = base_bindings(&plan, run_id, &git, Some(&state.version));
+    bind_finished_jobs(&mut bindings, &state);
+    launch(plan, state, run_dir, bindings, options, delivery).await
+}
+
+fn no_such_run(options: &RunOptions, run_id: &str) -> String {
+    let runs: Vec<String> = list_runs(&options.state_dir)
+        .iter()
+        .filter_map(|dir| {
+            dir.path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .collect();
+    let hint = match suggest(run_id, runs.iter().map(String::as_str)) {
+        Some(near) => format!("; did you mean `{near}`?"),
+        None => match runs.first() {
+            Some(latest) => format!("; the latest run is `{latest}`"),
+            None => String::new(),
+        },
+    };
+    let dir = options.state_dir.join("runs").join(run_id);
+    format!(
+        "no run `{run_id}` to resume ({} has no readable plan.json and state.json){hint}",
+        dir.display()
+    )
+}
+
+fn warn_if_source_changed(plan: &Plan, state: &RunState, console: &Console) {
+    let Some(source) = &state.source_path else {
+        return;
+    };
+    let Ok(bytes) = std::fs::read(source) else {
+        return;
+    };
+    use sha2::Digest;
+    let current = hex::encode(sha2::Sha256::digest(&bytes));
+    if current != plan.source_sha256 {
+        let human = format!(
+            "warning: {source} changed since run {} started; resuming the stored plan, not the new source",
+            state.run_id
+        );
+        console.notice("warning", None, &human, json!({"source": source}));
+    }
+}
+
+/// Succeeded nodes' results, for gates and templates downstream.
+fn bind_finished_jobs(bindings: &mut Bindings, state: &RunState) {
+    for (id, record) in &state.nodes {
+        if record.status == NodeStatus::Succeeded {
+            let facts = JobFacts {
+                succeeded: true,
+                duration_ms: record.duration_ms.unwrap_or(0),
+                exit_code: record.exit_code,
+                outputs: record.outputs.clone(),
+            };
+            bindings.set_job_result(id, &facts);
+        }
+    }
+}
+
+fn apply_selection(plan: &Plan, options: &RunOptions, state: &mut RunState) -> Result<(), String> {
+    let selected = match (&options.until, options.only.is_empty()) {
+        (Some(_), false) => return Err("--only and --until cannot be combined".into()),
+        (None, true) => return Ok(()),
+        (Some(until), true) => selection::until(plan, until)?,
+        (None, false) => {
+            let (selected, reused) = selection::only(plan, &options.state_dir, &options.only)?;
+            state.nodes.extend(reused);
+            selected
+        }
+    };
+    for (id, record) in state.nodes.iter_mut() {
+        if !selected.contains(id) && record.reused_from.is_none() {
+            record.status = NodeStatus::Excluded;
+        }
+    }
+    state.selection = Some(selected.into_iter().collect());
+    Ok(())
+}
+
+/// Checks each `--override`: the gate exists, and a gate upstream of a protected environment
+/// needs `--approver`.
+fn validate_overrides(
+    plan: &Plan,
+    options: &RunOptions,
+    initiator: &str,
+) -> Result<Vec<OverrideRecord>, String> {
+    let mut records = Vec::new();
+    for granted in &options.overrides {
+        let is_gate = |id: &str| {
+            plan.node(id)
+                .is_some_and(|n| n.gate.is_some() || n.kind == crate::compile::plan::NodeKind::Gate)
+        };
+        if !is_gate(&granted.gate) {
+            let gates = plan
+                .nodes
+                .iter()
+                .filter(|n| is_gate(&n.id))
+                .map(|n| n.id.as_str());
+            let hint = suggest(&granted.gate, gates)
+                .map(|s| format!("; did you mean `{s}`?"))
+                .unwrap_or_default();
+            return Err(format!("--override `{}`: no such gate{hint}", granted.gate));
+        }
+        if granted.reason.trim().is_empty() {
+            return Err(format!(
+                "--override `{}` needs --reason \"why\"",
+                granted.gate
+            ));
+        }
+        if let Some(env) = protected_downstream(plan, &granted.gate)
+            && options.approver.is_none()
+        {
+            return Err(format!(
+                "refusing to override gate `{}`: it is upstream of protected environment `{env}`; \
+                 give --approver NAME (or $PIPE_APPROVER) to take responsibility",
+                granted.gate
+            ));
+        }
+        records.push(OverrideRecord {
+            gate: granted.gate.clone(),
+            reason: granted.reason.clone(),
+            approver: options.approver.clone(),
+            actor: initiator.to_string(),
+            used: false,
+        });
+    }
+    Ok(records)
+}
+
+fn protected_downstream(plan: &Plan, gate: &str) -> Option<String> {
+    selection::descendants(plan, gate)
+        .into_iter()
+        .find_map(|id| {
+            let env = plan.node(&id)?.environment.clone()?;
+            let protected = plan.environments.get(&env).is_some_and(|e| e.protected)
+                || plan.promotes.get(&env).is_some_and(|p| p.protected);
+            protected.then_some(env)
+        })
+}
+
+async fn launch(
+    plan: Plan,
+    state: RunState,
+    run_dir: RunDir,
+    bindings: Bindings,
+    options: RunOptions,
+    delivery: Option<Arc<dyn DeliveryExecutor>>,
+) -> Result<RunOutcome, String> {
+    let secrets = SecretValues::load(&plan, &options.pipeline_dir, &options.host_env);
+    let redactor = Redactor::new(secrets.all_values());
+    let pipeline_env = evaluate_env(&BTreeMap::new(), &plan.env, &bindings)
+        .map_err(|e| redactor.text(&format!("pipeline {e}")))?;
+    let selected: Vec<&str> = state
+        .nodes
+        .iter()
+        .filter(|(_, r)| r.status == NodeStatus::Pending)
+        .map(|(id, _)| id.as_str())
+        .collect();
+    for warning in preflight::missing_tools(&plan, &selected, &bindings, &options.host_env) {
+        let human = redactor.text(&format!("warning: {warning}"));
+        options.console.notice("warning", None, &human, json!({}));
+    }
+    run_dir
+        .save_state(&state)
+        .map_err(|e| format!("cannot write {}: {e}", run_dir.state_path().display()))?;
+    let audit = open_audit(&options, &redactor, &secrets, &state)?;
+    let runner = Arc::new(StepRunner {
+        run_id: state.run_id.clone(),
+        logs_dir: Some(run_dir.logs_dir()),
+        redactor,
+        console: Arc::clone(&options.console),
+        interrupt: options.interrupt.clone(),
+        kill_grace: options.kill_grace,
+        host_env: options.host_env.clone(),
+    });
+    let run_id = state.run_id.clone();
+    let path = run_dir.path.clone();
+    let setup = SchedulerSetup {
+        plan: Arc::new(plan),
+        state,
+        run_dir,
+        runner,
+        secrets: Arc::new(secrets),
+        bindings,
+        pipeline_env,
+        store: ArtifactStore::new(&options.state_dir),
+        state_dir: options.state_dir.clone(),
+        pipeline_dir: options.pipeline_dir.clone(),
+        jobs: options.jobs.max(1),
+        approvals: options.approvals.clone(),
+        approver: options.approver.clone(),
+        lock_timeout: options.lock_timeout,
+        console: Arc::clone(&options.console),
+        interrupt: options.interrupt.clone(),
+        delivery,
+        audit,
+    };
+    let state = Scheduler::new(setup).run().await;
+    Ok(RunOutcome {
+        run_id,
+        status: state.status,
+        exit_code: state.status.exit_code(),
+        run_dir: path,
+        state,
+    })
+}
+
+/// Opens the audit log and records `run_started` before anything runs.
+fn open_audit(
+    options: &RunOptions,
+    _redactor: &Redactor,
+    secrets: &SecretValues,
+    state: &RunState,
+) -> Result<Option<Arc<AuditLog>>, String> {
+    let audit = AuditLog::open(&options.state_dir).map_err(|e| {
+        format!(
+            "cannot open the audit log in {}: {e}",
+            options.state_dir.display()
+        )
+    })?;
+    audit.set_secrets(secrets.all_values());
+    let pending = state
+        .nodes
+        .values()
+        .filter(|r| r.status == NodeStatus::Pending)
+        .count();
+    let fields = json!({
+        "pipeline": state.pipeline,
+        "version": state.version,
+        "nodes": pending,
+        "overrides": state.overrides,
+    });
+    audit
+        .append(&state.run_id, "run_started", &state.initiator, fields)
+        .map_err(|e| format!("cannot write the audit log: {e}"))?;
+    Ok(Some(Arc::new(audit)))
+}

@@ -1,0 +1,308 @@
+//! Run state (`.pipe/runs/RUN/state.json`): each node's status, result and message, saved
+//! atomically after every transition so `resume` can continue after a crash or `kill -9`.
+
+use crate::compile::plan::{Literal, Plan};
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub const STATE_SCHEMA: &str = "pipe.state/v1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeStatus {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Skipped,
+    /// Not part of this run (`--only`, `--until`).
+    Excluded,
+    AwaitingApproval,
+    Interrupted,
+}
+
+impl NodeStatus {
+    pub fn word(self) -> &'static str {
+        match self {
+            NodeStatus::Pending => "pending",
+            NodeStatus::Running => "running",
+            NodeStatus::Succeeded => "succeeded",
+            NodeStatus::Failed => "failed",
+            NodeStatus::Skipped => "skipped",
+            NodeStatus::Excluded => "excluded",
+            NodeStatus::AwaitingApproval => "awaiting approval",
+            NodeStatus::Interrupted => "interrupted",
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, NodeStatus::Pending | NodeStatus::Running)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    Failed,
+    AwaitingApproval,
+    RollbackFailed,
+    Interrupted,
+}
+
+impl RunStatus {
+    /// The exit code of SPEC §13.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            RunStatus::Succeeded => 0,
+            RunStatus::Failed | RunStatus::Running => 1,
+            RunStatus::AwaitingApproval => 3,
+            RunStatus::RollbackFailed => 4,
+            RunStatus::Interrupted => 130,
+        }
+    }
+}
+
+/// One node's record. Every string in it has been through the redactor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub status: NodeStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub outputs: BTreeMap<String, Literal>,
+    /// Artifact name → `sha256:HEX` of what this node produced.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub artifacts: BTreeMap<String, String>,
+    /// Set when the result was taken from an earlier run (`--only`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reused_from: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl NodeRecord {
+    pub fn pending() -> NodeRecord {
+        NodeRecord {
+            status: NodeStatus::Pending,
+            message: None,
+            started_at: None,
+            duration_ms: None,
+            exit_code: None,
+            attempts: 0,
+            outputs: BTreeMap::new(),
+            artifacts: BTreeMap::new(),
+            reused_from: None,
+        }
+    }
+}
+
+/// A gate override granted on the command line, kept with the run for the record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OverrideRecord {
+    pub gate: String,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approver: Option<String>,
+    pub actor: String,
+    /// Whether the gate actually failed and the override was used.
+    #[serde(default)]
+    pub used: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    pub schema: String,
+    pub run_id: String,
+    pub pipeline: String,
+    pub status: RunStatus,
+    pub started_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    pub initiator: String,
+    /// Where the steps run (the pipeline file's directory), absolute.
+    #[serde(default)]
+    pub pipeline_dir: String,
+    /// The pipeline source, absolute, when the run started from a `.pipe` file (for the
+    /// "source changed since" warning of `resume`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_path: Option<String>,
+    /// `pipeline.version`, evaluated once at run start so a resume keeps it.
+    #[serde(default)]
+    pub version: String,
+    /// The nodes this run was asked to run (`--only`/`--until`); `None`: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<Vec<String>>,
+    pub nodes: BTreeMap<String, NodeRecord>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<OverrideRecord>,
+    /// Delivery's own records, by environment (approvals so far, watch samples, …).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub delivery: BTreeMap<String, serde_json::Value>,
+}
+
+impl RunState {
+    pub fn new(plan: &Plan, run_id: &str, initiator: &str, version: &str) -> RunState {
+        RunState {
+            schema: STATE_SCHEMA.to_string(),
+            run_id: run_id.to_string(),
+            pipeline: plan.pipeline.clone(),
+            status: RunStatus::Running,
+            started_at: now_rfc3339(),
+            finished_at: None,
+            initiator: initiator.to_string(),
+            pipeline_dir: String::new(),
+            source_path: None,
+            version: version.to_string(),
+            selection: None,
+            nodes: plan
+                .nodes
+                .iter()
+                .map(|n| (n.id.clone(), NodeRecord::pending()))
+                .collect(),
+            overrides: Vec::new(),
+            delivery: BTreeMap::new(),
+        }
+    }
+
+    pub fn status_of(&self, node: &str) -> NodeStatus {
+        self.nodes
+            .get(node)
+            .map_or(NodeStatus::Pending, |r| r.status)
+    }
+}
+
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The directory of one run: `STATE/runs/RUN`.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    pub path: PathBuf,
+}
+
+impl RunDir {
+    pub fn new(state_dir: &Path, run_id: &str) -> RunDir {
+        RunDir {
+            path: state_dir.join("runs").join(run_id),
+        }
+    }
+
+    pub fn plan_path(&self) -> PathBuf {
+        self.path.join("plan.json")
+    }
+
+    pub fn state_path(&self) -> PathBuf {
+        self.path.join("state.json")
+    }
+
+    pub fn logs_dir(&self) -> PathBuf {
+        self.path.join("logs")
+    }
+
+    pub fn log_path(&self, node: &str) -> PathBuf {
+        self.logs_dir().join(log_file_name(node))
+    }
+
+    pub fn save_plan(&self, plan: &Plan) -> io::Result<()> {
+        crate::fsutil::write_atomic(&self.plan_path(), plan.to_json().as_bytes())
+    }
+
+    pub fn save_state(&self, state: &RunState) -> io::Result<()> {
+        let mut json = serde_json::to_vec_pretty(state).map_err(io::Error::other)?;
+        json.push(b'\n');
+        crate::fsutil::write_atomic(&self.state_path(), &json)
+    }
+
+    pub fn load_plan(&self) -> io::Result<Plan> {
+        let text = std::fs::read_to_string(self.plan_path())?;
+        serde_json::from_str(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+
+    pub fn load_state(&self) -> io::Result<RunState> {
+        let text = std::fs::read_to_string(self.state_path())?;
+        serde_json::from_str(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+}
+
+/// A node id as a file name: ids of plain name characters stay as they are (`test.log`);
+/// others (`test[linux,stable]`) become their safe characters plus a short hash of the id, so
+/// two ids never share a file: `test-linux-stable-1a2b3c4d.log`.
+pub fn log_file_name(node: &str) -> String {
+    let is_safe = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    if !node.is_empty() && node.chars().all(is_safe) && !node.starts_with('.') {
+        return format!("{node}.log");
+    }
+    let mut readable = String::new();
+    for c in node.chars() {
+        if is_safe(c) {
+            readable.push(c);
+        } else if !readable.ends_with('-') {
+            readable.push('-');
+        }
+    }
+    let readable = readable.trim_matches(|c| c == '-' || c == '.');
+    let hash = hex::encode(sha2::Sha256::digest(node.as_bytes()));
+    format!("{readable}-{}.log", &hash[..8])
+}
+
+/// A run id: `YYYYMMDD-HHMMSS-XXXX`, sortable by start time; XXXX from the pid and the clock
+/// so two runs started in the same second differ.
+pub fn new_run_id() -> String {
+    let now = chrono::Utc::now();
+    let nanos = now.timestamp_nanos_opt().unwrap_or_default();
+    let seed = format!("{}-{nanos}", std::process::id());
+    let suffix = hex::encode(sha2::Sha256::digest(seed.as_bytes()));
+    format!("{}-{}", now.format("%Y%m%d-%H%M%S"), &suffix[..4])
+}
+
+/// Every run directory of a state directory, newest first (run ids sort by start time).
+pub fn list_runs(state_dir: &Path) -> Vec<RunDir> {
+    let Ok(entries) = std::fs::read_dir(state_dir.join("runs")) else {
+        return Vec::new();
+    };
+    let mut ids: Vec<String> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    ids.sort_by(|a, b| b.cmp(a));
+    ids.iter().map(|id| RunDir::new(state_dir, id)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_file_names_are_safe_and_distinct() {
+        assert_eq!(log_file_name("test"), "test.log");
+        let matrix = log_file_name("test[linux,stable]");
+        assert!(matrix.starts_with("test-linux-stable-") && matrix.ends_with(".log"));
+        assert_ne!(log_file_name("a[b,c]"), log_file_name("a[b.c]"));
+        assert!(!log_file_name("../x").contains('/'));
+        assert!(!log_file_name("..").starts_with('.'));
+    }
+
+    #[test]
+    fn run_ids_sort_by_time_and_differ() {
+        let first = new_run_id();
+        let second = new_run_id();
+        assert_eq!(first.len(), "20260101-000000-abcd".len());
+        assert_ne!(first, second);
+    }
+}

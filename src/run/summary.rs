@@ -1,0 +1,113 @@
+//! The end-of-run summary: each node's status and duration, the critical path (the chain of
+//! dependencies that took longest), and what the exit code means.
+
+use crate::compile::plan::Plan;
+use crate::run::eval::format_duration_ms;
+use crate::run::state::{NodeStatus, RunState, RunStatus};
+use std::collections::HashMap;
+
+/// What each exit code means, for the last line of a run.
+pub fn exit_meaning(status: RunStatus) -> &'static str {
+    match status {
+        RunStatus::Succeeded => "success",
+        RunStatus::Failed | RunStatus::Running => "pipeline failed",
+        RunStatus::AwaitingApproval => "awaiting approval (resumable)",
+        RunStatus::RollbackFailed => "rollback failed or recovery unverified",
+        RunStatus::Interrupted => "interrupted (resumable)",
+    }
+}
+
+/// The longest chain by duration through nodes that ran, and its total.
+pub fn critical_path(plan: &Plan, state: &RunState) -> (Vec<String>, u64) {
+    let mut best: HashMap<&str, (u64, Option<&str>)> = HashMap::new();
+    for node in &plan.nodes {
+        let own = state
+            .nodes
+            .get(&node.id)
+            .and_then(|r| r.duration_ms)
+            .unwrap_or(0);
+        let before = node
+            .needs
+            .iter()
+            .filter_map(|need| {
+                best.get(need.as_str())
+                    .map(|(total, _)| (*total, need.as_str()))
+            })
+            .max_by_key(|(total, _)| *total);
+        let (prior, via) = before.map_or((0, None), |(total, id)| (total, Some(id)));
+        best.insert(node.id.as_str(), (prior + own, via));
+    }
+    let Some((&end, &(total, _))) = best
+        .iter()
+        .max_by_key(|(id, (total, _))| (*total, std::cmp::Reverse(**id)))
+    else {
+        return (Vec::new(), 0);
+    };
+    let mut path = vec![end.to_string()];
+    let mut cursor = best.get(end).and_then(|(_, via)| *via);
+    while let Some(id) = cursor {
+        path.push(id.to_string());
+        cursor = best.get(id).and_then(|(_, via)| *via);
+    }
+    path.reverse();
+    (path, total)
+}
+
+/// The summary table printed when a run ends.
+pub fn render(plan: &Plan, state: &RunState, run_dir: &str) -> String {
+    let width = plan
+        .nodes
+        .iter()
+        .map(|n| n.id.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let mut out = format!("\nrun {} of pipeline `{}`\n", state.run_id, state.pipeline);
+    out.push_str(&format!(
+        "  {:<width$}  {:<17}  {:>8}  note\n",
+        "node", "status", "time"
+    ));
+    for node in &plan.nodes {
+        let Some(record) = state.nodes.get(&node.id) else {
+            continue;
+        };
+        if record.status == NodeStatus::Excluded {
+            continue;
+        }
+        let time = record
+            .duration_ms
+            .map(format_duration_ms)
+            .unwrap_or_else(|| "-".into());
+        let mut note = record.message.clone().unwrap_or_default();
+        if let Some(run) = &record.reused_from {
+            note = format!("result of run {run}");
+        }
+        let status = record.status.word();
+        out.push_str(&format!(
+            "  {:<width$}  {status:<17}  {time:>8}  {note}\n",
+            node.id
+        ));
+    }
+    let (path, total) = critical_path(plan, state);
+    if !path.is_empty() {
+        out.push_str(&format!(
+            "critical path: {} ({})\n",
+            path.join(" → "),
+            format_duration_ms(total)
+        ));
+    }
+    let status = state.status;
+    out.push_str(&format!("state and logs: {run_dir}\n"));
+    out.push_str(&format!(
+        "exit {}: {}\n",
+        status.exit_code(),
+        exit_meaning(status)
+    ));
+    if matches!(
+        status,
+        RunStatus::Interrupted | RunStatus::AwaitingApproval | RunStatus::Failed
+    ) {
+        out.push_str(&format!("resume with: pipe resume {}\n", state.run_id));
+    }
+    out
+}
