@@ -8,9 +8,11 @@ pub mod executor;
 pub mod host;
 pub mod ledger;
 pub mod lock;
+pub mod manual;
 pub mod probe_value;
 pub mod record;
 pub mod recovery;
+pub mod release_plan;
 pub mod watch;
 mod watching;
 

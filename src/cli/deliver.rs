@@ -1,0 +1,350 @@
+//! `pipe plan`, `pipe rollback` and `pipe releases`: the delivery commands that work from the
+//! pipeline file (or the newest stored run plan) and the ledgers under the state directory.
+
+use super::exit;
+use crate::audit::AuditLog;
+use crate::compilation::compile_file;
+use crate::compile::plan::Plan;
+use crate::deliver::engine::{ApprovalInput, ArtifactRef, PromoteRequest};
+use crate::deliver::executor::RunnerHost;
+use crate::deliver::ledger::{Ledger, environments_with_ledger};
+use crate::deliver::manual::{ManualError, rollback_by_hand};
+use crate::deliver::release_plan::{release_plan, render_text};
+use crate::run::console::Console;
+use crate::run::context::{GitInfo, base_bindings};
+use crate::run::eval;
+use crate::run::interrupt::{install_signal_handlers, interrupt_pair};
+use crate::run::process::{KILL_GRACE, StepRunner, host_environment};
+use crate::run::redact::Redactor;
+use crate::run::secrets::SecretValues;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OutputFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PlanArgs {
+    /// The pipeline file
+    #[arg(default_value = "pipeline.pipe")]
+    file: PathBuf,
+    /// The state directory (default: `.pipe` beside the pipeline file)
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t)]
+    format: OutputFormat,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RollbackArgs {
+    /// The environment to roll back
+    environment: String,
+    /// Roll back to this release instead of the newest other stable one
+    #[arg(long = "to", value_name = "VERSION")]
+    to_version: Option<String>,
+    /// The pipeline file (falls back to the newest stored run plan when missing)
+    #[arg(short, long, default_value = "pipeline.pipe")]
+    file: PathBuf,
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// How long to wait for a promote holding the environment's lock
+    #[arg(long, value_parser = parse_duration, default_value = "30s")]
+    lock_timeout: Duration,
+    /// Who is rolling back, for the audit log (default: $PIPE_APPROVER, then $USER)
+    #[arg(long)]
+    approver: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ReleasesArgs {
+    /// Only this environment
+    environment: Option<String>,
+    /// The pipeline file (names the pipeline whose ledger is shown)
+    #[arg(short, long, default_value = "pipeline.pipe")]
+    file: PathBuf,
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t)]
+    format: OutputFormat,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    eval::parse_duration_ms(text)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("`{text}` is not a duration (e.g. 30s, 2m)"))
+}
+
+fn state_dir_for(file: &Path, explicit: Option<&PathBuf>) -> PathBuf {
+    match explicit {
+        Some(dir) => dir.clone(),
+        None => pipeline_dir(file).join(".pipe"),
+    }
+}
+
+fn pipeline_dir(file: &Path) -> PathBuf {
+    match file.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// The plan from the pipeline file, or (when the file is missing) the newest run's stored plan:
+/// during an incident the checkout may not be at hand, the state directory is.
+fn load_plan(file: &Path, state_dir: &Path) -> Result<Plan, String> {
+    if file.exists() {
+        let compilation = compile_file(file);
+        return match compilation.plan {
+            Some(plan) if !compilation.has_errors() => Ok(plan),
+            _ => Err(compilation.render(super::stderr_color())),
+        };
+    }
+    newest_stored_plan(state_dir).ok_or_else(|| {
+        format!(
+            "{} not found and no stored run plan under {}",
+            file.display(),
+            state_dir.join("runs").display()
+        )
+    })
+}
+
+fn newest_stored_plan(state_dir: &Path) -> Option<Plan> {
+    let mut runs: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(state_dir.join("runs"))
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path().join("plan.json"))
+        .filter_map(|path| Some((std::fs::metadata(&path).ok()?.modified().ok()?, path)))
+        .collect();
+    runs.sort();
+    let (_, path) = runs.pop()?;
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+/// `pipe plan [FILE]`
+pub fn plan(args: &PlanArgs) -> i32 {
+    let state_dir = state_dir_for(&args.file, args.state_dir.as_ref());
+    let plan = match load_plan(&args.file, &state_dir) {
+        Ok(plan) => plan,
+        Err(message) => return usage_error(&message),
+    };
+    let git = GitInfo::read(&pipeline_dir(&args.file));
+    let (bindings, _) = base_bindings(&plan, "next", &git, None);
+    let release = match release_plan(&plan, &state_dir, &bindings) {
+        Ok(release) => release,
+        Err(error) => return failure(&format!("cannot read the ledgers: {error}")),
+    };
+    match args.format {
+        OutputFormat::Text => print!("{}", render_text(&release)),
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&release).unwrap_or_default()
+        ),
+    }
+    exit::SUCCESS
+}
+
+/// `pipe releases [ENV]`
+pub fn releases(args: &ReleasesArgs) -> i32 {
+    let state_dir = state_dir_for(&args.file, args.state_dir.as_ref());
+    let pipeline = match load_plan(&args.file, &state_dir) {
+        Ok(plan) => plan.pipeline,
+        Err(message) => return usage_error(&message),
+    };
+    let environments = match &args.environment {
+        Some(environment) => vec![environment.clone()],
+        None => environments_with_ledger(&state_dir, &pipeline).unwrap_or_default(),
+    };
+    let mut rows = Vec::new();
+    for environment in &environments {
+        match Ledger::load(&state_dir, &pipeline, environment) {
+            Ok(ledger) => rows.extend(
+                ledger
+                    .releases()
+                    .iter()
+                    .rev()
+                    .map(|r| (environment.clone(), r.clone())),
+            ),
+            Err(error) => {
+                return failure(&format!("cannot read the ledger of {environment}: {error}"));
+            }
+        }
+    }
+    match args.format {
+        OutputFormat::Json => {
+            let json: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|(environment, release)| {
+                    let mut value = serde_json::to_value(release).unwrap_or_default();
+                    if let Some(object) = value.as_object_mut() {
+                        object.insert("environment".into(), environment.clone().into());
+                    }
+                    value
+                })
+                .collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json).unwrap_or_default()
+            );
+        }
+        OutputFormat::Text => print!("{}", releases_table(&pipeline, &rows)),
+    }
+    exit::SUCCESS
+}
+
+fn releases_table(pipeline: &str, rows: &[(String, crate::deliver::ledger::Release)]) -> String {
+    if rows.is_empty() {
+        return format!("no releases of {pipeline} recorded yet\n");
+    }
+    let mut out = format!(
+        "{:<12} {:<28} {:<19} {:<12} {:<20} {}\n",
+        "ENVIRONMENT", "VERSION", "DIGEST", "STATUS", "WHEN", "RUN"
+    );
+    for (environment, release) in rows {
+        let digest: String = release.digest.chars().take(19).collect();
+        let when: String = release
+            .started_at
+            .replace('T', " ")
+            .chars()
+            .take(19)
+            .collect();
+        out.push_str(&format!(
+            "{:<12} {:<28} {:<19} {:<12} {:<20} {}\n",
+            environment,
+            release.version,
+            digest,
+            release.status.to_string(),
+            when,
+            release.run
+        ));
+    }
+    out
+}
+
+/// `pipe rollback ENV [--to VERSION]`
+pub fn rollback(args: &RollbackArgs) -> i32 {
+    let state_dir = state_dir_for(&args.file, args.state_dir.as_ref());
+    let plan = match load_plan(&args.file, &state_dir) {
+        Ok(plan) => plan,
+        Err(message) => return usage_error(&message),
+    };
+    let Some(promote) = plan.promotes.get(&args.environment).cloned() else {
+        let known: Vec<&str> = plan.promotes.keys().map(String::as_str).collect();
+        return usage_error(&format!(
+            "pipeline {} has no promote {} (promotes: {})",
+            plan.pipeline,
+            args.environment,
+            known.join(", ")
+        ));
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => return failure(&format!("cannot start: {error}")),
+    };
+    let _entered = runtime.enter();
+    let run_id = format!(
+        "{}-rollback-{}",
+        chrono::Utc::now().format("%Y%m%d-%H%M%S"),
+        std::process::id()
+    );
+    let host_env = host_environment();
+    let actor = crate::deliver::approval::resolve_approver(
+        args.approver.as_deref(),
+        host_env.get("PIPE_APPROVER").map(String::as_str),
+        host_env.get("USER").map(String::as_str),
+    )
+    .unwrap_or_else(|| "unknown".to_string());
+    let workdir = pipeline_dir(&args.file);
+    let secret_values = SecretValues::load(&plan, &workdir, &host_env);
+    let secrets = match secret_values.select(&promote.secrets) {
+        Ok(secrets) => secrets,
+        Err(message) => return usage_error(&message),
+    };
+    let (bindings, _) = base_bindings(&plan, &run_id, &GitInfo::read(&workdir), None);
+    let pipeline_env = plan
+        .env
+        .iter()
+        .map(|(key, template)| (key.clone(), eval::render_lenient(template, &bindings)))
+        .collect();
+    let (trigger, interrupt) = interrupt_pair();
+    let _ = install_signal_handlers(trigger);
+    let steps = Arc::new(StepRunner {
+        run_id: run_id.clone(),
+        logs_dir: Some(state_dir.join("runs").join(&run_id).join("logs")),
+        redactor: Redactor::new(secret_values.all_values()),
+        console: Arc::new(Console::plain()),
+        interrupt,
+        kill_grace: KILL_GRACE,
+        host_env,
+    });
+    let host = RunnerHost::standalone(
+        steps,
+        runtime.handle().clone(),
+        workdir,
+        pipeline_env,
+        secrets.clone(),
+    );
+    let request = PromoteRequest {
+        pipeline: plan.pipeline.clone(),
+        promote,
+        environments: plan.environments.clone(),
+        run_id,
+        state_dir: state_dir.clone(),
+        artifact: ArtifactRef {
+            name: String::new(),
+            digest: String::new(),
+            path: String::new(),
+            version: String::new(),
+        },
+        bindings,
+        approval: ApprovalInput::default(),
+        lock_timeout: args.lock_timeout,
+        actor,
+    };
+    let to_version = args.to_version.clone();
+    let outcome = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let audit = AuditLog::open(&state_dir)
+                    .map_err(|e| ManualError::Refused(format!("cannot open the audit log: {e}")))?;
+                audit.set_secrets(secrets.values().cloned().collect());
+                rollback_by_hand(&request, to_version.as_deref(), &host, &audit)
+            })
+            .join()
+    });
+    match outcome {
+        Ok(Ok(target)) => {
+            println!(
+                "{} rolled back to {} ({}) and verified",
+                args.environment, target.version, target.digest
+            );
+            exit::SUCCESS
+        }
+        Ok(Err(ManualError::Refused(message))) => failure(&message),
+        Ok(Err(ManualError::Failed(message))) => {
+            eprintln!("error: {message}");
+            exit::ROLLBACK_FAILED
+        }
+        Err(_) => exit::ROLLBACK_FAILED,
+    }
+}
+
+fn usage_error(message: &str) -> i32 {
+    eprint!(
+        "{}",
+        if message.ends_with('\n') {
+            message.to_string()
+        } else {
+            format!("error: {message}\n")
+        }
+    );
+    exit::USAGE
+}
+
+fn failure(message: &str) -> i32 {
+    eprintln!("error: {message}");
+    exit::FAILED
+}

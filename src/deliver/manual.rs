@@ -1,0 +1,124 @@
+//! `pipe rollback ENV [--to VERSION]`: the incident fast path. Same lock, audit events and
+//! verification as an automatic rollback, no gates and no approvals; it redeploys a stored
+//! immutable artifact from the ledger and never rebuilds.
+
+use crate::audit::AuditLog;
+use crate::deliver::engine::{ArtifactRef, PromoteRequest, log_event};
+use crate::deliver::host::PromoteHost;
+use crate::deliver::ledger::{Ledger, Release, ReleaseStatus};
+use crate::deliver::lock;
+use crate::deliver::recovery::{self, Recovery};
+use serde_json::json;
+use std::path::Path;
+
+/// Rolls `request.promote.environment` back by hand. `request.artifact` is ignored: the
+/// release rolled away from is the ledger's newest. Ok: verified; Err: why not (the message
+/// says whether the environment's state is unknown).
+pub fn rollback_by_hand(
+    request: &PromoteRequest,
+    to_version: Option<&str>,
+    host: &dyn PromoteHost,
+    audit: &AuditLog,
+) -> Result<Release, ManualError> {
+    let environment = &request.promote.environment;
+    let _lock = lock::acquire(
+        &request.state_dir,
+        &request.pipeline,
+        environment,
+        &request.run_id,
+        request.lock_timeout,
+    )
+    .map_err(|e| ManualError::Refused(e.to_string()))?;
+    let mut ledger = Ledger::load(&request.state_dir, &request.pipeline, environment)
+        .map_err(|e| ManualError::Refused(format!("cannot read the ledger: {e}")))?;
+    let from = ledger.latest().cloned().ok_or_else(|| {
+        ManualError::Refused(format!(
+            "the ledger of {environment} has no releases: nothing to roll back"
+        ))
+    })?;
+    let target = choose_target(&ledger, &from, to_version)?;
+    if !Path::new(&target.path).exists() {
+        return Err(ManualError::Refused(format!(
+            "the stored artifact of {} is missing at {}",
+            target.version, target.path
+        )));
+    }
+    log_event(
+        audit,
+        request,
+        &request.actor,
+        "rollback_requested",
+        json!({
+            "from_version": from.version,
+            "to_version": target.version,
+            "to_digest": target.digest,
+            "summary": format!("rollback by hand: {} → {}", from.version, target.version),
+        }),
+    )
+    .map_err(ManualError::Refused)?;
+    let from_ref = ArtifactRef {
+        name: from.artifact.clone(),
+        digest: from.digest.clone(),
+        path: from.path.clone(),
+        version: from.version.clone(),
+    };
+    let recovery = Recovery {
+        request,
+        host,
+        audit,
+        actor: &request.actor,
+    };
+    match recovery.roll_back(&mut ledger, &from_ref, Some(&target), "rollback by hand") {
+        recovery::Result::Verified => Ok(target),
+        recovery::Result::Skipped => Err(ManualError::Refused("no rollback target".into())),
+        recovery::Result::Failed(why) => Err(ManualError::Failed(why)),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManualError {
+    /// Nothing was changed.
+    #[error("{0}")]
+    Refused(String),
+    /// The rollback ran and failed or was not verified: the environment's state is unknown.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// `--to VERSION`: the newest release of that version (the operator names it explicitly, so
+/// any finished release is allowed); otherwise the newest stable release whose digest differs from the newest release's.
+fn choose_target(
+    ledger: &Ledger,
+    from: &Release,
+    to_version: Option<&str>,
+) -> Result<Release, ManualError> {
+    let environment = ledger.environment();
+    let Some(version) = to_version else {
+        return ledger
+            .previous_stable(&from.digest)
+            .cloned()
+            .ok_or_else(|| {
+                ManualError::Refused(format!(
+                    "{environment} has no stable release other than {} to roll back to",
+                    from.version
+                ))
+            });
+    };
+    let release = ledger.find_version(version).cloned().ok_or_else(|| {
+        let known: Vec<&str> = ledger
+            .releases()
+            .iter()
+            .map(|r| r.version.as_str())
+            .collect();
+        ManualError::Refused(format!(
+            "{environment} never had a release {version} (releases: {})",
+            known.join(", ")
+        ))
+    })?;
+    if release.status == ReleaseStatus::Deploying {
+        return Err(ManualError::Refused(format!(
+            "{version} is still marked deploying in {environment}; it is not a known-good release"
+        )));
+    }
+    Ok(release)
+}

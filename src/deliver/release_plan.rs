@@ -1,0 +1,266 @@
+//! The release plan `pipe plan` prints: for each promote, what the next run would deploy, the
+//! rollback target the ledger holds today, the migration, rollout, watch triggers, rollback
+//! action and approvers — and, when the last release rolled back, the evidence why.
+
+use crate::compile::plan::{Plan, PromotePlan, StepBlockPlan};
+use crate::deliver::ledger::{Ledger, Release, ReleaseStatus};
+use crate::deliver::probe_value::format_duration;
+use crate::deliver::record::DeliveryRecord;
+use crate::run::eval::{self, Bindings};
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::io;
+use std::path::Path;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReleasePlan {
+    pub pipeline: String,
+    pub version: String,
+    pub promotes: Vec<PromoteSummary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PromoteSummary {
+    pub environment: String,
+    pub protected: bool,
+    pub artifact: String,
+    pub artifact_path: String,
+    /// The rollback target if the next release fails: the newest stable release today.
+    pub previous_stable: Option<ReleaseRef>,
+    pub migration: Option<String>,
+    pub rollout_steps: Vec<f64>,
+    pub rollout_pause: String,
+    pub smoke: Vec<String>,
+    pub watch: Option<String>,
+    pub rollback_triggers: Vec<String>,
+    pub warnings: Vec<String>,
+    pub rollback_action: Vec<String>,
+    pub approvers: Option<String>,
+    /// Why the newest release here rolled back, when it did.
+    pub last_rollback: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReleaseRef {
+    pub version: String,
+    pub digest: String,
+    pub run: String,
+}
+
+impl From<&Release> for ReleaseRef {
+    fn from(release: &Release) -> ReleaseRef {
+        ReleaseRef {
+            version: release.version.clone(),
+            digest: release.digest.clone(),
+            run: release.run.clone(),
+        }
+    }
+}
+
+/// Builds the release plan from the compiled plan and the ledgers under `state_dir`.
+pub fn release_plan(plan: &Plan, state_dir: &Path, bindings: &Bindings) -> io::Result<ReleasePlan> {
+    let version = bindings
+        .get("pipeline.version")
+        .map(eval::display)
+        .unwrap_or_default();
+    let mut promotes = Vec::new();
+    for promote in promotes_in_order(plan) {
+        promotes.push(summarise(plan, promote, state_dir, bindings)?);
+    }
+    Ok(ReleasePlan {
+        pipeline: plan.pipeline.clone(),
+        version,
+        promotes,
+    })
+}
+
+/// Promotes in the plan's topological order (by their first node).
+fn promotes_in_order(plan: &Plan) -> Vec<&PromotePlan> {
+    let position = |promote: &PromotePlan| {
+        promote
+            .nodes
+            .first()
+            .and_then(|first| plan.nodes.iter().position(|n| &n.id == first))
+            .unwrap_or(usize::MAX)
+    };
+    let mut promotes: Vec<&PromotePlan> = plan.promotes.values().collect();
+    promotes.sort_by_key(|p| position(p));
+    promotes
+}
+
+fn summarise(
+    plan: &Plan,
+    promote: &PromotePlan,
+    state_dir: &Path,
+    bindings: &Bindings,
+) -> io::Result<PromoteSummary> {
+    let ledger = Ledger::load(state_dir, &plan.pipeline, &promote.environment)?;
+    let previous = ledger.current_stable();
+    let mut bindings = bindings.clone();
+    if let Some(environment) = plan.environments.get(&promote.environment) {
+        for (key, value) in &environment.attributes {
+            bindings.set(format!("env.{key}"), value.clone());
+        }
+    }
+    bindings.set_string("env.name", promote.environment.clone());
+    if let Some(release) = previous {
+        bindings.set_string("previous.path", release.path.clone());
+        bindings.set_string("previous.digest", release.digest.clone());
+        bindings.set_string("previous.version", release.version.clone());
+    }
+    let watch = promote.watch.as_ref();
+    Ok(PromoteSummary {
+        environment: promote.environment.clone(),
+        protected: promote.protected,
+        artifact: promote.artifact.clone(),
+        artifact_path: plan
+            .artifacts
+            .get(&promote.artifact)
+            .map(|a| a.path.clone())
+            .unwrap_or_default(),
+        previous_stable: previous.map(ReleaseRef::from),
+        migration: promote
+            .migrate
+            .as_ref()
+            .map(|m| format!("{:?}", m.kind).to_lowercase()),
+        rollout_steps: promote.rollout.steps.clone(),
+        rollout_pause: format_duration(promote.rollout.pause_ms),
+        smoke: promote
+            .smoke
+            .as_ref()
+            .map(|b| commands(b, &bindings))
+            .unwrap_or_default(),
+        watch: watch.map(|w| describe_watch(w.duration_ms, &w.probes)),
+        rollback_triggers: watch
+            .map(|w| w.rollback_when.iter().map(describe_condition).collect())
+            .unwrap_or_default(),
+        warnings: watch
+            .map(|w| w.warn_when.iter().map(describe_condition).collect())
+            .unwrap_or_default(),
+        rollback_action: commands(&promote.rollback, &bindings),
+        approvers: promote.approval.as_ref().map(|a| {
+            let who = a
+                .approvers
+                .as_ref()
+                .map_or("anyone but the initiator".to_string(), |l| l.join(", "));
+            let self_note = if a.allow_self {
+                ", self-approval allowed"
+            } else {
+                ""
+            };
+            format!("{who} (quorum {}{self_note})", a.quorum.max(1))
+        }),
+        last_rollback: last_rollback(&ledger, state_dir),
+    })
+}
+
+fn commands(block: &StepBlockPlan, bindings: &Bindings) -> Vec<String> {
+    block
+        .steps
+        .iter()
+        .map(|step| eval::render_lenient(&step.run, bindings))
+        .collect()
+}
+
+fn describe_watch(duration_ms: u64, probes: &[crate::compile::plan::ProbePlan]) -> String {
+    let names: Vec<String> = probes
+        .iter()
+        .map(|p| format!("{}: {} every {}", p.name, p.ty, format_duration(p.every_ms)))
+        .collect();
+    format!("{} — {}", format_duration(duration_ms), names.join(", "))
+}
+
+fn describe_condition(condition: &crate::compile::plan::ConditionPlan) -> String {
+    match condition.for_ms {
+        Some(window) => format!(
+            "{} for {}",
+            condition.condition.source,
+            format_duration(window)
+        ),
+        None => condition.condition.source.clone(),
+    }
+}
+
+/// The evidence of the newest release's rollback, from its run's delivery record.
+fn last_rollback(ledger: &Ledger, state_dir: &Path) -> Option<String> {
+    let latest = ledger.latest()?;
+    if latest.status != ReleaseStatus::RolledBack {
+        return None;
+    }
+    let record = DeliveryRecord::load_or_new(state_dir, &latest.run, ledger.environment());
+    let why = record
+        .decisions
+        .iter()
+        .rev()
+        .find(|d| d.kind == crate::deliver::watch::RuleKind::Rollback)
+        .map(|d| format!("rollback when {}: {}", d.condition, d.evidence))
+        .unwrap_or_else(|| "deploy or smoke failed (see `pipe audit show`)".to_string());
+    Some(format!(
+        "{} (run {}) rolled back: {why}",
+        latest.version, latest.run
+    ))
+}
+
+/// The human form of the release plan.
+pub fn render_text(plan: &ReleasePlan) -> String {
+    let mut out = String::new();
+    let version = if plan.version.is_empty() {
+        "(no version)"
+    } else {
+        &plan.version
+    };
+    let _ = writeln!(
+        out,
+        "release plan for pipeline {} — version {version}",
+        plan.pipeline
+    );
+    if plan.promotes.is_empty() {
+        let _ = writeln!(out, "\n(no promote stages)");
+    }
+    for promote in &plan.promotes {
+        render_promote(&mut out, promote);
+    }
+    out
+}
+
+fn render_promote(out: &mut String, p: &PromoteSummary) {
+    let protected = if p.protected { " (protected)" } else { "" };
+    let _ = writeln!(out, "\npromote {}{protected}", p.environment);
+    let line = |out: &mut String, key: &str, value: &str| {
+        let _ = writeln!(out, "  {key:<17} {value}");
+    };
+    line(
+        out,
+        "artifact",
+        &format!("{} ({})", p.artifact, p.artifact_path),
+    );
+    let previous = p.previous_stable.as_ref().map_or(
+        "none — a failed first release cannot be rolled back".to_string(),
+        |r| format!("{} ({}, run {})", r.version, r.digest, r.run),
+    );
+    line(out, "previous stable", &previous);
+    line(out, "approval", p.approvers.as_deref().unwrap_or("none"));
+    line(out, "migration", p.migration.as_deref().unwrap_or("none"));
+    let steps: Vec<String> = p.rollout_steps.iter().map(|s| format!("{s}%")).collect();
+    line(
+        out,
+        "rollout",
+        &format!("{} (pause {})", steps.join(" → "), p.rollout_pause),
+    );
+    for command in &p.smoke {
+        line(out, "smoke", command);
+    }
+    line(out, "watch", p.watch.as_deref().unwrap_or("none"));
+    for trigger in &p.rollback_triggers {
+        line(out, "rollback when", trigger);
+    }
+    for warning in &p.warnings {
+        line(out, "warn when", warning);
+    }
+    for command in &p.rollback_action {
+        line(out, "rollback action", command);
+    }
+    if let Some(last) = &p.last_rollback {
+        line(out, "last rollback", last);
+    }
+}
