@@ -64,7 +64,9 @@ fn main() {
         Ok(options) => options,
         Err(message) => {
             eprintln!("service: {message}");
-            eprintln!("usage: service --listen 127.0.0.1:PORT [--pid-file PATH] [--window SECONDS]");
+            eprintln!(
+                "usage: service --listen 127.0.0.1:PORT [--pid-file PATH] [--window SECONDS]"
+            );
             std::process::exit(2);
         }
     };
@@ -82,7 +84,10 @@ fn main() {
         }
     }
     let build = if bad_build() { "bad" } else { "good" };
-    eprintln!("service {VERSION} ({build} build) listening on {}", options.listen);
+    eprintln!(
+        "service {VERSION} ({build} build) listening on {}",
+        options.listen
+    );
     let service = Arc::new(Service {
         samples: Mutex::new(VecDeque::new()),
         request_counter: AtomicU64::new(0),
@@ -113,7 +118,9 @@ fn parse_options(args: Vec<String>) -> Result<Options, String> {
             "--listen" => options.listen = value()?,
             "--pid-file" => options.pid_file = Some(value()?),
             "--window" => {
-                let seconds: u64 = value()?.parse().map_err(|_| "--window takes whole seconds")?;
+                let seconds: u64 = value()?
+                    .parse()
+                    .map_err(|_| "--window takes whole seconds")?;
                 options.window = Duration::from_secs(seconds.max(1));
             }
             other => return Err(format!("unknown argument {other}")),
@@ -151,12 +158,19 @@ impl Service {
         } else {
             respond(stream, 200, &format!("hello from {VERSION}\n"))
         };
-        self.record(Sample { at: Instant::now(), failed, latency: started.elapsed() });
+        self.record(Sample {
+            at: Instant::now(),
+            failed,
+            latency: started.elapsed(),
+        });
         result
     }
 
     fn record(&self, sample: Sample) {
-        let mut samples = self.samples.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut samples = self
+            .samples
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         samples.push_back(sample);
         while samples.len() > MAX_SAMPLES {
             samples.pop_front();
@@ -165,14 +179,24 @@ impl Service {
 
     /// `name value` lines over the samples of the last window.
     fn metrics(&self) -> String {
-        let mut samples = self.samples.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut samples = self
+            .samples
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let now = Instant::now();
-        while samples.front().is_some_and(|sample| now.duration_since(sample.at) > self.window) {
+        while samples
+            .front()
+            .is_some_and(|sample| now.duration_since(sample.at) > self.window)
+        {
             samples.pop_front();
         }
         let requests = samples.len();
         let errors = samples.iter().filter(|sample| sample.failed).count();
-        let error_rate = if requests == 0 { 0.0 } else { errors as f64 * 100.0 / requests as f64 };
+        let error_rate = if requests == 0 {
+            0.0
+        } else {
+            errors as f64 * 100.0 / requests as f64
+        };
         let mut latencies: Vec<Duration> = samples.iter().map(|sample| sample.latency).collect();
         drop(samples);
         latencies.sort();
