@@ -204,4 +204,22 @@ mod tests {
             "{found:?}"
         );
     }
+
+    #[test]
+    fn a_stage_after_copied_into_its_jobs_is_reported_once() {
+        let mut program = clean_program();
+        let stage_after = idents(&["qualty"]);
+        program.stages.push(crate::check::program::Stage {
+            name: ident("build"),
+            after: stage_after.clone(),
+            when: None,
+            jobs: idents(&["lint", "package"]),
+            span: span(10),
+        });
+        program.jobs[0].after = stage_after.clone();
+        program.jobs[1].after = stage_after;
+        let found = diagnostics_of(&program);
+        assert_eq!(codes(&program), vec!["E0101"]);
+        assert_eq!(found[0].help.as_deref(), Some("did you mean `quality`?"));
+    }
 }

@@ -495,4 +495,27 @@ mod tests {
         program.gates[0].requires = vec![expr(ExprKind::Call(call))];
         assert_eq!(codes(&program), vec!["E0101"]);
     }
+
+    #[test]
+    fn artifact_names_only_inside_promotes() {
+        let mut program = clean_program();
+        let mut restore = drill("restore", "staging");
+        restore.restore = Some(block_of(vec![interpolated(&[
+            "./restore.sh ",
+            "${{artifact.path}}",
+        ])]));
+        program.drills.push(restore);
+        program.promotes[0].smoke = Some(block_of(vec![interpolated(&[
+            "check ",
+            "${{artifact.version}}",
+            " ",
+            "${{env.name}}",
+        ])]));
+        let found = diagnostics_of(&program);
+        assert_eq!(codes(&program), vec!["E0203"]);
+        assert_eq!(
+            label_texts(&found[0]),
+            vec!["not available in drill `restore`"]
+        );
+    }
 }
