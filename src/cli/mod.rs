@@ -3,6 +3,7 @@
 
 pub mod audit;
 mod check;
+pub mod deliver;
 pub mod run;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -45,6 +46,12 @@ enum Command {
     Run(run::RunArgs),
     /// Continue a stopped run: re-runs only the nodes that did not succeed
     Resume(run::ResumeArgs),
+    /// Show the release plan of each promote: version, rollback target, rollout, triggers
+    Plan(deliver::PlanArgs),
+    /// Roll an environment back to its previous stable release by hand (no gates)
+    Rollback(deliver::RollbackArgs),
+    /// List the release ledger: version, digest, status, when, run
+    Releases(deliver::ReleasesArgs),
     /// Verify the audit log's hash chain, or show it as a timeline
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -81,6 +88,9 @@ pub fn main() -> i32 {
         Command::Run(args) => run::run(args),
         Command::Resume(args) => run::resume(args),
         Command::Audit(command) => audit::audit(command),
+        Command::Plan(args) => deliver::plan(&args),
+        Command::Rollback(args) => deliver::rollback(&args),
+        Command::Releases(args) => deliver::releases(&args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "pipe", &mut std::io::stdout());
             exit::SUCCESS

@@ -38,34 +38,88 @@ pub(crate) fn watch_for(
         if promotion.host.interrupted() {
             return WatchEnd::Interrupted;
         }
-        let Some((index, due)) = earliest(&next_due) else {
+        let elapsed = started.elapsed();
+        if elapsed >= span {
             return WatchEnd::Healthy;
-        };
-        if due >= span {
-            return sleep_until(promotion, started + span);
         }
-        if let WatchEnd::Interrupted = sleep_until(promotion, started + due) {
-            return WatchEnd::Interrupted;
+        let due: Vec<usize> = (0..plan.probes.len())
+            .filter(|&index| next_due[index] <= elapsed)
+            .collect();
+        if due.is_empty() {
+            let wake = earliest(&next_due).map_or(span, |(_, at)| at.min(span));
+            if let WatchEnd::Interrupted = sleep_until(promotion, started + wake) {
+                return WatchEnd::Interrupted;
+            }
+            continue;
         }
-        let probe = &plan.probes[index];
-        next_due[index] = due + Duration::from_millis(probe.every_ms.max(1));
-        let reading = sample(promotion, &node, probe, context);
-        let at_ms = started.elapsed().as_millis() as u64;
-        let fired = monitor.record(&probe.name, at_ms, reading);
-        if let Some(sample) = monitor.samples().last() {
-            promotion.record.samples.push(sample.clone());
-        }
-        let _ = promotion
-            .record
-            .save(&promotion.request.state_dir, &promotion.request.run_id);
-        for decision in fired {
-            promotion.record.decisions.push(decision.clone());
-            match decision.kind {
-                RuleKind::Rollback => return WatchEnd::Breached(decision),
-                RuleKind::Warn => warn(promotion, &decision),
+        let readings = sample_all(promotion, &node, plan, &due, context, started);
+        let finished = started.elapsed();
+        for (index, (at_ms, reading)) in due.iter().copied().zip(readings) {
+            let probe = &plan.probes[index];
+            // Keep the interval, but never queue up samples behind a slow probe.
+            let interval = Duration::from_millis(probe.every_ms.max(1));
+            next_due[index] = (next_due[index] + interval).max(finished);
+            if let Some(decision) = record(promotion, &mut monitor, &probe.name, at_ms, reading) {
+                return WatchEnd::Breached(decision);
             }
         }
     }
+}
+
+/// Feeds one sample to the rules; audits warnings; returns a rollback decision.
+fn record(
+    promotion: &mut Promotion<'_>,
+    monitor: &mut Monitor,
+    probe: &str,
+    at_ms: u64,
+    reading: Result<ProbeValue, String>,
+) -> Option<Decision> {
+    let fired = monitor.record(probe, at_ms, reading);
+    if let Some(sample) = monitor.samples().last() {
+        promotion.record.samples.push(sample.clone());
+    }
+    let _ = promotion
+        .record
+        .save(&promotion.request.state_dir, &promotion.request.run_id);
+    for decision in fired {
+        promotion.record.decisions.push(decision.clone());
+        match decision.kind {
+            RuleKind::Rollback => return Some(decision),
+            RuleKind::Warn => warn(promotion, &decision),
+        }
+    }
+    None
+}
+
+/// Runs the due probes side by side; each reading comes back with the time it was taken.
+fn sample_all(
+    promotion: &Promotion<'_>,
+    node: &str,
+    plan: &WatchPlan,
+    due: &[usize],
+    context: &StepContext,
+    origin: Instant,
+) -> Vec<(u64, Result<ProbeValue, String>)> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = due
+            .iter()
+            .map(|&index| {
+                let probe = &plan.probes[index];
+                scope.spawn(move || {
+                    let reading = sample(promotion, node, probe, context);
+                    (origin.elapsed().as_millis() as u64, reading)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|_| (0, Err("probe runner panicked".to_string())))
+            })
+            .collect()
+    })
 }
 
 fn earliest(next_due: &[Duration]) -> Option<(usize, Duration)> {
