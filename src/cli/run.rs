@@ -198,15 +198,18 @@ fn report(console: &Console, outcome: Result<RunOutcome, String>) -> i32 {
         console.text(&summary::render(&plan, &outcome.state, &run_dir));
     }
     let meaning = summary::exit_meaning(outcome.status);
-    console.notice(
+    // The text summary already ends with the exit code's meaning; JSON gets an event.
+    if console.is_json() {
+        console.notice(
         "run_finished",
         None,
         &format!(
             "run {} finished: exit {} ({meaning})",
             outcome.run_id, outcome.exit_code
         ),
-        json!({"run": outcome.run_id, "status": outcome.status, "exit_code": outcome.exit_code}),
-    );
+            json!({"run": outcome.run_id, "status": outcome.status, "exit_code": outcome.exit_code}),
+        );
+    }
     outcome.exit_code
 }
 
