@@ -55,7 +55,12 @@ impl Namespace {
     ) -> bool {
         match self.declared.get(&name.name) {
             Some((first, first_kind)) => {
-                let message = if *first_kind == kind {
+                let message = if kind == "promote" {
+                    format!(
+                        "environment `{}` is promoted twice (at most one promote per environment)",
+                        name.name
+                    )
+                } else if *first_kind == kind {
                     format!("{kind} `{}` is defined twice", name.name)
                 } else {
                     format!(
@@ -302,3 +307,6 @@ impl Elaborator<'_> {
         self.statements(block)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -79,3 +79,66 @@ fn no_pipeline(file_name: &str, entry: FileId) -> Diagnostic {
         )
         .help("add `pipeline NAME { job build { run \"make\" } }`, or check the file name")
 }
+
+/// In-memory sources for the checker's tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{Checked, Loader, check};
+    use crate::diagnostics::SourceMap;
+    use std::collections::HashMap;
+
+    /// A loader over named texts; paths are looked up as written, without `./`.
+    pub(crate) struct MemoryLoader {
+        pub files: HashMap<String, String>,
+    }
+
+    impl Loader for MemoryLoader {
+        fn load(&self, _from: &str, path: &str) -> Result<(String, String), String> {
+            let name = path.trim_start_matches("./");
+            self.files
+                .get(name)
+                .map(|text| (name.to_string(), text.clone()))
+                .ok_or_else(|| format!("no such file `{name}`"))
+        }
+    }
+
+    /// Checks `entry` (named `pipeline.pipe`) with `files` importable.
+    pub(crate) fn check_with(entry: &str, files: &[(&str, &str)]) -> (Checked, SourceMap) {
+        let loader = MemoryLoader {
+            files: files
+                .iter()
+                .map(|(name, text)| (name.to_string(), text.to_string()))
+                .collect(),
+        };
+        let mut sources = SourceMap::new();
+        let file = sources.add("pipeline.pipe", entry);
+        let checked = check(&mut sources, file, &loader);
+        (checked, sources)
+    }
+
+    pub(crate) fn check_source(entry: &str) -> (Checked, SourceMap) {
+        check_with(entry, &[])
+    }
+
+    /// The codes of every diagnostic, in order.
+    pub(crate) fn codes(checked: &Checked) -> Vec<&'static str> {
+        checked.diagnostics.iter().map(|d| d.code).collect()
+    }
+
+    /// Every diagnostic as plain lines (code, message, labels, help, unwrapped, for `contains`
+    /// assertions) followed by its miette rendering (for reading a failure).
+    pub(crate) fn rendered(checked: &Checked, sources: &SourceMap) -> String {
+        let mut out = String::new();
+        for diagnostic in &checked.diagnostics {
+            out.push_str(&format!("{}: {}\n", diagnostic.code, diagnostic.message));
+            for label in &diagnostic.labels {
+                out.push_str(&format!("  label: {}\n", label.text));
+            }
+            if let Some(help) = &diagnostic.help {
+                out.push_str(&format!("  help: {help}\n"));
+            }
+            out.push_str(&crate::diagnostics::render_text(diagnostic, sources, false));
+        }
+        out
+    }
+}

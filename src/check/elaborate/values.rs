@@ -51,6 +51,16 @@ impl Expected {
         }
     }
 
+    /// What each item of an expected list must be.
+    fn item(self) -> Expected {
+        match self {
+            Expected::Names => Expected::Name,
+            Expected::Strings | Expected::MatrixValues => Expected::PlainString,
+            Expected::Percents => Expected::Type(TypeWord::Percent),
+            other => other,
+        }
+    }
+
     fn is_list(self) -> bool {
         matches!(
             self,
@@ -284,7 +294,7 @@ impl Elaborator<'_> {
         for element in items {
             match item(element) {
                 Some(value) => values.push(value),
-                None => return self.fail(element, expected),
+                None => return self.fail(element, expected.item()),
             }
         }
         Some(values)
@@ -298,7 +308,10 @@ impl Elaborator<'_> {
 
 /// How to write `expr` as the expected value, from what the user wrote.
 pub(in crate::check) fn fix_hint(sources: &SourceMap, expr: &Expr, expected: Expected) -> String {
-    let written = sources.snippet(expr.span);
+    let written = sources.snippet(expr.span).trim();
+    if let (ExprKind::Number(number), Expected::Type(TypeWord::Percent)) = (&expr.kind, expected) {
+        return format!("write {}%", number_text(*number));
+    }
     let unquoted = match &expr.kind {
         ExprKind::Str(text) => text.as_plain(),
         _ => None,

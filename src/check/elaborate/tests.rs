@@ -1,0 +1,596 @@
+//! Tests of elaboration: each block form into the IR, and each diagnostic it emits.
+
+use crate::check::program::{MigrationKind, SecretSource, Value};
+use crate::check::testing::{check_source, check_with, codes, rendered};
+use crate::syntax::ast::{Segment, Type};
+
+/// The whole example of SPEC §2, with the real `std/rust`.
+const SPEC_EXAMPLE: &str = r#"
+// release.pipe — build, gate, then promote one artifact through two environments
+import "std/rust"
+
+pipeline api {
+  version = "api-${{ date }}-${{ git.short_sha }}"
+  env { RUST_BACKTRACE = "1" }
+
+  secret deploy_token {
+    from  = env("DEPLOY_TOKEN")
+    scope = [staging, production]
+  }
+
+  artifact api_bin { path = "target/release/api" }
+
+  environment staging    { url = "http://127.0.0.1:18080"  replicas = 1 }
+  environment production { url = "http://127.0.0.1:18081"  replicas = 3  protected = true }
+
+  stage build {
+    job lint = cargo(task: "clippy --all-targets -- -D warnings")
+    job test {
+      run "cargo test"
+      run "./scripts/coverage.sh"          // writes coverage=83.5% to $PIPE_OUTPUT
+      timeout = 10m
+      retries = 1
+      outputs { coverage: percent }
+    }
+    job package {
+      needs    = [lint, test]
+      run "cargo build --release"
+      produces = [api_bin]
+    }
+  }
+
+  gate quality {
+    after = [build]
+    require jobs.test.outputs.coverage >= 80%
+    require jobs.lint.succeeded
+    warn    jobs.test.duration < 5m
+  }
+
+  promote staging {
+    after    = [quality]
+    artifact = api_bin
+    secrets  = [deploy_token]
+    deploy   { run "./scripts/deploy.sh ${{ artifact.path }} ${{ env.url }}" }
+    smoke    { run "curl -fsS ${{ env.url }}/health"  retries = 5  backoff = 1s }
+    rollback { run "./scripts/deploy.sh ${{ previous.path }} ${{ env.url }}" }
+  }
+
+  promote production {
+    after    = [staging]
+    artifact = api_bin
+    secrets  = [deploy_token]
+    when     = git.branch == "main"
+    approval { approvers = ["alice", "bob"] }
+    migrate  { kind = expand  run "./scripts/migrate.sh up" }
+    rollout canary { steps = [10%, 50%, 100%]  pause = 30s }
+    deploy   { run "./scripts/deploy.sh ${{ artifact.path }} ${{ env.url }} --weight ${{ rollout.weight }}" }
+    smoke    { run "curl -fsS ${{ env.url }}/health" }
+    watch 2m {
+      probe error_rate: percent = command("./scripts/error_rate.sh ${{ env.url }}") every 5s
+      probe p95: duration       = command("./scripts/p95.sh ${{ env.url }}") every 5s
+      probe healthy: bool       = command("curl -fsS ${{ env.url }}/health") every 5s
+      rollback when error_rate > 1% for 30s
+      rollback when p95 > 900ms for 1m
+      rollback when not healthy for 15s
+    }
+    rollback { run "./scripts/deploy.sh ${{ previous.path }} ${{ env.url }}" }
+  }
+
+  drill restore_db {
+    environment = staging
+    rto = 2m
+    rpo = 24h
+    backup  { run "./scripts/backup.sh" }
+    restore { run "./scripts/restore.sh" }
+    verify  { run "./scripts/verify_restore.sh" }
+  }
+}
+"#;
+
+fn texts(steps: &[crate::syntax::ast::StrLit]) -> Vec<String> {
+    steps
+        .iter()
+        .map(|step| {
+            step.segments
+                .iter()
+                .map(|segment| match segment {
+                    Segment::Text(text) => text.clone(),
+                    Segment::Interp(_) => "${{…}}".to_string(),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn names(idents: &[crate::syntax::ast::Ident]) -> Vec<&str> {
+    idents.iter().map(|i| i.name.as_str()).collect()
+}
+
+/// Checks `source`, asserting it has no errors, and returns the program.
+fn program(source: &str) -> crate::check::program::Program {
+    let (checked, sources) = check_source(source);
+    let errors: Vec<_> = checked
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .collect();
+    assert!(errors.is_empty(), "{}", rendered(&checked, &sources));
+    checked.program.unwrap()
+}
+
+/// Checks a pipeline whose body is `body` and returns the diagnostics' codes and rendering.
+fn problems(body: &str) -> (Vec<&'static str>, String) {
+    let (checked, sources) = check_source(&format!("pipeline p {{\n{body}\n}}\n"));
+    assert!(checked.program.is_none() || checked.diagnostics.iter().all(|d| !d.is_error()));
+    (codes(&checked), rendered(&checked, &sources))
+}
+
+#[test]
+fn the_spec_example_elaborates_into_the_program() {
+    let program = program(SPEC_EXAMPLE);
+    assert_eq!(program.name.name, "api");
+    assert!(program.version.is_some());
+    assert_eq!(
+        names(
+            &program
+                .env
+                .iter()
+                .map(|(k, _)| k.clone())
+                .collect::<Vec<_>>()
+        ),
+        ["RUST_BACKTRACE"]
+    );
+
+    let secret = &program.secrets[0];
+    assert_eq!(secret.name.name, "deploy_token");
+    assert_eq!(
+        secret.source.value,
+        SecretSource::Env("DEPLOY_TOKEN".into())
+    );
+    assert_eq!(
+        names(secret.scope.as_deref().unwrap()),
+        ["staging", "production"]
+    );
+    assert_eq!(program.artifacts[0].path.value, "target/release/api");
+
+    let production = &program.environments[1];
+    assert!(production.protected.value);
+    assert!(!program.environments[0].protected.value);
+    let keys: Vec<&str> = production
+        .attrs
+        .iter()
+        .map(|(k, _)| k.name.as_str())
+        .collect();
+    assert_eq!(keys, ["replicas", "url"]);
+    assert_eq!(production.attrs[0].1.value, Value::Number(3.0));
+
+    let stage = &program.stages[0];
+    assert_eq!(names(&stage.jobs), ["lint", "test", "package"]);
+    let jobs: Vec<&str> = program.jobs.iter().map(|j| j.name.name.as_str()).collect();
+    assert_eq!(jobs, ["lint", "test", "package"]);
+    let lint = &program.jobs[0];
+    assert_eq!(
+        texts(&lint.steps),
+        ["cargo clippy --all-targets -- -D warnings"]
+    );
+    assert_eq!(lint.settings.timeout.as_ref().unwrap().value, 15 * 60_000);
+    assert_eq!(lint.template.as_ref().unwrap().template.name, "cargo");
+    assert_eq!(lint.stage.as_ref().unwrap().name, "build");
+    let test = &program.jobs[1];
+    assert_eq!(texts(&test.steps), ["cargo test", "./scripts/coverage.sh"]);
+    assert_eq!(test.settings.timeout.as_ref().unwrap().value, 600_000);
+    assert_eq!(test.settings.retries.as_ref().unwrap().value, 1);
+    assert_eq!(test.outputs[0].1.value, Type::Percent);
+    let package = &program.jobs[2];
+    assert_eq!(names(&package.needs), ["lint", "test"]);
+    assert_eq!(names(&package.produces), ["api_bin"]);
+
+    let gate = &program.gates[0];
+    assert_eq!((gate.requires.len(), gate.warns.len()), (2, 1));
+    assert_eq!(names(&gate.after), ["build"]);
+
+    let staging = &program.promotes[0];
+    assert_eq!(staging.environment.name, "staging");
+    assert_eq!(staging.artifact.as_ref().unwrap().name, "api_bin");
+    assert_eq!(
+        staging
+            .smoke
+            .as_ref()
+            .unwrap()
+            .settings
+            .retries
+            .as_ref()
+            .unwrap()
+            .value,
+        5
+    );
+    assert_eq!(
+        staging
+            .smoke
+            .as_ref()
+            .unwrap()
+            .settings
+            .backoff
+            .as_ref()
+            .unwrap()
+            .value,
+        1000
+    );
+    assert!(staging.rollout.is_none() && staging.approval.is_none() && staging.rollback.is_some());
+
+    let production = &program.promotes[1];
+    assert!(production.when.is_some());
+    let approval = production.approval.as_ref().unwrap();
+    let approvers: Vec<&str> = approval
+        .approvers
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|a| a.value.as_str())
+        .collect();
+    assert_eq!(approvers, ["alice", "bob"]);
+    assert_eq!(approval.quorum.value, 1);
+    assert!(!approval.allow_self);
+    assert_eq!(
+        production.migrate.as_ref().unwrap().kind.value,
+        MigrationKind::Expand
+    );
+    let rollout = production.rollout.as_ref().unwrap();
+    assert_eq!(rollout.strategy.name, "canary");
+    let steps: Vec<f64> = rollout.steps.iter().map(|s| s.value).collect();
+    assert_eq!(steps, [10.0, 50.0, 100.0]);
+    assert_eq!(rollout.pause.as_ref().unwrap().value, 30_000);
+    let watch = production.watch.as_ref().unwrap();
+    assert_eq!(watch.duration.value, 120_000);
+    let probes: Vec<(&str, Type, u64)> = watch
+        .probes
+        .iter()
+        .map(|p| (p.name.name.as_str(), p.ty.value.clone(), p.every.value))
+        .collect();
+    assert_eq!(
+        probes,
+        [
+            ("error_rate", Type::Percent, 5000),
+            ("p95", Type::Duration, 5000),
+            ("healthy", Type::Bool, 5000)
+        ]
+    );
+    let windows: Vec<u64> = watch
+        .rollback_when
+        .iter()
+        .map(|c| c.window.as_ref().unwrap().value)
+        .collect();
+    assert_eq!(windows, [30_000, 60_000, 15_000]);
+
+    let drill = &program.drills[0];
+    assert_eq!(drill.environment.as_ref().unwrap().name, "staging");
+    assert_eq!(drill.rto.as_ref().unwrap().value, 120_000);
+    assert_eq!(drill.rpo.as_ref().unwrap().value, 24 * 3_600_000);
+    assert!(drill.backup.is_some() && drill.restore.is_some() && drill.verify.is_some());
+}
+
+#[test]
+fn jobs_in_stages_inherit_the_stage_after_and_keep_source_order() {
+    let program = program(
+        r#"pipeline p {
+  job first { run "a" }
+  stage checks {
+    after = [first]
+    when = git.branch == "main"
+    job lint { run "b"  after = [setup] }
+  }
+  job setup { run "c" }
+  job last { run "d" }
+}"#,
+    );
+    let jobs: Vec<&str> = program.jobs.iter().map(|j| j.name.name.as_str()).collect();
+    assert_eq!(jobs, ["first", "lint", "setup", "last"]);
+    assert_eq!(names(&program.jobs[1].after), ["setup", "first"]);
+    assert!(program.jobs[0].stage.is_none());
+    assert!(program.stages[0].when.is_some());
+}
+
+#[test]
+fn every_job_attribute_is_read() {
+    let program = program(
+        r#"pipeline p {
+  secret token { from = file("secrets/token") }
+  artifact bin { path = "bin" }
+  job build {
+    run "make"
+    needs = [a]
+    after = [b]
+    timeout = 1h30m
+    retries = 2
+    backoff = 250ms
+    env { MODE = "fast"  TAG = "${{ git.sha }}" }
+    secrets = [token]
+    produces = [bin]
+    outputs { size: number  ok: bool }
+    when = not (git.tag == "")
+    matrix { os = ["linux", "macos"]  version = [1, 2.5] }
+    shell = "/bin/bash"
+    workdir = "sub"
+    inherit_env = ["SSH_AUTH_SOCK"]
+  }
+  job a { run "a" }
+  job b { run "b" }
+}"#,
+    );
+    let job = &program.jobs[0];
+    assert_eq!(job.settings.timeout.as_ref().unwrap().value, 5_400_000);
+    assert_eq!(job.settings.retries.as_ref().unwrap().value, 2);
+    assert_eq!(job.settings.backoff.as_ref().unwrap().value, 250);
+    assert_eq!(job.settings.env.len(), 2);
+    assert_eq!(names(&job.secrets), ["token"]);
+    assert_eq!(job.outputs.len(), 2);
+    assert!(job.when.is_some());
+    let matrix: Vec<(&str, Vec<&str>)> = job
+        .matrix
+        .iter()
+        .map(|(key, values)| {
+            (
+                key.name.as_str(),
+                values.iter().map(|v| v.value.as_str()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        matrix,
+        [
+            ("os", vec!["linux", "macos"]),
+            ("version", vec!["1", "2.5"])
+        ]
+    );
+    assert_eq!(job.shell.as_ref().unwrap().value, "/bin/bash");
+    assert_eq!(job.workdir.as_ref().unwrap().value, "sub");
+    assert_eq!(job.inherit_env[0].value, "SSH_AUTH_SOCK");
+    assert_eq!(
+        program.secrets[0].source.value,
+        SecretSource::File("secrets/token".into())
+    );
+    assert!(program.secrets[0].scope.is_none());
+}
+
+#[test]
+fn extends_inherits_attributes_and_protection_sorted_by_key() {
+    let program = program(
+        r#"pipeline p {
+  environment base { url = "u"  replicas = 1  protected = true  region = "eu" }
+  environment prod { extends = base  replicas = 3  timeout = 5m  ratio = 5%  tags = ["a", "b"] }
+}"#,
+    );
+    let prod = &program.environments[1];
+    assert_eq!(prod.extends.as_ref().unwrap().name, "base");
+    assert!(prod.protected.value, "protection is inherited");
+    let attrs: Vec<(&str, &Value)> = prod
+        .attrs
+        .iter()
+        .map(|(k, v)| (k.name.as_str(), &v.value))
+        .collect();
+    assert_eq!(
+        attrs,
+        [
+            ("ratio", &Value::Percent(5.0)),
+            ("region", &Value::String("eu".into())),
+            ("replicas", &Value::Number(3.0)),
+            (
+                "tags",
+                &Value::List(vec![Value::String("a".into()), Value::String("b".into())])
+            ),
+            ("timeout", &Value::Duration(300_000)),
+            ("url", &Value::String("u".into())),
+        ]
+    );
+    assert_eq!(
+        names(&prod.own_keys),
+        ["replicas", "timeout", "ratio", "tags"]
+    );
+}
+
+#[test]
+fn unknown_and_cyclic_extends_are_reported() {
+    let (codes, text) = problems(
+        "environment a { extends = stagin }\nenvironment staging { extends = c }\nenvironment c { extends = staging }",
+    );
+    assert_eq!(codes, ["E0101", "E0301"], "{text}");
+    assert!(text.contains("did you mean `staging`?"), "{text}");
+    assert!(text.contains("staging → c → staging"), "{text}");
+}
+
+#[test]
+fn promote_defaults_and_optional_blocks() {
+    let program = program(
+        r#"pipeline p {
+  promote staging {
+    artifact = bin
+    approval { quorum = 2  allow_self = true }
+    migrate { kind = contract  run "m"  timeout = 1m }
+    deploy { run "d" }
+    watch 1m {
+      probe up: bool = command("true") every 1s
+      warn when not up
+    }
+  }
+}"#,
+    );
+    let promote = &program.promotes[0];
+    let approval = promote.approval.as_ref().unwrap();
+    assert!(approval.approvers.is_none());
+    assert_eq!(approval.quorum.value, 2);
+    assert!(approval.allow_self);
+    let migrate = promote.migrate.as_ref().unwrap();
+    assert_eq!(migrate.kind.value, MigrationKind::Contract);
+    assert_eq!(
+        migrate.block.settings.timeout.as_ref().unwrap().value,
+        60_000
+    );
+    assert!(promote.rollout.is_none() && promote.rollback.is_none() && promote.smoke.is_none());
+    let watch = promote.watch.as_ref().unwrap();
+    assert_eq!(watch.warn_when.len(), 1);
+    assert!(watch.warn_when[0].window.is_none());
+}
+
+#[test]
+fn unknown_attributes_blocks_and_statements_are_e0103_with_suggestions() {
+    let (codes, text) = problems(
+        "job a {\n  run \"x\"\n  timout = 5m\n  require jobs.b.succeeded\n  probe x: bool = command(\"y\") every 1s\n}\ngate g { run \"z\" }",
+    );
+    assert_eq!(codes, ["E0103", "E0103", "E0103", "E0103"], "{text}");
+    assert!(text.contains("did you mean `timeout`?"), "{text}");
+    assert!(text.contains("`require` is not allowed in a job"), "{text}");
+    assert!(text.contains("`probe` is not allowed in a job"), "{text}");
+    assert!(text.contains("`run` is not allowed in a gate"), "{text}");
+}
+
+#[test]
+fn a_block_written_as_an_attribute_says_so() {
+    let (codes, text) = problems("job a { run \"x\"  env = \"y\" }");
+    assert_eq!(codes, ["E0103"]);
+    assert!(text.contains("`env` is a block here"), "{text}");
+}
+
+#[test]
+fn duplicates_are_e0102_with_both_labelled() {
+    let (codes, text) = problems(
+        r#"job build { run "a"  timeout = 1m  timeout = 2m }
+stage build { job inner { run "b" } }
+gate inner { }
+environment e { }
+environment e { }
+artifact x { path = "x" }
+artifact x { path = "y" }
+secret s { from = env("S") }
+secret s { from = env("T") }
+promote e { artifact = x  deploy { run "d" } }
+promote e { artifact = x  deploy { run "d" }  deploy { run "e" } }
+drill d { environment = e  rto = 1m  rpo = 1h  backup { run "b" }  restore { run "r" }  verify { run "v" } }
+drill d { environment = e  rto = 1m  rpo = 1h  backup { run "b" }  restore { run "r" }  verify { run "v" } }"#,
+    );
+    assert_eq!(codes.len(), 9, "{text}");
+    assert!(codes.iter().all(|c| *c == "E0102"), "{text}");
+    assert!(
+        text.contains("first defined here") && text.contains("defined again here"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`build` is already the name of a job"),
+        "{text}"
+    );
+    assert!(text.contains("environment `e` is promoted twice"), "{text}");
+}
+
+#[test]
+fn missing_required_attributes_are_e0104_with_the_fix_in_context() {
+    let (codes, text) = problems(
+        r#"artifact bin { }
+secret s { }
+job empty { needs = [x] }
+promote staging { }
+drill d { }
+promote prod {
+  artifact = bin
+  migrate { run "m" }
+  deploy { }
+  rollout canary { pause = 1s }
+  watch 1m { probe up: bool = command("x") }
+}"#,
+    );
+    assert!(codes.iter().all(|c| *c == "E0104"), "{text}");
+    assert_eq!(codes.len(), 15, "{text}");
+    assert!(
+        text.contains("add `path = \"target/release/api\"` inside the artifact block"),
+        "{text}"
+    );
+    assert!(
+        text.contains("promote `staging` is missing `artifact`"),
+        "{text}"
+    );
+    assert!(text.contains("drill `d` is missing `rto`"), "{text}");
+    assert!(text.contains("probe `up` is missing `every`"), "{text}");
+    assert!(text.contains("migrate block is missing `kind`"), "{text}");
+}
+
+#[test]
+fn a_promote_without_rollback_is_left_to_the_rules() {
+    let (checked, _) =
+        check_source("pipeline p { promote s { artifact = a  deploy { run \"d\" } } }");
+    assert!(!codes(&checked).contains(&"E0104"));
+}
+
+#[test]
+fn wrong_value_types_are_e0201_with_a_fix() {
+    let (codes, text) = problems(
+        r#"job a {
+  run "x"
+  timeout = "10m"
+  retries = 1.5
+  needs = b
+  shell = bash
+  workdir = "${{ git.sha }}"
+}
+secret s { from = vault("x") }
+environment e { url = git.sha }
+promote e {
+  artifact = "bin"
+  migrate { kind = explode  run "m" }
+  rollout canary { steps = [10, 100%] }
+  deploy { run "d" }
+  watch 1m {
+    probe a: bool = "curl" every 1s
+    probe b: bool = command("x") every "5s"
+    rollback when a for 5
+  }
+}"#,
+    );
+    assert!(codes.iter().all(|c| *c == "E0201"), "{text}");
+    assert_eq!(codes.len(), 13, "{text}");
+    assert!(text.contains("expected duration, found string"), "{text}");
+    assert!(text.contains("write 10m, not \"10m\""), "{text}");
+    assert!(text.contains("write a list: `[b]`"), "{text}");
+    assert!(text.contains("write it as a string: `\"bash\"`"), "{text}");
+    assert!(text.contains("write bin, not \"bin\""), "{text}");
+    assert!(text.contains("write 10%"), "{text}");
+    assert!(
+        text.contains("did you mean `expand`?") || text.contains("`contract`"),
+        "{text}"
+    );
+    assert!(text.contains("expected `command(\"…\")`"), "{text}");
+}
+
+#[test]
+fn no_pipeline_and_two_pipelines() {
+    let (checked, _) = check_source("template t() { run \"x\" }");
+    assert_eq!(codes(&checked), ["E0104"]);
+    assert!(
+        checked.diagnostics[0]
+            .message
+            .contains("no pipeline in pipeline.pipe")
+    );
+    let (checked, _) =
+        check_source("pipeline a { job x { run \"x\" } }\npipeline b { job y { run \"y\" } }");
+    assert_eq!(codes(&checked), ["E0102"]);
+    assert!(checked.program.is_none());
+}
+
+#[test]
+fn a_syntax_error_stops_before_checking() {
+    let (checked, _) = check_source("pipeline p { job { ");
+    assert!(codes(&checked).contains(&"E0001"));
+    assert!(codes(&checked).iter().all(|c| c.starts_with("E000")));
+    assert!(checked.program.is_none());
+}
+
+#[test]
+fn an_imported_file_may_not_hold_a_pipeline() {
+    let (checked, sources) = check_with(
+        "import \"./other.pipe\"\npipeline p { job x { run \"x\" } }",
+        &[("other.pipe", "pipeline q { job y { run \"y\" } }")],
+    );
+    assert_eq!(
+        codes(&checked),
+        ["E0103"],
+        "{}",
+        rendered(&checked, &sources)
+    );
+}
