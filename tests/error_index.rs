@@ -171,6 +171,19 @@ fn fixed_examples_check_without_any_diagnostic() {
     }
 }
 
+#[test]
+fn wrong_examples_report_their_own_code() {
+    for code in all_codes() {
+        let wrong = example_after(explanation_of(code), "Wrong:").unwrap();
+        let compilation = compile_source(&format!("{code}-wrong.pipe"), &wrong, &NoFiles);
+        assert!(
+            compilation.diagnostics.iter().any(|d| d.code == code),
+            "the wrong example of {code} does not report {code}:\n{}",
+            compilation.render(false)
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Editor grammars
 // ---------------------------------------------------------------------------------------------
