@@ -1,0 +1,3 @@
+//! Tests of the grammar and its lowering, rule family by rule family.
+
+use super::parse;
