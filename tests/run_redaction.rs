@@ -1,0 +1,96 @@
+#![allow(clippy::unwrap_used)]
+//! Redaction end to end: a secret printed whole, split across two writes, on stderr, and
+//! written as an output never reaches the console or any file under `.pipe/`.
+
+#[path = "support/run_harness.rs"]
+mod harness;
+
+use harness::Project;
+
+const SECRET: &str = "Zq8-very-secret-value-77";
+
+fn assert_nowhere(project: &Project, console: &str) {
+    assert!(
+        !console.contains(SECRET),
+        "secret on the console:\n{console}"
+    );
+    assert!(
+        !console.contains("very-secret"),
+        "part of the secret on the console:\n{console}"
+    );
+    for (path, bytes) in project.state_files() {
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains(SECRET),
+            "secret in {}:\n{text}",
+            path.display()
+        );
+        assert!(
+            !text.contains("very-secret"),
+            "part of the secret in {}",
+            path.display()
+        );
+    }
+}
+
+fn leaky_project() -> Project {
+    Project::new(
+        r#"pipeline p {
+             secret token { from = env("PIPE_TEST_SECRET") }
+             job leak {
+               secrets = [token]
+               outputs { note: string }
+               run "echo whole: $TOKEN"
+               run "printf 'split: Zq8-very-'; sleep 0.2; printf 'secret-value-77 done\n'"
+               run "echo on stderr $TOKEN >&2"
+               run "echo note=the token is $TOKEN >> $PIPE_OUTPUT"
+             }
+             job fail {
+               secrets = [token]
+               run "echo failing with $TOKEN; exit 4"
+             }
+           }"#,
+    )
+}
+
+#[test]
+fn secrets_never_reach_console_logs_state_or_outputs() {
+    let project = leaky_project();
+    let run = project
+        .command(&["run"])
+        .env("PIPE_TEST_SECRET", SECRET)
+        .output()
+        .unwrap();
+    let console = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(run.status.code(), Some(1), "{console}");
+    assert!(console.contains("[leak] whole: ***"), "{console}");
+    assert!(console.contains("[leak] split: *** done"), "{console}");
+    assert!(console.contains("[leak] on stderr ***"), "{console}");
+    assert!(console.contains("[fail] failing with ***"), "{console}");
+    let state = project.latest_state();
+    assert_eq!(
+        state["nodes"]["leak"]["outputs"]["note"]["value"],
+        "the token is ***"
+    );
+    let run_id = project.runs()[0].clone();
+    let log = project.read(&format!(".pipe/runs/{run_id}/logs/leak.log"));
+    assert!(log.contains("split: *** done"), "{log}");
+    assert_nowhere(&project, &console);
+}
+
+#[test]
+fn json_events_are_redacted_too() {
+    let project = leaky_project();
+    let run = project
+        .command(&["run", "--log-format", "json"])
+        .env("PIPE_TEST_SECRET", SECRET)
+        .output()
+        .unwrap();
+    let console = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(console.contains("split: *** done"), "{console}");
+    assert_nowhere(&project, &console);
+}
