@@ -70,15 +70,15 @@ fn report(compilation: &Compilation, file: &Path, format: DiagnosticFormat) {
     }
     let (errors, warnings) = (compilation.error_count(), compilation.warning_count());
     if errors > 0 {
+        let warnings = if warnings > 0 {
+            format!(" and {}", plural(warnings, "warning"))
+        } else {
+            String::new()
+        };
         eprintln!(
-            "{}: {} found {}",
+            "{}: {}{warnings} found",
             file.display(),
-            plural(errors, "error"),
-            if warnings > 0 {
-                format!("and {}", plural(warnings, "warning"))
-            } else {
-                String::new()
-            }
+            plural(errors, "error")
         );
     } else if warnings > 0 {
         eprintln!(
