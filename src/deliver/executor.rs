@@ -107,7 +107,7 @@ fn engine_request(
         None,
         request.steps.host_env.get("USER").map(String::as_str),
     );
-    let approving_here = request.approvals.iter().any(|e| *e == request.environment);
+    let approving_here = request.approvals.contains(&request.environment);
     let granted = request
         .stored
         .clone()
