@@ -56,8 +56,8 @@ fn every_stdlib_template_type_checks_when_used() {
     let mut imports = String::new();
     let mut count = 0;
     for (name, text) in pipe::check::stdlib::modules() {
-        let alias = name.trim_start_matches("std/");
-        imports.push_str(&format!("import \"{name}\" as {alias}\n"));
+        let alias = *name;
+        imports.push_str(&format!("import \"std/{name}\" as {alias}\n"));
         let (module, diagnostics) = pipe::syntax::parse(0, text);
         assert!(diagnostics.is_empty(), "{name} does not parse: {diagnostics:?}");
         assert!(!module.templates.is_empty(), "{name} has no templates");

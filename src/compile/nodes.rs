@@ -12,11 +12,14 @@ use crate::diagnostics::{SourceMap, Span};
 use crate::syntax::ast::{BinaryOp, Expr, ExprKind, Ident, Segment, StrLit};
 use std::collections::BTreeMap;
 
+/// One node of a job: its id and, for a matrix job, the values of this combination.
+pub(super) type Instance = (String, Vec<(String, String)>);
+
 pub(super) struct NodeBuilder<'a> {
     pub(super) program: &'a Program,
     pub(super) sources: &'a SourceMap,
     /// Node ids of each job (one per matrix combination).
-    pub(super) job_instances: BTreeMap<&'a str, Vec<(String, Vec<(String, String)>)>>,
+    pub(super) job_instances: BTreeMap<&'a str, Vec<Instance>>,
 }
 
 impl<'a> NodeBuilder<'a> {
@@ -392,7 +395,7 @@ fn and_expression(a: Option<Expression>, b: Option<Expression>) -> Option<Expres
 }
 
 /// Every combination of a job's matrix in declared key order: `test[linux,stable]`.
-fn matrix_instances(job: &Job) -> Vec<(String, Vec<(String, String)>)> {
+fn matrix_instances(job: &Job) -> Vec<Instance> {
     let mut combos: Vec<Vec<(String, String)>> = vec![Vec::new()];
     for (key, values) in &job.matrix {
         combos = combos
