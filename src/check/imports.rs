@@ -165,3 +165,106 @@ fn check_definitions(module: &Module, sources: &SourceMap, diagnostics: &mut Vec
         templates::check_definition(template, sources, diagnostics);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::check::stdlib;
+    use crate::check::testing::{check_source, check_with, codes, rendered};
+
+    const USES_CARGO: &str = "pipeline p { job a = cargo(task: \"build\") }";
+
+    #[test]
+    fn a_relative_import_makes_its_templates_visible() {
+        let entry = format!("import \"./ci/common.pipe\"\n{USES_CARGO}");
+        let common = "template cargo(task: string) { run \"cargo ${{ task }}\" }";
+        let (checked, sources) = check_with(&entry, &[("ci/common.pipe", common)]);
+        assert!(
+            checked.program.is_some(),
+            "{}",
+            rendered(&checked, &sources)
+        );
+        let definition = checked.program.unwrap().jobs[0]
+            .template
+            .clone()
+            .unwrap()
+            .definition;
+        assert_eq!(sources.name(definition.file), "ci/common.pipe");
+    }
+
+    #[test]
+    fn an_unknown_std_module_suggests_the_closest() {
+        let (checked, sources) = check_source(&format!("import \"std/rsut\"\n{USES_CARGO}"));
+        let text = rendered(&checked, &sources);
+        assert_eq!(codes(&checked), ["E0105", "E0101"], "{text}");
+        assert!(text.contains("did you mean `std/rust`?"), "{text}");
+    }
+
+    #[test]
+    fn a_missing_file_is_e0105_at_the_path() {
+        let (checked, sources) =
+            check_source("import \"./nope.pipe\"\npipeline p { job a { run \"a\" } }");
+        assert_eq!(codes(&checked), ["E0105"]);
+        let span = checked.diagnostics[0].main_span().unwrap();
+        assert_eq!(sources.snippet(span), "\"./nope.pipe\"");
+    }
+
+    #[test]
+    fn an_import_cycle_lists_the_chain_in_order() {
+        let (checked, sources) = check_with(
+            "import \"./a.pipe\"\npipeline p { job x { run \"x\" } }",
+            &[
+                ("a.pipe", "import \"./b.pipe\""),
+                ("b.pipe", "import \"./a.pipe\""),
+            ],
+        );
+        let text = rendered(&checked, &sources);
+        assert_eq!(codes(&checked), ["E0105"], "{text}");
+        assert!(
+            text.contains("import cycle: a.pipe → b.pipe → a.pipe"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_shared_import_is_loaded_once_and_imports_are_not_re_exported() {
+        let (checked, sources) = check_with(
+            &format!("import \"./a.pipe\"\nimport \"./b.pipe\"\n{USES_CARGO}"),
+            &[
+                ("a.pipe", "import \"./c.pipe\"\nimport \"std/rust\""),
+                ("b.pipe", "import \"./c.pipe\""),
+                ("c.pipe", "template shared() { run \"x\" }"),
+            ],
+        );
+        let text = rendered(&checked, &sources);
+        assert_eq!(codes(&checked), ["E0101"], "{text}");
+        let loaded = sources.files().filter(|(_, f)| f.name == "c.pipe").count();
+        assert_eq!(loaded, 1);
+    }
+
+    #[test]
+    fn importing_a_module_twice_is_e0102() {
+        let (checked, _) = check_source(&format!(
+            "import \"std/rust\"\nimport \"std/rust\"\n{USES_CARGO}"
+        ));
+        assert_eq!(codes(&checked), ["E0102"]);
+    }
+
+    #[test]
+    fn every_std_module_parses_and_its_templates_check() {
+        for (name, _) in stdlib::modules() {
+            let (checked, sources) = check_source(&format!(
+                "import \"std/{name}\"\npipeline p {{ job a {{ run \"a\" }} }}"
+            ));
+            let errors: Vec<_> = checked
+                .diagnostics
+                .iter()
+                .filter(|d| d.is_error())
+                .collect();
+            assert!(
+                errors.is_empty(),
+                "std/{name}:\n{}",
+                rendered(&checked, &sources)
+            );
+        }
+    }
+}

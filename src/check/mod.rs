@@ -28,38 +28,8 @@ pub struct Checked {
 
 /// Checks the file `entry` (already in `sources`); imported files are added to `sources`.
 pub fn check(sources: &mut SourceMap, entry: FileId, loader: &dyn Loader) -> Checked {
-    let text = sources.text(entry).to_string();
-    let (module, mut diagnostics) = crate::syntax::parse(entry, &text);
-    if diagnostics.iter().any(|d| d.code == "E0001") {
-        sort_diagnostics(&mut diagnostics);
-        return Checked {
-            program: None,
-            diagnostics,
-        };
-    }
-    let templates = imports::resolve(sources, entry, &module, loader, &mut diagnostics);
-    let program = match module.pipelines.as_slice() {
-        [] => {
-            diagnostics.push(no_pipeline(sources.name(entry), entry));
-            None
-        }
-        [pipeline, extra @ ..] => {
-            for other in extra {
-                diagnostics.push(
-                    Diagnostic::error("E0102", "a file holds at most one pipeline")
-                        .primary(other.name.span, "defined again here")
-                        .secondary(pipeline.name.span, "first defined here")
-                        .help("move the other pipeline into a file of its own"),
-                );
-            }
-            Some(elaborate::elaborate(
-                pipeline,
-                &templates,
-                sources,
-                &mut diagnostics,
-            ))
-        }
-    };
+    let mut diagnostics = Vec::new();
+    let program = elaborate_entry(sources, entry, loader, &mut diagnostics);
     if let Some(program) = &program {
         rules::check_program(program, sources, &mut diagnostics);
     }
@@ -69,6 +39,42 @@ pub fn check(sources: &mut SourceMap, entry: FileId, loader: &dyn Loader) -> Che
         program: program.filter(|_| !failed),
         diagnostics,
     }
+}
+
+/// Parses `entry`, resolves its imports and elaborates its one pipeline; everything but the
+/// rules. `None` when there is no pipeline to elaborate or the file does not parse.
+fn elaborate_entry(
+    sources: &mut SourceMap,
+    entry: FileId,
+    loader: &dyn Loader,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<Program> {
+    let text = sources.text(entry).to_string();
+    let (module, parse_diagnostics) = crate::syntax::parse(entry, &text);
+    let unusable = parse_diagnostics.iter().any(|d| d.code == "E0001");
+    diagnostics.extend(parse_diagnostics);
+    if unusable {
+        return None;
+    }
+    let templates = imports::resolve(sources, entry, &module, loader, diagnostics);
+    let Some((pipeline, extra)) = module.pipelines.split_first() else {
+        diagnostics.push(no_pipeline(sources.name(entry), entry));
+        return None;
+    };
+    for other in extra {
+        diagnostics.push(
+            Diagnostic::error("E0102", "a file holds at most one pipeline")
+                .primary(other.name.span, "defined again here")
+                .secondary(pipeline.name.span, "first defined here")
+                .help("move the other pipeline into a file of its own"),
+        );
+    }
+    Some(elaborate::elaborate(
+        pipeline,
+        &templates,
+        sources,
+        diagnostics,
+    ))
 }
 
 fn no_pipeline(file_name: &str, entry: FileId) -> Diagnostic {
@@ -83,8 +89,8 @@ fn no_pipeline(file_name: &str, entry: FileId) -> Diagnostic {
 /// In-memory sources for the checker's tests.
 #[cfg(test)]
 pub(crate) mod testing {
-    use super::{Checked, Loader, check};
-    use crate::diagnostics::SourceMap;
+    use super::{Checked, Loader, check, elaborate_entry};
+    use crate::diagnostics::{Diagnostic, SourceMap, sort_diagnostics};
     use std::collections::HashMap;
 
     /// A loader over named texts; paths are looked up as written, without `./`.
@@ -102,17 +108,36 @@ pub(crate) mod testing {
         }
     }
 
-    /// Checks `entry` (named `pipeline.pipe`) with `files` importable.
-    pub(crate) fn check_with(entry: &str, files: &[(&str, &str)]) -> (Checked, SourceMap) {
-        let loader = MemoryLoader {
+    fn loader(files: &[(&str, &str)]) -> MemoryLoader {
+        MemoryLoader {
             files: files
                 .iter()
                 .map(|(name, text)| (name.to_string(), text.to_string()))
                 .collect(),
-        };
+        }
+    }
+
+    /// Checks `entry` (named `pipeline.pipe`) with `files` importable, rules included.
+    pub(crate) fn full_check(entry: &str, files: &[(&str, &str)]) -> (Checked, SourceMap) {
         let mut sources = SourceMap::new();
         let file = sources.add("pipeline.pipe", entry);
-        let checked = check(&mut sources, file, &loader);
+        let checked = check(&mut sources, file, &loader(files));
+        (checked, sources)
+    }
+
+    /// Everything the checker does up to, not including, the rules: these tests are about
+    /// elaboration, and the rules have their own.
+    pub(crate) fn check_with(entry: &str, files: &[(&str, &str)]) -> (Checked, SourceMap) {
+        let mut sources = SourceMap::new();
+        let file = sources.add("pipeline.pipe", entry);
+        let mut diagnostics = Vec::new();
+        let program = elaborate_entry(&mut sources, file, &loader(files), &mut diagnostics);
+        sort_diagnostics(&mut diagnostics);
+        let failed = diagnostics.iter().any(Diagnostic::is_error);
+        let checked = Checked {
+            program: program.filter(|_| !failed),
+            diagnostics,
+        };
         (checked, sources)
     }
 

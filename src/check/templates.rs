@@ -55,6 +55,17 @@ impl TemplateTable {
         self.by_name.keys().map(String::as_str)
     }
 
+    /// "did you mean" for an unknown template: a near miss, or the same template under its
+    /// qualified or unqualified name (`cargo` for `rust.cargo`).
+    fn suggest(&self, wrong: &str) -> Option<String> {
+        did_you_mean(wrong, self.names()).or_else(|| {
+            let last = |name: &str| name.rsplit('.').next().unwrap_or_default().to_string();
+            self.names()
+                .find(|name| last(name) == last(wrong))
+                .map(|name| format!("did you mean `{name}`?"))
+        })
+    }
+
     /// Expands `call`: checks its arguments against the template's parameters and substitutes
     /// them (or the defaults) into the body. `None` when no such template is visible (E0101).
     pub fn instantiate(
@@ -65,7 +76,7 @@ impl TemplateTable {
     ) -> Option<Instance> {
         let name = call.name();
         let Some(template) = self.get(&name) else {
-            let help = did_you_mean(&name, self.names()).unwrap_or_else(|| {
+            let help = self.suggest(&name).unwrap_or_else(|| {
                 "define it with `template NAME(…) { … }` or import the module that has it"
                     .to_string()
             });
@@ -125,6 +136,11 @@ impl Binder<'_> {
             match &param.default {
                 Some(default) => {
                     values.insert(param.name.name.clone(), default.clone());
+                }
+                // An unnamed argument was already reported with how to name it; it may well
+                // be the missing one, so saying it is missing too would only add noise.
+                None if self.call.args.iter().any(|arg| arg.name.is_none()) => {
+                    self.complete = false;
                 }
                 None => self.missing(param),
             }
@@ -455,5 +471,206 @@ fn push_text(segments: &mut Vec<Segment>, plain: String) {
         last.push_str(&plain);
     } else {
         segments.push(Segment::Text(plain));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::check::testing::{check_source, check_with, codes, rendered};
+    use crate::syntax::ast::{ExprKind, Segment};
+
+    fn expect_clean(source: &str, files: &[(&str, &str)]) -> crate::check::program::Program {
+        let (checked, sources) = check_with(source, files);
+        assert!(
+            checked.program.is_some(),
+            "{}",
+            rendered(&checked, &sources)
+        );
+        checked.program.unwrap()
+    }
+
+    #[test]
+    fn a_call_uses_defaults_and_records_where_it_came_from() {
+        let (checked, sources) =
+            check_source("import \"std/rust\"\npipeline p { job lint = cargo(task: \"clippy\") }");
+        let program = checked.program.unwrap();
+        let lint = &program.jobs[0];
+        assert_eq!(lint.steps[0].as_plain().unwrap(), "cargo clippy");
+        assert_eq!(lint.settings.timeout.as_ref().unwrap().value, 15 * 60_000);
+        let origin = lint.template.as_ref().unwrap();
+        assert_eq!(origin.template.name, "cargo");
+        assert_eq!(sources.name(origin.definition.file), "std/rust");
+        assert_eq!(sources.snippet(origin.definition), "cargo");
+        assert_eq!(sources.snippet(origin.call), "cargo(task: \"clippy\")");
+    }
+
+    #[test]
+    fn a_trailing_block_overrides_attributes_and_appends_runs() {
+        let program = expect_clean(
+            r#"template step(cmd: string, timeout: duration = 1m) {
+  run "${{ cmd }}"
+  timeout = timeout
+  retries = 2
+  env { A = "1" }
+}
+pipeline p {
+  job a = step(cmd: "make") { run "make check"  timeout = 5m  needs = [b]  env { B = "2" } }
+  job b = step(cmd: "true", timeout: 2s)
+}"#,
+            &[],
+        );
+        let a = &program.jobs[0];
+        let runs: Vec<String> = a.steps.iter().map(|s| s.as_plain().unwrap()).collect();
+        assert_eq!(runs, ["make", "make check"]);
+        assert_eq!(a.settings.timeout.as_ref().unwrap().value, 300_000);
+        assert_eq!(a.settings.retries.as_ref().unwrap().value, 2);
+        let env: Vec<&str> = a
+            .settings
+            .env
+            .iter()
+            .map(|(k, _)| k.name.as_str())
+            .collect();
+        assert_eq!(
+            env,
+            ["B"],
+            "a block replaces the template's block of that name"
+        );
+        assert_eq!(a.needs[0].name, "b");
+        assert_eq!(
+            program.jobs[1].settings.timeout.as_ref().unwrap().value,
+            2000
+        );
+    }
+
+    #[test]
+    fn literals_interpolate_as_text_and_strings_splice() {
+        let program = expect_clean(
+            r#"template t(n: number, d: duration, p: percent, b: bool, s: string) {
+  run "n=${{ n }} d=${{ d }} p=${{ p }} b=${{ b }} s=${{ s }}"
+}
+pipeline p { job j = t(n: 3, d: 90s, p: 99.5%, b: true, s: "at ${{ git.sha }}!") }"#,
+            &[],
+        );
+        let segments = &program.jobs[0].steps[0].segments;
+        assert_eq!(segments.len(), 3, "{segments:?}");
+        assert_eq!(
+            segments[0],
+            Segment::Text("n=3 d=1m30s p=99.5% b=true s=at ".to_string())
+        );
+        let Segment::Interp(expr) = &segments[1] else {
+            panic!("{segments:?}")
+        };
+        assert!(matches!(&expr.kind, ExprKind::Path(parts) if parts.len() == 2));
+        assert_eq!(segments[2], Segment::Text("!".to_string()));
+    }
+
+    #[test]
+    fn an_alias_qualifies_imported_templates() {
+        let program = expect_clean(
+            "import \"std/rust\" as rust\npipeline p { job lint = rust.cargo(task: \"fmt\") }",
+            &[],
+        );
+        assert_eq!(
+            program.jobs[0].template.as_ref().unwrap().template.name,
+            "rust.cargo"
+        );
+        let (checked, sources) = check_source(
+            "import \"std/rust\" as rust\npipeline p { job lint = cargo(task: \"fmt\") }",
+        );
+        assert_eq!(codes(&checked), ["E0101"]);
+        assert!(rendered(&checked, &sources).contains("did you mean `rust.cargo`?"));
+    }
+
+    #[test]
+    fn bad_arguments_are_e0202_at_the_call_with_the_definition_labelled() {
+        let (checked, sources) = check_source(
+            r#"import "std/rust"
+pipeline p {
+  job a = cargo()
+  job b = cargo(task: "x", tsak: "y")
+  job c = cargo(task: "x", timeout: "10m")
+  job d = cargo("x")
+  job e = cargo(task: "x", task: "y")
+  job f = carg(task: "x")
+  job g { needs = [a, b, c, d, e]  run "ok" }
+}"#,
+        );
+        let text = rendered(&checked, &sources);
+        assert_eq!(
+            codes(&checked),
+            ["E0202", "E0202", "E0202", "E0202", "E0202", "E0101"],
+            "{text}"
+        );
+        assert!(
+            text.contains("missing argument `task` for template `cargo`"),
+            "{text}"
+        );
+        assert!(text.contains("did you mean `task`?"), "{text}");
+        assert!(text.contains("expected duration, found string"), "{text}");
+        assert!(text.contains("write 10m, not \"10m\""), "{text}");
+        assert!(
+            text.contains("`timeout` is declared as duration here"),
+            "{text}"
+        );
+        assert!(text.contains("template arguments are named"), "{text}");
+        assert!(text.contains("argument `task` is given twice"), "{text}");
+        assert!(text.contains("unknown template `carg`"), "{text}");
+        let secondary_in_std = checked.diagnostics.iter().any(|d| {
+            d.labels
+                .iter()
+                .any(|l| !l.primary && sources.name(l.span.file) == "std/rust")
+        });
+        assert!(secondary_in_std, "{text}");
+    }
+
+    #[test]
+    fn two_visible_templates_with_one_name_are_e0102() {
+        let (checked, sources) = check_source(
+            "import \"std/rust\"\ntemplate cargo(task: string) { run \"x\" }\npipeline p { job a { run \"a\" } }",
+        );
+        let text = rendered(&checked, &sources);
+        assert_eq!(codes(&checked), ["E0102"], "{text}");
+        assert!(text.contains("first defined here") && text.contains("defined again here"));
+    }
+
+    #[test]
+    fn a_broken_template_is_reported_once_at_its_definition() {
+        let (checked, sources) = check_source(
+            r#"template t(x: string, d: duration = "5m", x: bool) { run "${{ x }}"  timout = 5m }
+template unused(n: number) { run "a"  timeout = n }
+pipeline p { job a = t(x: "1")  job b = t(x: "2") }"#,
+        );
+        let text = rendered(&checked, &sources);
+        assert_eq!(
+            codes(&checked),
+            ["E0201", "E0102", "E0103", "E0201"],
+            "{text}"
+        );
+        assert!(text.contains("did you mean `timeout`?"), "{text}");
+    }
+
+    #[test]
+    fn a_template_may_leave_run_to_its_callers() {
+        let program = expect_clean(
+            "template slow(t: duration = 1h) { timeout = t }\npipeline p { job a = slow() { run \"x\" } }",
+            &[],
+        );
+        assert_eq!(program.jobs[0].steps.len(), 1);
+        let (checked, _) = check_source(
+            "template slow(t: duration = 1h) { timeout = t }\npipeline p { job a = slow() }",
+        );
+        assert_eq!(codes(&checked), ["E0104"]);
+    }
+
+    #[test]
+    fn only_jobs_are_made_from_templates() {
+        let (checked, sources) =
+            check_source("template t() { run \"x\" }\npipeline p { gate g = t() { } }");
+        assert_eq!(
+            codes(&checked),
+            ["E0103"],
+            "{}",
+            rendered(&checked, &sources)
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! Tests of elaboration: each block form into the IR, and each diagnostic it emits.
 
 use crate::check::program::{MigrationKind, SecretSource, Value};
-use crate::check::testing::{check_source, check_with, codes, rendered};
+use crate::check::testing::{check_source, check_with, codes, full_check, rendered};
 use crate::syntax::ast::{Segment, Type};
 
 /// The whole example of SPEC §2, with the real `std/rust`.
@@ -109,12 +109,11 @@ fn names(idents: &[crate::syntax::ast::Ident]) -> Vec<&str> {
 /// Checks `source`, asserting it has no errors, and returns the program.
 fn program(source: &str) -> crate::check::program::Program {
     let (checked, sources) = check_source(source);
-    let errors: Vec<_> = checked
-        .diagnostics
-        .iter()
-        .filter(|d| d.is_error())
-        .collect();
-    assert!(errors.is_empty(), "{}", rendered(&checked, &sources));
+    assert!(
+        checked.program.is_some(),
+        "{}",
+        rendered(&checked, &sources)
+    );
     checked.program.unwrap()
 }
 
@@ -267,6 +266,17 @@ fn the_spec_example_elaborates_into_the_program() {
     assert_eq!(drill.rto.as_ref().unwrap().value, 120_000);
     assert_eq!(drill.rpo.as_ref().unwrap().value, 24 * 3_600_000);
     assert!(drill.backup.is_some() && drill.restore.is_some() && drill.verify.is_some());
+}
+
+#[test]
+fn the_spec_example_passes_every_check() {
+    let (checked, sources) = full_check(SPEC_EXAMPLE, &[]);
+    assert!(
+        checked.diagnostics.is_empty(),
+        "{}",
+        rendered(&checked, &sources)
+    );
+    assert!(checked.program.is_some());
 }
 
 #[test]
