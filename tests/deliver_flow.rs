@@ -331,10 +331,7 @@ fn rollback_by_hand_redeploys_the_previous_stable_release() {
     let output = project.pipe("unused", &["rollback", "production", "--approver", "dave"]);
     assert_eq!(code(&output), 0, "{}", text(&output));
     assert!(project.serving("production").contains("name=good\n"));
-    assert_eq!(
-        project.statuses("production"),
-        ["stable", "rolled_back"]
-    );
+    assert_eq!(project.statuses("production"), ["stable", "rolled_back"]);
     let requested = project
         .audit_events()
         .into_iter()
@@ -367,4 +364,43 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     files
+}
+
+#[test]
+fn an_interrupt_mid_promote_rolls_back_and_exits_130() {
+    let project = Project::with(
+        "10s",
+        "for 600ms",
+        "run \"sh ./deploy.sh ${{ previous.path }} ${{ env.url }}\"",
+    );
+    assert_eq!(code(&project.release(GOOD)), 0);
+    let child = project
+        .command(
+            "name=good2;error_rate=0%",
+            &["run", "--until", "staging.watch"],
+        )
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !std::fs::read_to_string(project.env_dir("staging").join("current"))
+        .unwrap_or_default()
+        .contains("good2")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never deployed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(code(&output), 130, "{}", text(&output));
+    assert!(
+        project.serving("staging").contains("name=good\n"),
+        "rolled back to the previous release"
+    );
+    assert_eq!(project.statuses("staging"), ["stable", "rolled_back"]);
+    assert!(project.has_event("recovery_verified"));
 }
