@@ -604,3 +604,41 @@ fn an_imported_file_may_not_hold_a_pipeline() {
         rendered(&checked, &sources)
     );
 }
+
+#[test]
+fn more_value_checks() {
+    let (codes, text) = problems(
+        r#"env { A = 1 }
+environment e { protected = "yes" }
+job j { run "x"  outputs { a: number  a: bool } }
+promote e {
+  artifact = a
+  approval { quorum = 0  approvers = "alice" }
+  rollout linear { steps = [100%] }
+  deploy { run "d" }
+}"#,
+    );
+    assert_eq!(
+        codes,
+        ["E0201", "E0201", "E0102", "E0201", "E0201", "E0201"],
+        "{text}"
+    );
+    assert!(text.contains("write it as a string: `\"1\"`"), "{text}");
+    assert!(text.contains("write `true` or `false`"), "{text}");
+    assert!(text.contains("output `a` is declared twice"), "{text}");
+    assert!(text.contains("quorum must be at least 1"), "{text}");
+    assert!(text.contains("unknown rollout strategy `linear`"), "{text}");
+}
+
+#[test]
+fn checking_never_panics_on_cut_sources() {
+    let text = SPEC_EXAMPLE;
+    let boundaries: Vec<usize> = (0..=text.len())
+        .filter(|i| text.is_char_boundary(*i))
+        .collect();
+    for (index, cut) in boundaries.iter().enumerate().step_by(7) {
+        let _ = check_source(&text[..*cut]);
+        let resume = boundaries[(index + 40).min(boundaries.len() - 1)];
+        let _ = full_check(&format!("{}{}", &text[..*cut], &text[resume..]), &[]);
+    }
+}

@@ -319,8 +319,7 @@ pub(in crate::check) fn fix_hint(sources: &SourceMap, expr: &Expr, expected: Exp
     let quoted_word =
         unquoted.filter(|text| !text.is_empty() && !text.contains(char::is_whitespace));
     if let Some(word) = quoted_word
-        && !expected.is_list()
-        && !matches!(expected, Expected::String | Expected::PlainString)
+        && reads_as(&word, expected)
     {
         return format!("write {word}, not \"{word}\"");
     }
@@ -337,6 +336,32 @@ pub(in crate::check) fn fix_hint(sources: &SourceMap, expr: &Expr, expected: Exp
             format!("write it as a string: `\"{written}\"`")
         }
         _ => expected.example().to_string(),
+    }
+}
+
+/// Whether `word`, written without quotes, would be a value of the expected kind (so the fix
+/// for `"10m"` is `10m`, but `"yes"` gets no such advice where a bool is expected).
+fn reads_as(word: &str, expected: Expected) -> bool {
+    let is_number = |text: &str| !text.is_empty() && text.parse::<f64>().is_ok();
+    match expected {
+        Expected::Bool => matches!(word, "true" | "false"),
+        Expected::WholeNumber | Expected::Type(TypeWord::Number) => is_number(word),
+        Expected::Type(TypeWord::Percent) => word.strip_suffix('%').is_some_and(is_number),
+        Expected::Duration => {
+            let units = word.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
+            units.len() < word.len()
+                && !units.is_empty()
+                && units
+                    .chars()
+                    .all(|c| matches!(c, 'm' | 's' | 'h' | 'd') || c.is_ascii_digit())
+        }
+        Expected::Name => {
+            word.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && word
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        }
+        _ => false,
     }
 }
 
@@ -398,6 +423,20 @@ pub(in crate::check) fn duration_text(millis: Millis) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quoted_values_are_unquoted_only_when_that_fixes_them() {
+        assert!(reads_as("10m", Expected::Duration));
+        assert!(reads_as("1h30m", Expected::Duration));
+        assert!(!reads_as("soon", Expected::Duration));
+        assert!(!reads_as("10", Expected::Duration));
+        assert!(reads_as("true", Expected::Bool));
+        assert!(!reads_as("yes", Expected::Bool));
+        assert!(reads_as("80%", Expected::Type(TypeWord::Percent)));
+        assert!(reads_as("api_bin", Expected::Name));
+        assert!(!reads_as("a b", Expected::Name));
+        assert!(!reads_as("x", Expected::String));
+    }
 
     #[test]
     fn durations_and_numbers_print_as_written() {
