@@ -369,7 +369,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 #[test]
 fn an_interrupt_mid_promote_rolls_back_and_exits_130() {
     let project = Project::with(
-        "10s",
+        "3s",
         "for 600ms",
         "run \"sh ./deploy.sh ${{ previous.path }} ${{ env.url }}\"",
     );
