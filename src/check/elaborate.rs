@@ -175,19 +175,19 @@ impl Elaborator<'_> {
         match keyword {
             "secret" => {
                 let secret = self.secret(block, name);
-                if let Some(secret) =
-                    secret.filter(|s| names.secrets.declare(&s.name, "secret", self.diagnostics))
+                if names
+                    .secrets
+                    .declare(&secret.name, "secret", self.diagnostics)
                 {
                     program.secrets.push(secret);
                 }
             }
             "artifact" => {
                 let artifact = self.artifact(block, name);
-                if let Some(artifact) = artifact.filter(|a| {
-                    names
-                        .artifacts
-                        .declare(&a.name, "artifact", self.diagnostics)
-                }) {
+                if names
+                    .artifacts
+                    .declare(&artifact.name, "artifact", self.diagnostics)
+                {
                     program.artifacts.push(artifact);
                 }
             }
@@ -201,9 +201,8 @@ impl Elaborator<'_> {
                 }
             }
             "job" => {
-                if let Some(job) = self.job(block, name, None, &[])
-                    && names.steps.declare(&job.name, "job", self.diagnostics)
-                {
+                let job = self.job(block, name, None, &[]);
+                if names.steps.declare(&job.name, "job", self.diagnostics) {
                     program.jobs.push(job);
                 }
             }
@@ -240,9 +239,7 @@ impl Elaborator<'_> {
             let Some(job_name) = self.item_name(job_block) else {
                 continue;
             };
-            let Some(job) = self.job(job_block, job_name, Some(&stage.name), &stage.after) else {
-                continue;
-            };
+            let job = self.job(job_block, job_name, Some(&stage.name), &stage.after);
             if names.steps.declare(&job.name, "job", self.diagnostics) {
                 stage.jobs.push(job.name.clone());
                 program.jobs.push(job);

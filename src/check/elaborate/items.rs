@@ -65,26 +65,30 @@ enum Resolution {
 }
 
 impl Elaborator<'_> {
-    pub(super) fn secret(&mut self, block: &Block, name: Ident) -> Option<Secret> {
+    /// A secret; one whose source is missing or wrong is kept with an empty source, so that
+    /// the items naming it are not reported again (the program is not returned with errors).
+    pub(super) fn secret(&mut self, block: &Block, name: Ident) -> Secret {
         let statements = self.statements(block);
         let body = self.read_body(statements, &SECRET);
         let scope = body.attr("scope").and_then(|attr| self.names(&attr.value));
-        let Some(from) = body.attr("from") else {
-            self.missing(
-                &format!("secret `{}`", name.name),
-                "from",
-                name.span,
-                "from = env(\"DEPLOY_TOKEN\")",
-            );
-            return None;
+        let source = match body.attr("from") {
+            Some(from) => self.secret_source(&from.value),
+            None => {
+                self.missing(
+                    &format!("secret `{}`", name.name),
+                    "from",
+                    name.span,
+                    "from = env(\"DEPLOY_TOKEN\")",
+                );
+                None
+            }
         };
-        let source = self.secret_source(&from.value)?;
-        Some(Secret {
+        Secret {
+            source: source.unwrap_or(Spanned::new(SecretSource::Env(String::new()), name.span)),
             name,
-            source,
             scope,
             span: block.span,
-        })
+        }
     }
 
     /// `env("NAME")` or `file("path")`.
@@ -119,24 +123,27 @@ impl Elaborator<'_> {
         None
     }
 
-    pub(super) fn artifact(&mut self, block: &Block, name: Ident) -> Option<Artifact> {
+    /// An artifact; like a secret, kept (with an empty path) when its path is missing or wrong.
+    pub(super) fn artifact(&mut self, block: &Block, name: Ident) -> Artifact {
         let statements = self.statements(block);
         let body = self.read_body(statements, &ARTIFACT);
-        let Some(path) = body.attr("path") else {
-            self.missing(
-                &format!("artifact `{}`", name.name),
-                "path",
-                name.span,
-                "path = \"target/release/api\"",
-            );
-            return None;
+        let path = match body.attr("path") {
+            Some(path) => self.plain_string(&path.value),
+            None => {
+                self.missing(
+                    &format!("artifact `{}`", name.name),
+                    "path",
+                    name.span,
+                    "path = \"target/release/api\"",
+                );
+                None
+            }
         };
-        let path = self.plain_string(&path.value)?;
-        Some(Artifact {
+        Artifact {
+            path: path.unwrap_or(Spanned::new(String::new(), name.span)),
             name,
-            path,
             span: block.span,
-        })
+        }
     }
 
     pub(super) fn environment(&mut self, block: &Block, name: Ident) -> RawEnvironment {

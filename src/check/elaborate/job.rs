@@ -81,20 +81,24 @@ const OUTPUTS: Schema = Schema {
 
 impl Elaborator<'_> {
     /// A job named `name`; in a stage, `stage` is set and the stage's `after` is added to its own.
-    /// `None` when it names a template that does not exist.
+    /// A call of an unknown template still makes a job (of its trailing block only), so what
+    /// needs it is not reported again.
     pub(super) fn job(
         &mut self,
         block: &Block,
         name: Ident,
         stage: Option<&Ident>,
         stage_after: &[Ident],
-    ) -> Option<Job> {
+    ) -> Job {
         let written = self.statements(block);
-        let (statements, template, needs_run) = match &block.template {
-            Some(call) => {
-                let instance = self
-                    .templates
-                    .instantiate(call, self.sources, self.diagnostics)?;
+        let instance = block.template.as_ref().map(|call| {
+            let instance = self
+                .templates
+                .instantiate(call, self.sources, self.diagnostics);
+            (call, instance)
+        });
+        let (statements, template, needs_run) = match instance {
+            Some((call, Some(instance))) => {
                 let template_use = TemplateUse {
                     template: Ident {
                         name: call.name(),
@@ -106,13 +110,14 @@ impl Elaborator<'_> {
                 let merged = templates::merge(instance.statements, written);
                 (Cow::Owned(merged), Some(template_use), instance.complete)
             }
+            Some((_, None)) => (Cow::Borrowed(written), None, false),
             None => (Cow::Borrowed(written), None, true),
         };
         let mut job = self.job_body(&statements, name, block.span, needs_run);
         job.stage = stage.cloned();
         job.after.extend(stage_after.iter().cloned());
         job.template = template;
-        Some(job)
+        job
     }
 
     /// A template body checked on its own: a job body that may leave `run` to its callers.

@@ -642,3 +642,37 @@ fn checking_never_panics_on_cut_sources() {
         let _ = full_check(&format!("{}{}", &text[..*cut], &text[resume..]), &[]);
     }
 }
+
+#[test]
+fn broken_items_are_kept_so_their_users_are_not_reported_again() {
+    let (checked, sources) = full_check(
+        r#"pipeline p {
+  secret s { }
+  artifact bin { }
+  environment staging { url = "u" }
+  job build = nothing() { run "make"  produces = [bin] }
+  job test { needs = [build]  run "t" }
+  promote staging {
+    artifact = bin
+    secrets = [s]
+    deploy { run "d" }
+    smoke { run "s" }
+    rollback { run "r" }
+  }
+}"#,
+        &[],
+    );
+    let text = rendered(&checked, &sources);
+    let unknown: Vec<&str> = checked
+        .diagnostics
+        .iter()
+        .filter(|d| d.code == "E0101")
+        .map(|d| d.message.as_str())
+        .collect();
+    assert_eq!(unknown, ["unknown template `nothing`"], "{text}");
+    assert_eq!(
+        codes(&checked).iter().filter(|c| **c == "E0104").count(),
+        2,
+        "{text}"
+    );
+}
