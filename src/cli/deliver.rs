@@ -132,7 +132,7 @@ pub fn plan(args: &PlanArgs) -> i32 {
         Err(message) => return usage_error(&message),
     };
     let git = GitInfo::read(&pipeline_dir(&args.file));
-    let (bindings, _) = base_bindings(&plan, "next", &git, None);
+    let (bindings, _) = base_bindings(&plan, "<next run>", &git, None);
     let release = match release_plan(&plan, &state_dir, &bindings) {
         Ok(release) => release,
         Err(error) => return failure(&format!("cannot read the ledgers: {error}")),

@@ -441,3 +441,40 @@ fn watch_breach_held_for_the_window_rolls_back_with_evidence() {
     );
     assert!(evidence.contains(" samples"), "{evidence}");
 }
+
+#[test]
+fn a_quorum_of_two_needs_two_distinct_approvers_across_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = AuditLog::open(dir.path()).unwrap();
+    promote(
+        &request(dir.path(), promote_plan("staging", false), "v1"),
+        &FakeHost::default(),
+        &audit,
+    );
+    let mut plan = promote_plan("prod", true);
+    plan.approval = Some(ApprovalPlan {
+        approvers: None,
+        quorum: 2,
+        allow_self: false,
+    });
+    let attempt = |approver: &str| {
+        let mut attempt = request(dir.path(), plan.clone(), "v1");
+        attempt.approval.approver = Some(approver.to_string());
+        promote(&attempt, &FakeHost::default(), &audit)
+    };
+    let first = attempt("alice");
+    assert_eq!(
+        first,
+        DeliveryOutcome::AwaitingApproval {
+            approvals: vec!["alice".into()]
+        }
+    );
+    assert_eq!(
+        attempt("alice"),
+        DeliveryOutcome::AwaitingApproval {
+            approvals: vec!["alice".into()]
+        },
+        "the same person twice is one approval"
+    );
+    assert_eq!(attempt("bob"), DeliveryOutcome::Succeeded);
+}

@@ -124,7 +124,10 @@ fn summarise(
             .as_ref()
             .map(|m| format!("{:?}", m.kind).to_lowercase()),
         rollout_steps: promote.rollout.steps.clone(),
-        rollout_pause: format_duration(promote.rollout.pause_ms),
+        rollout_pause: match promote.rollout.pause_ms {
+            0 => "none".to_string(),
+            ms => format_duration(ms),
+        },
         smoke: promote
             .smoke
             .as_ref()
