@@ -252,6 +252,21 @@ impl Elaborator<'_> {
 
     /// The name after an item's keyword (`job NAME`); E0104 when it is missing.
     fn item_name(&mut self, block: &Block) -> Option<Ident> {
+        self.check_head(block, true, false);
+        if block.name.is_none() {
+            let keyword = &block.keyword.name;
+            self.diagnostics.push(
+                Diagnostic::error("E0104", format!("this {keyword} has no name"))
+                    .primary(block.keyword.span, "a name must follow")
+                    .help(format!("write `{keyword} NAME {{ … }}`")),
+            );
+        }
+        block.name.clone()
+    }
+
+    /// Reports what the block's head has that this kind of block does not take: a name
+    /// (`deploy x {`), an argument (`deploy 5m {`), or a template call (only jobs have one).
+    fn check_head(&mut self, block: &Block, takes_name: bool, takes_argument: bool) {
         let keyword = &block.keyword.name;
         if block.template.is_some() && keyword != "job" {
             self.diagnostics.push(
@@ -263,26 +278,28 @@ impl Elaborator<'_> {
                 .help("templates define job bodies: write `job NAME = template(…)`"),
             );
         }
-        if let Some(arg) = &block.arg {
-            self.unexpected_argument(block, arg.span);
-        }
-        if block.name.is_none() {
+        let unexpected = [
+            block
+                .name
+                .as_ref()
+                .map(|name| name.span)
+                .filter(|_| !takes_name),
+            block
+                .arg
+                .as_ref()
+                .map(|arg| arg.span)
+                .filter(|_| !takes_argument),
+        ];
+        for span in unexpected.into_iter().flatten() {
             self.diagnostics.push(
-                Diagnostic::error("E0104", format!("this {keyword} has no name"))
-                    .primary(block.keyword.span, "a name must follow")
-                    .help(format!("write `{keyword} NAME {{ … }}`")),
+                Diagnostic::error(
+                    "E0103",
+                    format!("`{keyword}` takes no name or argument here"),
+                )
+                .primary(span, "not accepted here")
+                .help(format!("write `{keyword} {{ … }}`")),
             );
         }
-        block.name.clone()
-    }
-
-    fn unexpected_argument(&mut self, block: &Block, at: Span) {
-        let keyword = &block.keyword.name;
-        self.diagnostics.push(
-            Diagnostic::error("E0103", format!("`{keyword}` takes no argument here"))
-                .primary(at, "not accepted here")
-                .help(format!("write `{keyword} {{ … }}`")),
-        );
     }
 
     /// The statements of a block's body (empty when it was written without one).
@@ -292,15 +309,7 @@ impl Elaborator<'_> {
 
     /// A block that takes neither a name nor an argument (`deploy { … }`, `env { … }`).
     fn anonymous_statements<'b>(&mut self, block: &'b Block) -> &'b [Stmt] {
-        if let Some(name) = &block.name {
-            self.unexpected_argument(block, name.span);
-        }
-        if let Some(arg) = &block.arg {
-            self.unexpected_argument(block, arg.span);
-        }
-        if block.template.is_some() {
-            self.unexpected_argument(block, block.keyword.span);
-        }
+        self.check_head(block, false, false);
         self.statements(block)
     }
 }

@@ -141,9 +141,7 @@ impl Elaborator<'_> {
 
     /// `rollout canary { steps = [10%, 50%, 100%]  pause = 30s }`
     fn rollout(&mut self, block: &Block) -> Option<Rollout> {
-        if let Some(arg) = &block.arg {
-            self.unexpected_argument(block, arg.span);
-        }
+        self.check_head(block, true, false);
         let statements = self.statements(block);
         let body = self.read_body(statements, &ROLLOUT);
         let steps = body
@@ -191,9 +189,7 @@ impl Elaborator<'_> {
 
     /// `watch 2m { probe … rollback when … warn when … }`
     fn watch(&mut self, block: &Block) -> Option<Watch> {
-        if let Some(name) = &block.name {
-            self.unexpected_argument(block, name.span);
-        }
+        self.check_head(block, false, true);
         let statements = self.statements(block);
         let body = self.read_body(statements, &WATCH);
         let mut probes: Vec<Probe> = Vec::new();

@@ -676,3 +676,20 @@ fn broken_items_are_kept_so_their_users_are_not_reported_again() {
         "{text}"
     );
 }
+
+#[test]
+fn block_heads_take_only_what_their_kind_takes() {
+    let (codes, text) = problems(
+        r#"promote e {
+  artifact = a
+  deploy now { run "d" }
+  smoke 5m { run "s" }
+  rollout canary 5m { steps = [100%] }
+}"#,
+    );
+    assert_eq!(codes, ["E0103", "E0103", "E0103"], "{text}");
+    assert!(
+        text.contains("`deploy` takes no name or argument here"),
+        "{text}"
+    );
+}
