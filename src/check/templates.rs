@@ -264,7 +264,8 @@ fn stand_in(ty: &Type, span: Span) -> Expr {
         Type::Bool => ExprKind::Bool(false),
         Type::Duration => ExprKind::Duration(0),
         Type::Percent => ExprKind::Percent(0.0),
-        Type::List(_) => ExprKind::List(Vec::new()),
+        // One item, so a list parameter may stand for a matrix axis (which cannot be empty).
+        Type::List(item) => ExprKind::List(vec![stand_in(item, span)]),
     };
     Expr { kind, span }
 }
@@ -660,6 +661,19 @@ pipeline p { job a = t(x: "1")  job b = t(x: "2") }"#,
             "template slow(t: duration = 1h) { timeout = t }\npipeline p { job a = slow() }",
         );
         assert_eq!(codes(&checked), ["E0104"]);
+    }
+
+    #[test]
+    fn a_list_parameter_may_feed_a_matrix() {
+        let program = expect_clean(
+            r#"template each(targets: list<string>) {
+  matrix { target = targets }
+  run "make ${{ matrix.target }}"
+}
+pipeline p { job build = each(targets: ["a", "b"]) }"#,
+            &[],
+        );
+        assert_eq!(program.jobs[0].matrix[0].1.len(), 2);
     }
 
     #[test]
