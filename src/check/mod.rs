@@ -27,6 +27,11 @@ pub struct Checked {
 }
 
 /// Checks the file `entry` (already in `sources`); imported files are added to `sources`.
+///
+/// In order: parse (a syntax error ends the check there), resolve imports and the templates
+/// they bring, elaborate the one pipeline into a [`Program`], run the rules over it. Every
+/// problem found on the way is reported, sorted by position; the program is returned only
+/// when none of them is an error.
 pub fn check(sources: &mut SourceMap, entry: FileId, loader: &dyn Loader) -> Checked {
     let mut diagnostics = Vec::new();
     let program = elaborate_entry(sources, entry, loader, &mut diagnostics);
