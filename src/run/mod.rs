@@ -13,6 +13,7 @@ pub mod delivery;
 pub mod dry_run;
 pub mod eval;
 pub mod gate;
+pub mod graph;
 pub mod interrupt;
 pub mod job;
 pub mod preflight;

@@ -12,13 +12,14 @@ use crate::run::delivery::{
 };
 use crate::run::eval::{self, Bindings, JobFacts};
 use crate::run::gate::{evaluate_gate, values_read};
+use crate::run::graph::Graph;
 use crate::run::interrupt::{Interrupt, InterruptLevel};
 use crate::run::job::{JobContext, JobResult, run_job};
 use crate::run::process::StepRunner;
 use crate::run::secrets::SecretValues;
 use crate::run::state::{NodeRecord, NodeStatus, RunDir, RunState, RunStatus, now_rfc3339};
 use serde_json::json;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -67,6 +68,16 @@ pub(crate) struct Scheduler {
     worst_exit: i32,
     interrupted: bool,
     started_at: HashMap<String, Instant>,
+    graph: Graph,
+    /// The scheduler's copy of each node's status (the run state holds the same).
+    statuses: Vec<NodeStatus>,
+    /// Predecessors not yet succeeded, per node.
+    unmet: Vec<usize>,
+    ready_jobs: BTreeSet<usize>,
+    /// Gates and promote groups: they take no job slot.
+    ready_other: BTreeSet<usize>,
+    /// Nodes to skip because a predecessor failed or was skipped, with the reason.
+    to_skip: VecDeque<(usize, String)>,
 }
 
 impl Scheduler {
@@ -87,6 +98,24 @@ impl Scheduler {
             .flat_map(|(env, promote)| promote.nodes.iter().map(move |n| (n.clone(), env.clone())))
             .collect();
         let (report_sender, reports) = mpsc::unbounded_channel();
+        let graph = Graph::new(&setup.plan);
+        let statuses: Vec<NodeStatus> = {
+            let locked = match state.lock() {
+                Ok(guard) => guard,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            graph.ids.iter().map(|id| locked.status_of(id)).collect()
+        };
+        let unmet = graph
+            .needs
+            .iter()
+            .map(|needs| {
+                needs
+                    .iter()
+                    .filter(|&&j| statuses[j] != NodeStatus::Succeeded)
+                    .count()
+            })
+            .collect();
         Scheduler {
             setup,
             state,
@@ -101,6 +130,12 @@ impl Scheduler {
             worst_exit: 0,
             interrupted: false,
             started_at: HashMap::new(),
+            graph,
+            statuses,
+            unmet,
+            ready_jobs: BTreeSet::new(),
+            ready_other: BTreeSet::new(),
+            to_skip: VecDeque::new(),
         }
     }
 
@@ -112,7 +147,77 @@ impl Scheduler {
     }
 
     fn status(&self, node: &str) -> NodeStatus {
-        self.state().status_of(node)
+        self.graph
+            .of(node)
+            .map_or(NodeStatus::Pending, |i| self.statuses[i])
+    }
+
+    /// Before the first start: skip what is already blocked, queue what is ready.
+    fn seed(&mut self) {
+        for i in 0..self.graph.len() {
+            if self.statuses[i] != NodeStatus::Pending {
+                continue;
+            }
+            if let Some(reason) = self.blocker(i) {
+                self.finish_node(
+                    &self.graph.ids[i].clone(),
+                    NodeStatus::Skipped,
+                    Some(reason),
+                    |_| {},
+                );
+            } else if self.unmet[i] == 0 {
+                self.enqueue(i);
+            }
+        }
+    }
+
+    fn blocker(&self, i: usize) -> Option<String> {
+        self.graph.needs[i].iter().find_map(|&j| {
+            let need = &self.graph.ids[j];
+            match self.statuses[j] {
+                NodeStatus::Failed => Some(format!("skipped: `{need}` failed")),
+                NodeStatus::Skipped => Some(format!("skipped: `{need}` was skipped")),
+                _ => None,
+            }
+        })
+    }
+
+    fn enqueue(&mut self, i: usize) {
+        let is_job = self.setup.plan.nodes[i].kind == NodeKind::Job;
+        if is_job && !self.group_of.contains_key(&self.graph.ids[i]) {
+            self.ready_jobs.insert(i);
+        } else {
+            self.ready_other.insert(i);
+        }
+    }
+
+    /// Reacts to node `i` reaching `status`: dependents become ready or are skipped.
+    fn propagate(&mut self, i: usize, status: NodeStatus) {
+        let dependents = self.graph.dependents[i].clone();
+        match status {
+            NodeStatus::Succeeded => {
+                for d in dependents {
+                    self.unmet[d] = self.unmet[d].saturating_sub(1);
+                    let grouped = self.group_of.contains_key(&self.graph.ids[d]);
+                    if self.statuses[d] == NodeStatus::Pending && (self.unmet[d] == 0 || grouped) {
+                        self.enqueue(d);
+                    }
+                }
+            }
+            NodeStatus::Failed | NodeStatus::Skipped => {
+                let need = &self.graph.ids[i];
+                let word = if status == NodeStatus::Failed {
+                    "failed"
+                } else {
+                    "was skipped"
+                };
+                let reason = format!("skipped: `{need}` {word}");
+                for d in dependents {
+                    self.to_skip.push_back((d, reason.clone()));
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Runs until nothing more can run; returns the final state.
@@ -125,6 +230,7 @@ impl Scheduler {
             .count();
         self.setup.console.set_total(total);
         let interrupt = self.setup.interrupt.clone();
+        self.seed();
         loop {
             if !self.interrupted {
                 self.advance();
@@ -156,44 +262,30 @@ impl Scheduler {
     /// and can make more nodes ready at once).
     fn advance(&mut self) {
         loop {
-            let mut changed = self.skip_blocked();
-            let ids: Vec<String> = self.setup.plan.nodes.iter().map(|n| n.id.clone()).collect();
-            for id in ids {
-                if self.status(&id) != NodeStatus::Pending || self.interrupted {
-                    continue;
+            let mut changed = false;
+            while let Some((i, reason)) = self.to_skip.pop_front() {
+                let id = self.graph.ids[i].clone();
+                if self.statuses[i] == NodeStatus::Pending && !self.in_started_group(&id) {
+                    self.finish_node(&id, NodeStatus::Skipped, Some(reason), |_| {});
+                    changed = true;
                 }
-                changed |= self.try_start(&id);
             }
-            if !changed {
+            if self.interrupted {
+                return;
+            }
+            while let Some(i) = self.ready_other.pop_first() {
+                changed |= self.try_start(&self.graph.ids[i].clone());
+            }
+            while self.running_jobs < self.setup.jobs {
+                let Some(i) = self.ready_jobs.pop_first() else {
+                    break;
+                };
+                changed |= self.try_start(&self.graph.ids[i].clone());
+            }
+            if !changed && self.to_skip.is_empty() {
                 return;
             }
         }
-    }
-
-    /// Pending nodes with a failed or skipped predecessor become skipped, with the reason.
-    fn skip_blocked(&mut self) -> bool {
-        let mut changed = false;
-        let plan = Arc::clone(&self.setup.plan);
-        for node in &plan.nodes {
-            if self.status(&node.id) != NodeStatus::Pending || self.in_started_group(&node.id) {
-                continue;
-            }
-            let blocker = node.needs.iter().find_map(|need| match self.status(need) {
-                NodeStatus::Failed => Some(format!("`{need}` failed")),
-                NodeStatus::Skipped => Some(format!("`{need}` was skipped")),
-                _ => None,
-            });
-            if let Some(reason) = blocker {
-                self.finish_node(
-                    &node.id,
-                    NodeStatus::Skipped,
-                    Some(format!("skipped: {reason}")),
-                    |_| {},
-                );
-                changed = true;
-            }
-        }
-        changed
     }
 
     fn in_started_group(&self, node: &str) -> bool {
@@ -282,6 +374,9 @@ impl Scheduler {
     }
 
     fn mark_running(&mut self, id: &str) {
+        if let Some(i) = self.graph.of(id) {
+            self.statuses[i] = NodeStatus::Running;
+        }
         self.started_at.insert(id.to_string(), Instant::now());
         {
             let mut state = self.state();
@@ -454,6 +549,10 @@ impl Scheduler {
         self.setup
             .console
             .node_finished(id, status.word(), duration, message.as_deref());
+        if let Some(i) = self.graph.of(id) {
+            self.statuses[i] = status;
+            self.propagate(i, status);
+        }
     }
 
     fn try_start_group(&mut self, env: &str) -> bool {

@@ -261,14 +261,14 @@ pub fn log_file_name(node: &str) -> String {
     format!("{readable}-{}.log", &hash[..8])
 }
 
-/// A run id: `YYYYMMDD-HHMMSS-XXXX`, sortable by start time; XXXX from the pid and the clock
-/// so two runs started in the same second differ.
+/// A run id: `YYYYMMDD-HHMMSS-mmm-XXXX` (UTC, milliseconds), sortable by start time; XXXX from
+/// the pid and the clock so two runs started in the same millisecond still differ.
 pub fn new_run_id() -> String {
     let now = chrono::Utc::now();
     let nanos = now.timestamp_nanos_opt().unwrap_or_default();
     let seed = format!("{}-{nanos}", std::process::id());
     let suffix = hex::encode(sha2::Sha256::digest(seed.as_bytes()));
-    format!("{}-{}", now.format("%Y%m%d-%H%M%S"), &suffix[..4])
+    format!("{}-{}", now.format("%Y%m%d-%H%M%S-%3f"), &suffix[..4])
 }
 
 /// Every run directory of a state directory, newest first (run ids sort by start time).
@@ -302,7 +302,7 @@ mod tests {
     fn run_ids_sort_by_time_and_differ() {
         let first = new_run_id();
         let second = new_run_id();
-        assert_eq!(first.len(), "20260101-000000-abcd".len());
+        assert_eq!(first.len(), "20260101-000000-000-abcd".len());
         assert_ne!(first, second);
     }
 }
