@@ -84,7 +84,7 @@ pub fn compile_source(name: &str, text: &str, loader: &dyn Loader) -> Compilatio
 /// Reads and compiles a pipeline file; relative imports resolve against its directory.
 pub fn compile_file(path: &Path) -> Compilation {
     match std::fs::read_to_string(path) {
-        Ok(text) => compile_source(&path.display().to_string(), &text, &FileLoader),
+        Ok(text) => compile_source(&normalize(path), &text, &FileLoader),
         Err(error) => Compilation {
             failure: Some(format!("cannot read {}: {error}", path.display())),
             ..Compilation::default()
