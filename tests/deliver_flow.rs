@@ -194,6 +194,14 @@ fn a_failing_rollback_exits_4() {
         text(&output)
     );
     assert_eq!(project.statuses("staging"), ["stable", "failed"]);
+    // By hand, the target is the last known-good release; the same broken block fails again.
+    let by_hand = project.pipe("unused", &["rollback", "staging"]);
+    assert_eq!(code(&by_hand), 4, "{}", text(&by_hand));
+    assert!(
+        text(&by_hand).contains("the rollback block failed"),
+        "{}",
+        text(&by_hand)
+    );
 }
 
 #[test]
@@ -299,12 +307,8 @@ fn no_secret_value_is_written_under_the_state_directory() {
     assert_eq!(code(&project.release(GOOD)), 0);
     assert_eq!(code(&project.release("name=bad;error_rate=5%")), 1);
     let rollback = project.pipe("unused", &["rollback", "staging", "--approver", "dave"]);
-    assert_eq!(
-        code(&rollback),
-        0,
-        "redeploys the stable release: {}",
-        text(&rollback)
-    );
+    assert_eq!(code(&rollback), 1, "{}", text(&rollback));
+    assert!(text(&rollback).contains("has no stable release other than"));
     let mut offenders = Vec::new();
     for entry in walk(&project.root().join(".pipe")) {
         let bytes = std::fs::read(&entry).unwrap_or_default();
@@ -338,10 +342,24 @@ fn rollback_by_hand_redeploys_the_previous_stable_release() {
         .find(|e| e["event"] == "rollback_requested")
         .unwrap();
     assert_eq!(requested["actor"], "dave");
+    let good2 = project.ledger("production")["releases"][1]["version"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let forward = project.pipe("unused", &["rollback", "production", "--to", &good2]);
+    assert_eq!(code(&forward), 0, "{}", text(&forward));
+    assert!(project.serving("production").contains("name=good2"));
+    let unknown = project.pipe("unused", &["rollback", "production", "--to", "nope"]);
+    assert_eq!(code(&unknown), 1, "{}", text(&unknown));
+    assert!(text(&unknown).contains("never had a release nope"));
+    assert!(
+        project.serving("production").contains("name=good2"),
+        "a refusal changes nothing"
+    );
     let releases = project.pipe("unused", &["releases", "production"]);
     let table = String::from_utf8_lossy(&releases.stdout).to_string();
     assert!(table.starts_with("ENVIRONMENT  VERSION"), "{table}");
-    assert_eq!(table.lines().count(), 3, "{table}");
+    assert_eq!(table.lines().count(), 4, "{table}");
     let plan = project.pipe("unused", &["plan", "--format", "json"]);
     let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
     assert_eq!(plan["promotes"][1]["environment"], "production");

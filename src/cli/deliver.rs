@@ -5,9 +5,10 @@ use super::exit;
 use crate::audit::AuditLog;
 use crate::compilation::compile_file;
 use crate::compile::plan::Plan;
+use crate::deliver::approval::resolve_approver;
 use crate::deliver::engine::{ApprovalInput, ArtifactRef, PromoteRequest};
 use crate::deliver::executor::RunnerHost;
-use crate::deliver::ledger::{Ledger, environments_with_ledger};
+use crate::deliver::ledger::{Ledger, Release, environments_with_ledger};
 use crate::deliver::manual::{ManualError, rollback_by_hand};
 use crate::deliver::release_plan::{release_plan, render_text};
 use crate::run::console::Console;
@@ -231,88 +232,19 @@ pub fn rollback(args: &RollbackArgs) -> i32 {
         Ok(plan) => plan,
         Err(message) => return usage_error(&message),
     };
-    let Some(promote) = plan.promotes.get(&args.environment).cloned() else {
-        let known: Vec<&str> = plan.promotes.keys().map(String::as_str).collect();
-        return usage_error(&format!(
-            "pipeline {} has no promote {} (promotes: {})",
-            plan.pipeline,
-            args.environment,
-            known.join(", ")
-        ));
-    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => return failure(&format!("cannot start: {error}")),
     };
     let _entered = runtime.enter();
-    let run_id = format!(
-        "{}-rollback-{}",
-        chrono::Utc::now().format("%Y%m%d-%H%M%S"),
-        std::process::id()
-    );
-    let host_env = host_environment();
-    let actor = crate::deliver::approval::resolve_approver(
-        args.approver.as_deref(),
-        host_env.get("PIPE_APPROVER").map(String::as_str),
-        host_env.get("USER").map(String::as_str),
-    )
-    .unwrap_or_else(|| "unknown".to_string());
-    let workdir = pipeline_dir(&args.file);
-    let secret_values = SecretValues::load(&plan, &workdir, &host_env);
-    let secrets = match secret_values.select(&promote.secrets) {
-        Ok(secrets) => secrets,
+    let prepared = match prepare_rollback(args, &plan, state_dir, runtime.handle()) {
+        Ok(prepared) => prepared,
         Err(message) => return usage_error(&message),
     };
-    let (bindings, _) = base_bindings(&plan, &run_id, &GitInfo::read(&workdir), None);
-    let pipeline_env = plan
-        .env
-        .iter()
-        .map(|(key, template)| (key.clone(), eval::render_lenient(template, &bindings)))
-        .collect();
-    let (trigger, interrupt) = interrupt_pair();
-    let _ = install_signal_handlers(trigger);
-    let steps = Arc::new(StepRunner {
-        run_id: run_id.clone(),
-        logs_dir: Some(state_dir.join("runs").join(&run_id).join("logs")),
-        redactor: Redactor::new(secret_values.all_values()),
-        console: Arc::new(Console::plain()),
-        interrupt,
-        kill_grace: KILL_GRACE,
-        host_env,
-    });
-    let host = RunnerHost::standalone(
-        steps,
-        runtime.handle().clone(),
-        workdir,
-        pipeline_env,
-        secrets.clone(),
-    );
-    let request = PromoteRequest {
-        pipeline: plan.pipeline.clone(),
-        promote,
-        environments: plan.environments.clone(),
-        run_id,
-        state_dir: state_dir.clone(),
-        artifact: ArtifactRef {
-            name: String::new(),
-            digest: String::new(),
-            path: String::new(),
-            version: String::new(),
-        },
-        bindings,
-        approval: ApprovalInput::default(),
-        lock_timeout: args.lock_timeout,
-        actor,
-    };
-    let to_version = args.to_version.clone();
+    // The host blocks on the runtime, so the rollback runs off the runtime's own thread.
     let outcome = std::thread::scope(|scope| {
         scope
-            .spawn(|| {
-                let audit = AuditLog::open(&state_dir)
-                    .map_err(|e| ManualError::Refused(format!("cannot open the audit log: {e}")))?;
-                audit.set_secrets(secrets.values().cloned().collect());
-                rollback_by_hand(&request, to_version.as_deref(), &host, &audit)
-            })
+            .spawn(|| prepared.run(args.to_version.as_deref()))
             .join()
     });
     match outcome {
@@ -330,6 +262,99 @@ pub fn rollback(args: &RollbackArgs) -> i32 {
         }
         Err(_) => exit::ROLLBACK_FAILED,
     }
+}
+
+/// A rollback by hand ready to run: the request, a host over a fresh step runner, and the
+/// secret values the audit log must redact.
+struct PreparedRollback {
+    request: PromoteRequest,
+    host: RunnerHost,
+    secret_values: Vec<String>,
+}
+
+impl PreparedRollback {
+    fn run(&self, to_version: Option<&str>) -> Result<Release, ManualError> {
+        let audit = AuditLog::open(&self.request.state_dir)
+            .map_err(|e| ManualError::Refused(format!("cannot open the audit log: {e}")))?;
+        audit.set_secrets(self.secret_values.clone());
+        rollback_by_hand(&self.request, to_version, &self.host, &audit)
+    }
+}
+
+fn prepare_rollback(
+    args: &RollbackArgs,
+    plan: &Plan,
+    state_dir: PathBuf,
+    handle: &tokio::runtime::Handle,
+) -> Result<PreparedRollback, String> {
+    let promote = plan
+        .promotes
+        .get(&args.environment)
+        .cloned()
+        .ok_or_else(|| {
+            let known: Vec<&str> = plan.promotes.keys().map(String::as_str).collect();
+            format!(
+                "pipeline {} has no promote {} (promotes: {})",
+                plan.pipeline,
+                args.environment,
+                known.join(", ")
+            )
+        })?;
+    let run_id = format!(
+        "{}-rollback-{}",
+        chrono::Utc::now().format("%Y%m%d-%H%M%S"),
+        std::process::id()
+    );
+    let host_env = host_environment();
+    let actor = resolve_approver(
+        args.approver.as_deref(),
+        host_env.get("PIPE_APPROVER").map(String::as_str),
+        host_env.get("USER").map(String::as_str),
+    )
+    .unwrap_or_else(|| "unknown".to_string());
+    let workdir = pipeline_dir(&args.file);
+    let all_secrets = SecretValues::load(plan, &workdir, &host_env);
+    let secrets = all_secrets.select(&promote.secrets)?;
+    let (bindings, _) = base_bindings(plan, &run_id, &GitInfo::read(&workdir), None);
+    let pipeline_env = plan
+        .env
+        .iter()
+        .map(|(key, template)| (key.clone(), eval::render_lenient(template, &bindings)))
+        .collect();
+    let (trigger, interrupt) = interrupt_pair();
+    let _ = install_signal_handlers(trigger);
+    let steps = Arc::new(StepRunner {
+        run_id: run_id.clone(),
+        logs_dir: Some(state_dir.join("runs").join(&run_id).join("logs")),
+        redactor: Redactor::new(all_secrets.all_values()),
+        console: Arc::new(Console::plain()),
+        interrupt,
+        kill_grace: KILL_GRACE,
+        host_env,
+    });
+    let host = RunnerHost::standalone(steps, handle.clone(), workdir, pipeline_env, secrets);
+    let request = PromoteRequest {
+        pipeline: plan.pipeline.clone(),
+        promote,
+        environments: plan.environments.clone(),
+        run_id,
+        state_dir,
+        artifact: ArtifactRef {
+            name: String::new(),
+            digest: String::new(),
+            path: String::new(),
+            version: String::new(),
+        },
+        bindings,
+        approval: ApprovalInput::default(),
+        lock_timeout: args.lock_timeout,
+        actor,
+    };
+    Ok(PreparedRollback {
+        request,
+        host,
+        secret_values: all_secrets.all_values(),
+    })
 }
 
 fn usage_error(message: &str) -> i32 {

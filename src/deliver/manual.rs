@@ -31,11 +31,12 @@ pub fn rollback_by_hand(
     .map_err(|e| ManualError::Refused(e.to_string()))?;
     let mut ledger = Ledger::load(&request.state_dir, &request.pipeline, environment)
         .map_err(|e| ManualError::Refused(format!("cannot read the ledger: {e}")))?;
-    let from = ledger.latest().cloned().ok_or_else(|| {
+    let latest = ledger.latest().cloned().ok_or_else(|| {
         ManualError::Refused(format!(
             "the ledger of {environment} has no releases: nothing to roll back"
         ))
     })?;
+    let from = rolled_back_from(&ledger, latest);
     let target = choose_target(&ledger, &from, to_version)?;
     if !Path::new(&target.path).exists() {
         return Err(ManualError::Refused(format!(
@@ -85,8 +86,22 @@ pub enum ManualError {
     Failed(String),
 }
 
+/// What the environment is rolled back *from*: after a clean finish (the newest release stable,
+/// or rolled back and verified) the newest stable release, which is what serves; after a
+/// failed or interrupted one (`failed`, `deploying`: state unknown) that newest release.
+fn rolled_back_from(ledger: &Ledger, latest: Release) -> Release {
+    match latest.status {
+        ReleaseStatus::Stable | ReleaseStatus::RolledBack => {
+            ledger.current_stable().cloned().unwrap_or(latest)
+        }
+        ReleaseStatus::Failed | ReleaseStatus::Deploying => latest,
+    }
+}
+
 /// `--to VERSION`: the newest release of that version (the operator names it explicitly, so
-/// any finished release is allowed); otherwise the newest stable release whose digest differs from the newest release's.
+/// any finished release is allowed). Otherwise the newest stable release whose digest differs
+/// from `from`'s: one step back from what serves, or back to the last known-good release when
+/// the state is unknown.
 fn choose_target(
     ledger: &Ledger,
     from: &Release,
