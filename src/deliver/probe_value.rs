@@ -2,6 +2,7 @@
 //! `1m30s`, `42`; bool probes use the exit status) and printing values the way a user writes them.
 
 use crate::compile::plan::Literal;
+use crate::run::eval;
 use crate::syntax::ast::Type;
 use std::fmt;
 
@@ -51,26 +52,9 @@ impl fmt::Display for ProbeValue {
     }
 }
 
-/// `250ms`, `1.5s`, `30s`, `1m30s`, `2h`: the shortest way a user would write it.
+/// `250ms`, `1.5s`, `30s`, `1m30s`, `2h`: the way a user would write it.
 pub fn format_duration(ms: u64) -> String {
-    if ms < 1000 {
-        return format!("{ms}ms");
-    }
-    if !ms.is_multiple_of(1000) {
-        return format!("{}s", ms as f64 / 1000.0);
-    }
-    let mut seconds = ms / 1000;
-    let mut text = String::new();
-    for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
-        if seconds >= size {
-            text.push_str(&format!("{}{unit}", seconds / size));
-            seconds %= size;
-        }
-    }
-    if seconds > 0 {
-        text.push_str(&format!("{seconds}s"));
-    }
-    text
+    eval::format_duration_ms(ms)
 }
 
 /// How one run of a probe's command ended.
@@ -111,68 +95,15 @@ fn shorten(text: &str) -> String {
     format!("{head}…")
 }
 
-/// Parses `text` as a literal of `ty`; `None` when it is not one.
+/// Parses `text` as a literal of `ty` (the runner's typed-output rules); `None` when it is not
+/// one. Lists have no probe form.
 pub fn parse_literal(ty: &Type, text: &str) -> Option<ProbeValue> {
-    match ty {
-        Type::Number => parse_number(text).map(ProbeValue::Number),
-        Type::Percent => parse_percent(text).map(ProbeValue::Percent),
-        Type::Duration => parse_duration(text).map(ProbeValue::Duration),
-        Type::Bool => match text {
-            "true" => Some(ProbeValue::Bool(true)),
-            "false" => Some(ProbeValue::Bool(false)),
-            _ => None,
-        },
-        Type::String => Some(ProbeValue::String(text.to_string())),
-        Type::List(_) => None,
-    }
-}
-
-fn parse_number(text: &str) -> Option<f64> {
-    let looks_numeric = !text.is_empty()
-        && text
-            .chars()
-            .all(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | '+'));
-    let value: f64 = if looks_numeric {
-        text.parse().ok()?
-    } else {
-        return None;
-    };
-    value.is_finite().then_some(value)
-}
-
-fn parse_percent(text: &str) -> Option<f64> {
-    let value = parse_number(text.strip_suffix('%')?.trim_end())?;
-    (0.0..=100.0).contains(&value).then_some(value)
-}
-
-/// `250ms`, `30s`, `1m30s`, `1.5s`, `2h`, `7d` → milliseconds.
-pub fn parse_duration(text: &str) -> Option<u64> {
-    let mut rest = text;
-    let mut total = 0.0_f64;
-    if rest.is_empty() {
+    if matches!(ty, Type::List(_)) {
         return None;
     }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let amount: f64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| !c.is_ascii_alphabetic())
-            .unwrap_or(rest.len());
-        let unit_ms = match &rest[..unit_len] {
-            "ms" => 1.0,
-            "s" => 1_000.0,
-            "m" => 60_000.0,
-            "h" => 3_600_000.0,
-            "d" => 86_400_000.0,
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        total += amount * unit_ms;
-    }
-    total.is_finite().then(|| total.round() as u64)
+    eval::parse_typed(text, ty)
+        .ok()
+        .map(|literal| ProbeValue::from(&literal))
 }
 
 #[cfg(test)]
