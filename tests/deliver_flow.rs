@@ -422,3 +422,43 @@ fn an_interrupt_mid_promote_rolls_back_and_exits_130() {
     assert_eq!(project.statuses("staging"), ["stable", "rolled_back"]);
     assert!(project.has_event("recovery_verified"));
 }
+
+#[test]
+fn production_refuses_a_release_staging_no_longer_holds_as_stable() {
+    let project = Project::new();
+    assert_eq!(code(&project.release(GOOD)), 0);
+    let waiting = project.pipe("name=good2;error_rate=0%", &["run"]);
+    assert_eq!(code(&waiting), 3, "{}", text(&waiting));
+    let all = text(&waiting);
+    let line = all
+        .lines()
+        .find(|l| l.contains("--approve production"))
+        .unwrap();
+    let run = line.split_whitespace().nth(2).unwrap().to_string();
+    let rollback = project.pipe("unused", &["rollback", "staging"]);
+    assert_eq!(code(&rollback), 0, "{}", text(&rollback));
+
+    let resumed = project.pipe(
+        "unused",
+        &[
+            "resume",
+            &run,
+            "--approve",
+            "production",
+            "--approver",
+            "alice",
+        ],
+    );
+    let all = text(&resumed);
+    assert_eq!(code(&resumed), 1, "{all}");
+    assert!(
+        all.contains("production is protected and refuses sha256:"),
+        "{all}"
+    );
+    assert!(
+        all.contains("no unprotected environment (staging) holds it as stable"),
+        "{all}"
+    );
+    assert!(project.serving("production").contains("name=good\n"));
+    assert!(project.has_event("staging_first_refused"));
+}
