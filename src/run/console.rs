@@ -60,7 +60,7 @@ impl Console {
         }
     }
 
-    /// A console that prints nothing (library use and tests).
+    /// Plain `[node] line` output to stdout (the library default).
     pub fn plain() -> Console {
         Console {
             view: Mutex::new(View::Plain),

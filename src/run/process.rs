@@ -298,8 +298,8 @@ impl StepRunner {
         if signal_group(pgid, None) {
             self.terminate_group(&mut child, pgid).await;
         }
-        let captured = self.join_reader(stdout_reader, pgid).await;
-        self.join_reader(stderr_reader, pgid).await;
+        let captured = self.join_reader(stdout_reader).await;
+        self.join_reader(stderr_reader).await;
         (exit, String::from_utf8_lossy(&captured).into_owned())
     }
 
@@ -391,7 +391,7 @@ impl StepRunner {
 
     /// Waits for a reader to drain; a daemon that left the group may hold the pipe open, so
     /// the wait is bounded.
-    async fn join_reader(&self, reader: Option<JoinHandle<Vec<u8>>>, _pgid: Pid) -> Vec<u8> {
+    async fn join_reader(&self, reader: Option<JoinHandle<Vec<u8>>>) -> Vec<u8> {
         let Some(mut reader) = reader else {
             return Vec::new();
         };

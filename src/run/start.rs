@@ -316,7 +316,7 @@ async fn launch(
     run_dir
         .save_state(&state)
         .map_err(|e| format!("cannot write {}: {e}", run_dir.state_path().display()))?;
-    let audit = open_audit(&options, &redactor, &secrets, &state)?;
+    let audit = open_audit(&options, &secrets, &state)?;
     let runner = Arc::new(StepRunner {
         run_id: state.run_id.clone(),
         logs_dir: Some(run_dir.logs_dir()),
@@ -361,7 +361,6 @@ async fn launch(
 /// Opens the audit log and records `run_started` before anything runs.
 fn open_audit(
     options: &RunOptions,
-    _redactor: &Redactor,
     secrets: &SecretValues,
     state: &RunState,
 ) -> Result<Option<Arc<AuditLog>>, String> {

@@ -107,7 +107,26 @@ pub fn render(plan: &Plan, state: &RunState, run_dir: &str) -> String {
         status,
         RunStatus::Interrupted | RunStatus::AwaitingApproval | RunStatus::Failed
     ) {
-        out.push_str(&format!("resume with: pipe resume {}\n", state.run_id));
+        let approvals: String = awaiting_environments(plan, state)
+            .iter()
+            .map(|env| format!(" --approve {env}"))
+            .collect();
+        out.push_str(&format!(
+            "resume with: pipe resume {}{approvals}\n",
+            state.run_id
+        ));
     }
     out
+}
+
+/// Environments whose promote stopped for an approval.
+fn awaiting_environments(plan: &Plan, state: &RunState) -> Vec<String> {
+    let mut environments: Vec<String> = plan
+        .nodes
+        .iter()
+        .filter(|n| state.status_of(&n.id) == NodeStatus::AwaitingApproval)
+        .filter_map(|n| n.environment.clone())
+        .collect();
+    environments.dedup();
+    environments
 }
