@@ -256,6 +256,7 @@ fn two_runs_promoting_one_environment_do_not_overlap() {
         "{message}"
     );
     assert!(message.contains("waited 0.5s"), "{message}");
+    assert!(message.contains("waiting up to 500ms for the lock held by run "), "{message}");
     let after = std::fs::read_to_string(&deploys).unwrap().lines().count();
     assert_eq!(after, before + 1, "only the holder deployed");
 }

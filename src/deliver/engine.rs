@@ -38,6 +38,9 @@ pub struct ApprovalInput {
     /// Who else the runner has recorded as approving this environment already.
     pub granted: Vec<String>,
     pub initiator: Option<String>,
+    /// Who a terminal prompt approves as (`--approver`, `$PIPE_APPROVER`, `$USER`), whether or
+    /// not `--approve` named this environment.
+    pub default_approver: Option<String>,
     /// A terminal is attached and may be asked.
     pub interactive: bool,
 }
@@ -85,14 +88,7 @@ pub fn promote(
     host: &dyn PromoteHost,
     audit: &AuditLog,
 ) -> DeliveryOutcome {
-    let environment = &request.promote.environment;
-    let _lock = match lock::acquire(
-        &request.state_dir,
-        &request.pipeline,
-        environment,
-        &request.run_id,
-        request.lock_timeout,
-    ) {
+    let _lock = match take_lock(request, host) {
         Ok(held) => held,
         Err(error) => return refuse(host, &request.promote, error.to_string()),
     };
@@ -103,6 +99,31 @@ pub fn promote(
     let outcome = promotion.run();
     promotion.finish(&outcome);
     outcome
+}
+
+/// Takes the environment's lock, saying once who holds it when it has to wait.
+pub(crate) fn take_lock(
+    request: &PromoteRequest,
+    host: &dyn PromoteHost,
+) -> Result<lock::EnvironmentLock, lock::LockError> {
+    let (state_dir, pipeline) = (&request.state_dir, &request.pipeline);
+    let environment = &request.promote.environment;
+    let run = &request.run_id;
+    match lock::acquire(state_dir, pipeline, environment, run, Duration::ZERO) {
+        Err(lock::LockError::Busy { holder, .. }) if !request.lock_timeout.is_zero() => {
+            let who = holder.map_or("another run".to_string(), |h| {
+                format!("run {} (pid {})", h.run, h.pid)
+            });
+            host.say(&format!(
+                "[{environment}] waiting up to {} for the lock held by {who}",
+                crate::deliver::probe_value::format_duration(
+                    request.lock_timeout.as_millis() as u64
+                )
+            ));
+            lock::acquire(state_dir, pipeline, environment, run, request.lock_timeout)
+        }
+        other => other,
+    }
 }
 
 /// Ends a promote that deployed nothing: its first node fails with the reason.
@@ -721,11 +742,7 @@ impl Promotion<'_> {
         &mut self,
         policy: &crate::compile::plan::ApprovalPlan,
     ) -> Result<(), String> {
-        let Some(approver) = approval::resolve_approver(
-            None,
-            std::env::var("PIPE_APPROVER").ok().as_deref(),
-            std::env::var("USER").ok().as_deref(),
-        ) else {
+        let Some(approver) = self.request.approval.default_approver.clone() else {
             return Ok(());
         };
         let prompt = self.approval_prompt(approver.clone());

@@ -123,7 +123,8 @@ fn engine_request(
         artifact,
         bindings: request.bindings.clone(),
         approval: ApprovalInput {
-            approver: if approving_here { approver } else { None },
+            approver: approver.clone().filter(|_| approving_here),
+            default_approver: approver,
             granted,
             initiator: Some(request.initiator.clone()).filter(|name| !name.is_empty()),
             interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),

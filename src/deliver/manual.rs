@@ -3,10 +3,9 @@
 //! immutable artifact from the ledger and never rebuilds.
 
 use crate::audit::AuditLog;
-use crate::deliver::engine::{ArtifactRef, PromoteRequest, log_event};
+use crate::deliver::engine::{ArtifactRef, PromoteRequest, log_event, take_lock};
 use crate::deliver::host::PromoteHost;
 use crate::deliver::ledger::{Ledger, Release, ReleaseStatus};
-use crate::deliver::lock;
 use crate::deliver::recovery::{self, Recovery};
 use serde_json::json;
 use std::path::Path;
@@ -21,14 +20,7 @@ pub fn rollback_by_hand(
     audit: &AuditLog,
 ) -> Result<Release, ManualError> {
     let environment = &request.promote.environment;
-    let _lock = lock::acquire(
-        &request.state_dir,
-        &request.pipeline,
-        environment,
-        &request.run_id,
-        request.lock_timeout,
-    )
-    .map_err(|e| ManualError::Refused(e.to_string()))?;
+    let _lock = take_lock(request, host).map_err(|e| ManualError::Refused(e.to_string()))?;
     let mut ledger = Ledger::load(&request.state_dir, &request.pipeline, environment)
         .map_err(|e| ManualError::Refused(format!("cannot read the ledger: {e}")))?;
     let latest = ledger.latest().cloned().ok_or_else(|| {
