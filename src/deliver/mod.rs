@@ -3,6 +3,7 @@
 //! `engine` runs a promote through a [`host::PromoteHost`] that the runner provides.
 
 pub mod approval;
+mod approving;
 pub mod engine;
 pub mod executor;
 pub mod host;
