@@ -120,7 +120,7 @@ fn the_initiator_cannot_approve_their_own_run() {
 fn a_breach_shorter_than_the_window_does_not_roll_back() {
     let project = Project::new();
     assert_eq!(code(&project.release(GOOD)), 0);
-    // Two breaching samples (~200ms) against a 600ms window, then healthy.
+    // Two breaching samples (~200ms apart) against a 1s window, then healthy.
     let output = project.release("name=flaky;error_rate_seq=5%,5%,0%");
     assert_eq!(code(&output), 0, "{}", text(&output));
     assert_eq!(project.statuses("staging"), ["stable", "stable"]);
@@ -150,7 +150,7 @@ fn a_sustained_breach_rolls_back_and_the_previous_version_serves_again() {
         .unwrap();
     let evidence = triggered["evidence"].as_str().unwrap();
     assert!(
-        evidence.starts_with("error_rate 5% > 1% held 0."),
+        evidence.starts_with("error_rate 5% > 1% held 1."),
         "{evidence}"
     );
     for event in ["rollback_started", "rollback_finished", "recovery_verified"] {
@@ -184,7 +184,7 @@ fn a_failed_smoke_rolls_back() {
 
 #[test]
 fn a_failing_rollback_exits_4() {
-    let project = Project::with("1200ms", "for 600ms", "run \"exit 7\"");
+    let project = Project::with("2s", "for 1s", "run \"exit 7\"");
     assert_eq!(code(&project.release(GOOD)), 0);
     let output = project.release("name=bad;error_rate=5%");
     assert_eq!(code(&output), 4, "{}", text(&output));
@@ -389,7 +389,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 fn an_interrupt_mid_promote_rolls_back_and_exits_130() {
     let project = Project::with(
         "3s",
-        "for 600ms",
+        "for 1s",
         "run \"sh ./deploy.sh ${{ previous.path }} ${{ env.url }}\"",
     );
     assert_eq!(code(&project.release(GOOD)), 0);

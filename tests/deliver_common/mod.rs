@@ -94,11 +94,11 @@ pub struct Project {
 }
 
 impl Project {
-    /// A project with the default watch (1.2s, rule `for 600ms`) and rollback.
+    /// A project with the default watch (2s, rule `for 1s`) and rollback.
     pub fn new() -> Project {
         Project::with(
-            "1200ms",
-            "for 600ms",
+            "2s",
+            "for 1s",
             "run \"sh ./deploy.sh ${{ previous.path }} ${{ env.url }}\"",
         )
     }
