@@ -360,20 +360,7 @@ impl PromoteHost for RunnerHost {
         if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
             return None;
         }
-        let mut stderr = std::io::stderr().lock();
-        let _ = writeln!(
-            stderr,
-            "\nApprove {} for {}?\n  version   {}\n  digest    {}\n  previous  {}",
-            prompt.version, prompt.environment, prompt.version, prompt.digest, prompt.previous
-        );
-        for change in &prompt.changes {
-            let _ = writeln!(stderr, "  change    {change}");
-        }
-        let _ = write!(stderr, "Approve as {}? [y/N] ", prompt.approver);
-        let _ = stderr.flush();
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer).ok()?;
-        Some(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+        self.steps.console.suspend(|| ask_on_stderr(prompt))
     }
 
     fn redact(&self, text: &str) -> String {
@@ -386,4 +373,22 @@ impl PromoteHost for RunnerHost {
             .console
             .notice("delivery", None, &line, serde_json::json!({}));
     }
+}
+
+/// Shows what is being approved and reads a yes/no answer from the terminal.
+fn ask_on_stderr(prompt: &ApprovalPrompt) -> Option<bool> {
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(
+        stderr,
+        "\nApprove {} for {}?\n  version   {}\n  digest    {}\n  previous  {}",
+        prompt.version, prompt.environment, prompt.version, prompt.digest, prompt.previous
+    );
+    for change in &prompt.changes {
+        let _ = writeln!(stderr, "  change    {change}");
+    }
+    let _ = write!(stderr, "Approve as {}? [y/N] ", prompt.approver);
+    let _ = stderr.flush();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer).ok()?;
+    Some(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }

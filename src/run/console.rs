@@ -75,6 +75,15 @@ impl Console {
         action(&mut guard)
     }
 
+    /// Runs `action` with the live view hidden and held still (an interactive prompt, for
+    /// instance); other output waits until it returns.
+    pub fn suspend<R>(&self, action: impl FnOnce() -> R) -> R {
+        self.with_view(|view| match view {
+            View::Progress(progress) => progress.multi.suspend(action),
+            _ => action(),
+        })
+    }
+
     pub fn set_total(&self, total: usize) {
         self.with_view(|view| {
             if let View::Progress(progress) = view {
