@@ -256,7 +256,10 @@ fn two_runs_promoting_one_environment_do_not_overlap() {
         "{message}"
     );
     assert!(message.contains("waited 0.5s"), "{message}");
-    assert!(message.contains("waiting up to 500ms for the lock held by run "), "{message}");
+    assert!(
+        message.contains("waiting up to 500ms for the lock held by run "),
+        "{message}"
+    );
     let after = std::fs::read_to_string(&deploys).unwrap().lines().count();
     assert_eq!(after, before + 1, "only the holder deployed");
 }
@@ -462,4 +465,59 @@ fn production_refuses_a_release_staging_no_longer_holds_as_stable() {
     );
     assert!(project.serving("production").contains("name=good\n"));
     assert!(project.has_event("staging_first_refused"));
+}
+
+#[test]
+fn on_a_terminal_pipe_asks_and_a_yes_approves() {
+    if which::which("script").is_err() {
+        eprintln!("skipped: `script` (util-linux) is needed to give pipe a terminal");
+        return;
+    }
+    let project = Project::new();
+    assert_eq!(code(&project.release(GOOD)), 0);
+    let command = format!("'{}' run", env!("CARGO_BIN_EXE_pipe"));
+    let mut child = project
+        .command("name=good2;error_rate=0%", &[])
+        .env("PIPE_APPROVER", "bob")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn_script(&command);
+    use std::io::Write as _;
+    child.stdin.take().unwrap().write_all(b"y\n").unwrap();
+    let output = child.wait_with_output().unwrap();
+    let all = text(&output);
+    assert_eq!(code(&output), 0, "{all}");
+    assert!(all.contains("Approve as bob? [y/N]"), "{all}");
+    assert!(all.contains("previous  "), "{all}");
+    assert!(
+        project.serving("production").contains("name=good2"),
+        "{all}"
+    );
+}
+
+/// Runs a command line under `script`, which gives it a pseudo-terminal.
+trait SpawnScript {
+    fn spawn_script(&mut self, command: &str) -> std::process::Child;
+}
+
+impl SpawnScript for std::process::Command {
+    fn spawn_script(&mut self, command: &str) -> std::process::Child {
+        let mut script = std::process::Command::new("script");
+        script
+            .args(["-qec", command, "/dev/null"])
+            .current_dir(self.get_current_dir().unwrap());
+        for (key, value) in self.get_envs() {
+            match value {
+                Some(value) => script.env(key, value),
+                None => script.env_remove(key),
+            };
+        }
+        script
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
 }
