@@ -521,3 +521,20 @@ impl SpawnScript for std::process::Command {
             .unwrap()
     }
 }
+
+#[test]
+fn a_warn_rule_records_a_warning_and_never_rolls_back() {
+    let project = Project::new();
+    assert_eq!(code(&project.release(GOOD)), 0);
+    assert!(!project.has_event("watch_warning"));
+    let output = project.release(GOOD2);
+    assert_eq!(code(&output), 0, "{}", text(&output));
+    let warning = project
+        .audit_events()
+        .into_iter()
+        .find(|e| e["event"] == "watch_warning")
+        .unwrap();
+    assert_eq!(warning["condition"], "error_rate > 0.1%");
+    assert_eq!(warning["observed"]["error_rate"], "0.5%");
+    assert_eq!(project.statuses("staging"), ["stable", "stable"]);
+}

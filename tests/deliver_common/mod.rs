@@ -70,6 +70,7 @@ pipeline svc {
     watch WATCH {
       probe error_rate: percent = command("sh ./error_rate.sh ${{ env.url }}") every 200ms
       rollback when error_rate > 1% FOR
+      warn when error_rate > 0.1%
     }
     rollback { ROLLBACK }
   }
