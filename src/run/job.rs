@@ -142,6 +142,18 @@ async fn store_artifacts(context: &JobContext, node: &Node) -> Result<Vec<Artifa
     Ok(stored)
 }
 
+/// Whether any of the node's strings has a `${{ }}` hole (else it needs no bindings, which
+/// spares a copy of them per job in large plans).
+pub fn reads_bindings(node: &Node) -> bool {
+    let has_hole = |template: &Template| {
+        template
+            .parts
+            .iter()
+            .any(|part| matches!(part, crate::compile::plan::TemplatePart::Expr(_)))
+    };
+    node.steps.iter().any(|step| has_hole(&step.run)) || node.env.values().any(has_hole)
+}
+
 /// The pipeline's `env` overlaid with the item's, evaluated.
 pub fn evaluate_env(
     pipeline_env: &BTreeMap<String, String>,

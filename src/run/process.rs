@@ -124,6 +124,15 @@ impl Exit {
     }
 }
 
+/// `$PIPE_OUTPUT`, removed when the block ends, whatever happens.
+struct OutputFile(PathBuf);
+
+impl Drop for OutputFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// The per-node log file, shared by a process's stdout and stderr readers.
 type LogFile = Arc<Mutex<Option<File>>>;
 
@@ -145,6 +154,9 @@ impl StepRunner {
             stdout: String::new(),
             log_path: log_path.clone(),
         };
+        // PIPE_TMP is the fresh directory itself. $PIPE_OUTPUT is a path beside it, created by
+        // the job's first `>>` (one file-system create per job instead of three), outside
+        // `.pipe/` because a job may write a secret into it.
         let scratch = match tempfile::Builder::new().prefix("pipe-node-").tempdir() {
             Ok(scratch) => scratch,
             Err(e) => {
@@ -152,15 +164,10 @@ impl StepRunner {
                 return result;
             }
         };
-        let output_path = scratch.path().join("output");
-        let tmp_path = scratch.path().join("tmp");
-        if let Err(e) =
-            std::fs::create_dir(&tmp_path).and_then(|()| File::create(&output_path).map(|_| ()))
-        {
-            result.outcome = BlockOutcome::Failed(format!("could not create PIPE_TMP: {e}"));
-            return result;
-        }
-        let env = self.environment(request, &output_path, &tmp_path);
+        let tmp_path = scratch.path().to_path_buf();
+        let output_path = OutputFile(tmp_path.with_extension("output"));
+        let output_path = &output_path.0;
+        let env = self.environment(request, output_path, &tmp_path);
         for (index, step) in request.steps.iter().enumerate() {
             let command = match eval::render(&step.run, &request.bindings) {
                 Ok(command) => command,
@@ -187,7 +194,7 @@ impl StepRunner {
                 break;
             }
         }
-        result.output_file = std::fs::read_to_string(&output_path).unwrap_or_default();
+        result.output_file = std::fs::read_to_string(output_path).unwrap_or_default();
         result.duration = started.elapsed();
         result
     }

@@ -14,7 +14,7 @@ use crate::run::eval::{self, Bindings, JobFacts};
 use crate::run::gate::{evaluate_gate, values_read};
 use crate::run::graph::Graph;
 use crate::run::interrupt::{Interrupt, InterruptLevel};
-use crate::run::job::{JobContext, JobResult, run_job};
+use crate::run::job::{JobContext, JobResult, reads_bindings, run_job};
 use crate::run::process::StepRunner;
 use crate::run::secrets::SecretValues;
 use crate::run::state::{NodeRecord, NodeStatus, RunDir, RunState, RunStatus, now_rfc3339};
@@ -356,7 +356,11 @@ impl Scheduler {
             store: setup.store.clone(),
             pipeline_dir: setup.pipeline_dir.clone(),
             pipeline_env: setup.pipeline_env.clone(),
-            bindings: setup.bindings.clone(),
+            bindings: if reads_bindings(node) {
+                setup.bindings.clone()
+            } else {
+                Bindings::new()
+            },
             provenance: Provenance {
                 git_sha: string_binding(&setup.bindings, "git.sha"),
                 version: string_binding(&setup.bindings, "pipeline.version"),
@@ -792,9 +796,9 @@ fn string_binding(bindings: &Bindings, name: &str) -> String {
 }
 
 /// Saves the run state after transitions on its own thread. Transitions that happen while a
-/// save is being written are coalesced into the next save, so a burst of a thousand quick jobs
-/// costs a few writes, and a crash loses at most the transitions of the last few milliseconds
-/// (those nodes simply run again on resume).
+/// save is being written, or within 20 ms of the last one, are coalesced into the next save, so
+/// a burst of a thousand quick jobs costs a few dozen writes, and a crash loses at most the
+/// transitions of the last few dozen milliseconds (those nodes simply run again on resume).
 struct StateSaver {
     sender: Option<std_mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -811,8 +815,16 @@ impl StateSaver {
         let thread_console = Arc::clone(&console);
         let thread = std::thread::spawn(move || {
             let mut warned = false;
+            let mut last_save: Option<Instant> = None;
             while receiver.recv().is_ok() {
+                // Bursts of transitions share one write; a lone transition is written at once.
+                if let Some(wait) =
+                    last_save.and_then(|t| MIN_SAVE_INTERVAL.checked_sub(t.elapsed()))
+                {
+                    std::thread::sleep(wait);
+                }
                 while receiver.try_recv().is_ok() {}
+                last_save = Some(Instant::now());
                 if let Err(e) = save(&thread_state, &thread_dir)
                     && !warned
                 {
@@ -850,10 +862,17 @@ impl StateSaver {
     }
 }
 
+/// The shortest time between two state writes while transitions keep coming.
+const MIN_SAVE_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Serialises under the lock (cheaper than cloning the state), writes outside it.
 fn save(state: &Mutex<RunState>, run_dir: &RunDir) -> std::io::Result<()> {
-    let snapshot = match state.lock() {
-        Ok(guard) => guard.clone(),
-        Err(poisoned) => poisoned.into_inner().clone(),
+    let json = {
+        let guard = match state.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        run_dir.state_json(&guard)?
     };
-    run_dir.save_state(&snapshot)
+    crate::fsutil::write_atomic(&run_dir.state_path(), &json)
 }

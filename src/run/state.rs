@@ -224,9 +224,14 @@ impl RunDir {
     }
 
     pub fn save_state(&self, state: &RunState) -> io::Result<()> {
+        crate::fsutil::write_atomic(&self.state_path(), &self.state_json(state)?)
+    }
+
+    /// The bytes of `state.json`.
+    pub fn state_json(&self, state: &RunState) -> io::Result<Vec<u8>> {
         let mut json = serde_json::to_vec_pretty(state).map_err(io::Error::other)?;
         json.push(b'\n');
-        crate::fsutil::write_atomic(&self.state_path(), &json)
+        Ok(json)
     }
 
     pub fn load_plan(&self) -> io::Result<Plan> {
