@@ -170,7 +170,7 @@ fn request(state: &Path, plan: PromotePlan, version: &str) -> PromoteRequest {
         artifact: ArtifactRef {
             name: "bin".into(),
             digest: format!("sha256:{version}"),
-            path: format!("/store/{version}"),
+            path: stored_artifact(state, version),
             version: version.into(),
         },
         bindings: Bindings::new(),
@@ -178,6 +178,13 @@ fn request(state: &Path, plan: PromotePlan, version: &str) -> PromoteRequest {
         lock_timeout: Duration::ZERO,
         actor: "ci".into(),
     }
+}
+
+/// A stand-in for the stored artifact: rollback refuses a target whose copy is gone.
+fn stored_artifact(state: &Path, version: &str) -> String {
+    let path = state.join(format!("artifact-{version}"));
+    std::fs::write(&path, version).unwrap();
+    path.display().to_string()
 }
 
 fn events(state: &Path) -> Vec<String> {
@@ -477,4 +484,32 @@ fn a_quorum_of_two_needs_two_distinct_approvers_across_resumes() {
         "the same person twice is one approval"
     );
     assert_eq!(attempt("bob"), DeliveryOutcome::Succeeded);
+}
+
+#[test]
+fn a_rollback_target_whose_stored_copy_is_gone_fails_loudly() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = AuditLog::open(dir.path()).unwrap();
+    promote(
+        &request(dir.path(), promote_plan("staging", false), "v1"),
+        &FakeHost::default(),
+        &audit,
+    );
+    let next = request(dir.path(), promote_plan("staging", false), "v2");
+    std::fs::remove_file(dir.path().join("artifact-v1")).unwrap();
+    let host = FakeHost {
+        failing: vec!["staging.smoke".into()],
+        ..FakeHost::default()
+    };
+    let outcome = promote(&next, &host, &audit);
+    let DeliveryOutcome::RollbackFailed { reason } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(reason.contains("the stored artifact of v1"), "{reason}");
+    assert!(
+        !host
+            .calls()
+            .iter()
+            .any(|c| c.starts_with("staging.rollback "))
+    );
 }

@@ -29,7 +29,10 @@ pub fn rollback_by_hand(
         ))
     })?;
     let from = rolled_back_from(&ledger, latest);
-    let target = choose_target(&ledger, &from, to_version)?;
+    let target = recovery::locate_stored(
+        &request.state_dir,
+        &choose_target(&ledger, &from, to_version)?,
+    );
     if !Path::new(&target.path).exists() {
         return Err(ManualError::Refused(format!(
             "the stored artifact of {} is missing at {}",

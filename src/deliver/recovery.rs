@@ -6,8 +6,10 @@ use crate::audit::AuditLog;
 use crate::deliver::engine::{ArtifactRef, PromoteRequest, base_context, log_event, now};
 use crate::deliver::host::{BlockResult, PromoteHost, StepContext};
 use crate::deliver::ledger::{Ledger, Release, ReleaseStatus};
+use crate::run::artifact::ArtifactStore;
 use crate::run::state::NodeStatus;
 use serde_json::json;
+use std::path::Path;
 
 /// How a recovery ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +58,14 @@ impl Recovery<'_> {
             }),
         );
         if let Err(why) = started {
+            return self.fail(ledger, from, why);
+        }
+        let target = &locate_stored(&self.request.state_dir, target);
+        if !Path::new(&target.path).exists() {
+            let why = format!(
+                "the stored artifact of {} ({}) is missing at {}",
+                target.version, target.digest, target.path
+            );
             return self.fail(ledger, from, why);
         }
         let context = self.rollback_context(target);
@@ -216,4 +226,15 @@ fn from_run(from: &ArtifactRef, ledger: &Ledger) -> String {
         .find(|r| r.digest == from.digest)
         .map(|r| r.run.clone())
         .unwrap_or_default()
+}
+
+/// The release with its stored copy found in this state directory's artifact store; the path
+/// recorded in the ledger is kept when the store has no copy (e.g. a moved state directory).
+pub fn locate_stored(state_dir: &Path, release: &Release) -> Release {
+    let stored = ArtifactStore::new(state_dir).stored_path(&release.digest);
+    let mut located = release.clone();
+    if stored.exists() {
+        located.path = stored.display().to_string();
+    }
+    located
 }
