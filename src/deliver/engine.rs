@@ -89,6 +89,7 @@ pub fn promote(
 ) -> DeliveryOutcome {
     let _lock = match take_lock(request, host) {
         Ok(held) => held,
+        Err(lock::LockError::Interrupted { .. }) => return DeliveryOutcome::Interrupted,
         Err(error) => return refuse(host, &request.promote, error.to_string()),
     };
     let mut promotion = match Promotion::start(request, host, audit) {
@@ -119,7 +120,15 @@ pub(crate) fn take_lock(
                     request.lock_timeout.as_millis() as u64
                 )
             ));
-            lock::acquire(state_dir, pipeline, environment, run, request.lock_timeout)
+            let interrupted = || host.interrupted();
+            lock::acquire_unless(
+                state_dir,
+                pipeline,
+                environment,
+                run,
+                request.lock_timeout,
+                &interrupted,
+            )
         }
         other => other,
     }

@@ -34,6 +34,8 @@ pub enum LockError {
         holder: Option<LockHolder>,
         waited: Duration,
     },
+    #[error("stopped waiting for the lock of environment {environment}: interrupted")]
+    Interrupted { environment: String },
     #[error("cannot lock environment {environment} ({path}): {source}")]
     Io {
         environment: String,
@@ -104,6 +106,18 @@ pub fn acquire(
     run: &str,
     timeout: Duration,
 ) -> Result<EnvironmentLock, LockError> {
+    acquire_unless(state_dir, pipeline, environment, run, timeout, &|| false)
+}
+
+/// [`acquire`], giving up as soon as `interrupted` says so (Ctrl-C while waiting).
+pub fn acquire_unless(
+    state_dir: &Path,
+    pipeline: &str,
+    environment: &str,
+    run: &str,
+    timeout: Duration,
+    interrupted: &dyn Fn() -> bool,
+) -> Result<EnvironmentLock, LockError> {
     let path = lock_path(state_dir, pipeline, environment);
     let io_error = |source: io::Error| LockError::Io {
         environment: environment.to_string(),
@@ -127,6 +141,11 @@ pub fn acquire(
             Err((_, errno)) => return Err(io_error(io::Error::from(errno))),
         }
         let waited = started.elapsed();
+        if interrupted() {
+            return Err(LockError::Interrupted {
+                environment: environment.to_string(),
+            });
+        }
         if waited >= timeout {
             return Err(LockError::Busy {
                 environment: environment.to_string(),
@@ -203,6 +222,24 @@ mod tests {
         let got = acquire(dir.path(), "api", "prod", "run-2", Duration::from_secs(5));
         releaser.join().unwrap();
         assert!(got.is_ok());
+    }
+
+    #[test]
+    fn an_interrupt_stops_the_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = acquire(dir.path(), "api", "prod", "run-1", Duration::ZERO).unwrap();
+        let started = Instant::now();
+        let error = acquire_unless(
+            dir.path(),
+            "api",
+            "prod",
+            "run-2",
+            Duration::from_secs(60),
+            &|| started.elapsed() > Duration::from_millis(150),
+        )
+        .unwrap_err();
+        assert!(matches!(error, LockError::Interrupted { .. }));
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 
     #[test]
