@@ -13,7 +13,7 @@ use pest::iterators::{Pair, Pairs};
 use pest_derive::Parser;
 
 use super::ast::{
-    Attr, Block, Field, Import, Module, Param, Pipeline, Probe, Stmt, Template, Type, TypeExpr,
+    Attr, Block, Field, Ident, Import, Module, Param, Pipeline, Probe, Stmt, Template, Type, TypeExpr,
     WhenKind, WhenStmt,
 };
 use crate::diagnostics::{Diagnostic, FileId, Span};
@@ -157,8 +157,8 @@ impl<'t> Lowerer<'t> {
         result
     }
 
-    fn ident(&self, pair: &Pair<'t, Rule>) -> super::ast::Ident {
-        super::ast::Ident {
+    fn ident(&self, pair: &Pair<'t, Rule>) -> Ident {
+        Ident {
             name: pair.as_str().to_string(),
             span: self.span(pair),
         }
@@ -300,22 +300,21 @@ impl<'t> Lowerer<'t> {
     }
 
     fn stmt(&mut self, pair: Pair<'t, Rule>) -> Lowered<Stmt> {
-        let Some(inner) = children(pair.clone()).next() else {
+        let mut parts = children(pair.clone());
+        let Some(first) = parts.next() else {
             return Err(self.shape_error(&pair));
         };
-        let span = self.span(&inner);
-        let rule = inner.as_rule();
-        let mut parts = children(inner.clone());
+        let rule = first.as_rule();
+        let mut words = children(first.clone());
         match rule {
-            Rule::when_stmt => self.when_stmt(inner).map(Stmt::When),
+            Rule::ident => self.generic(&pair, &first, parts),
+            Rule::when_stmt => self.when_stmt(first).map(Stmt::When),
             Rule::run_stmt => {
-                let _keyword = parts.next();
-                let command = parts.next().ok_or_else(|| self.shape_error(&inner))?;
+                let command = words.nth(1).ok_or_else(|| self.shape_error(&first))?;
                 Ok(Stmt::Run(self.string_lit(command)?))
             }
             Rule::require_stmt | Rule::warn_stmt => {
-                let _keyword = parts.next();
-                let condition = parts.next().ok_or_else(|| self.shape_error(&inner))?;
+                let condition = words.nth(1).ok_or_else(|| self.shape_error(&first))?;
                 let condition = self.expr(condition)?;
                 Ok(if rule == Rule::require_stmt {
                     Stmt::Require(condition)
@@ -323,20 +322,37 @@ impl<'t> Lowerer<'t> {
                     Stmt::Warn(condition)
                 })
             }
-            Rule::probe_stmt => self.probe(inner).map(Stmt::Probe),
-            Rule::block => self.block(inner).map(Stmt::Block),
-            Rule::attr => {
-                let key = self.ident(&self.expect(&inner, &mut parts, Rule::ident)?);
-                let value = parts.next().ok_or_else(|| self.shape_error(&inner))?;
+            Rule::probe_stmt => self.probe(first).map(Stmt::Probe),
+            _ => Err(self.shape_error(&first)),
+        }
+    }
+
+    /// `KEY = value`, `NAME: type` or a block, told apart by what follows the first word.
+    fn generic(
+        &mut self,
+        stmt: &Pair<'t, Rule>,
+        key: &Pair<'t, Rule>,
+        mut parts: impl Iterator<Item = Pair<'t, Rule>>,
+    ) -> Lowered<Stmt> {
+        let span = self.span(stmt);
+        let key = self.ident(key);
+        let rest = parts.next().ok_or_else(|| self.shape_error(stmt))?;
+        let inner = children(rest.clone()).next();
+        match (rest.as_rule(), inner) {
+            (Rule::attr_value, Some(value)) => {
                 let value = self.expr(value)?;
                 Ok(Stmt::Attr(Attr { key, value, span }))
             }
-            Rule::field => {
-                let name = self.ident(&self.expect(&inner, &mut parts, Rule::ident)?);
-                let ty = self.type_expr(self.expect(&inner, &mut parts, Rule::type_expr)?)?;
-                Ok(Stmt::Field(Field { name, ty, span }))
+            (Rule::field_type, Some(ty)) => {
+                let ty = self.type_expr(ty)?;
+                Ok(Stmt::Field(Field {
+                    name: key,
+                    ty,
+                    span,
+                }))
             }
-            _ => Err(self.shape_error(&inner)),
+            (Rule::block_rest, _) => self.block(key, rest, span).map(Stmt::Block),
+            _ => Err(self.shape_error(&rest)),
         }
     }
 
@@ -381,11 +397,8 @@ impl<'t> Lowerer<'t> {
         })
     }
 
-    /// `KEYWORD [NAME] [LITERAL] [= call] [{ … }]`, told apart by the rule of each child.
-    fn block(&mut self, pair: Pair<'t, Rule>) -> Lowered<Block> {
-        let span = self.span(&pair);
-        let mut parts = children(pair.clone());
-        let keyword = self.ident(&self.expect(&pair, &mut parts, Rule::ident)?);
+    /// The rest of `KEYWORD [NAME] [LITERAL] [= call] [{ … }]`, told apart by child rule.
+    fn block(&mut self, keyword: Ident, rest: Pair<'t, Rule>, span: Span) -> Lowered<Block> {
         let mut block = Block {
             keyword,
             name: None,
@@ -394,7 +407,7 @@ impl<'t> Lowerer<'t> {
             body: None,
             span,
         };
-        for part in parts {
+        for part in children(rest) {
             match part.as_rule() {
                 Rule::ident => block.name = Some(self.ident(&part)),
                 Rule::template_call => block.template = Some(self.call(part)?),

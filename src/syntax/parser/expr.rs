@@ -8,7 +8,7 @@ use super::dedent::{RawPiece, dedent};
 use super::literal::{self, NumberLiteral};
 use super::{LowerError, Lowered, Lowerer, MAX_NESTING, Rule, children};
 use crate::diagnostics::{Diagnostic, Span};
-use crate::syntax::ast::{Arg, BinaryOp, Call, Expr, ExprKind, Segment, StrLit};
+use crate::syntax::ast::{Arg, BinaryOp, Call, Expr, ExprKind, Ident, Segment, StrLit};
 
 const UNTERMINATED_INTERP_HELP: &str = "close the interpolation with `}}`, e.g. \"${{ git.short_sha }}\"; a bare $VAR or ${VAR} is left to the shell";
 
@@ -22,6 +22,11 @@ fn binary(op: BinaryOp, op_span: Span, lhs: Expr, rhs: Expr) -> Expr {
             rhs: Box::new(rhs),
         },
     }
+}
+
+/// `true` and `false` are keywords only as a whole value, so they arrive as one-word paths.
+fn is_bool_word(path: &[Ident]) -> bool {
+    matches!(path, [word] if word.name == "true" || word.name == "false")
 }
 
 fn compare_op(symbol: &str) -> Option<BinaryOp> {
@@ -58,7 +63,7 @@ impl<'t> Lowerer<'t> {
             if operators > MAX_NESTING {
                 return Err(LowerError::TooDeep(op_span));
             }
-            if operator.as_rule() == Rule::kw_and {
+            if operator.as_str() == "and" {
                 conjunction = binary(BinaryOp::And, op_span, conjunction, rhs);
                 continue;
             }
@@ -127,8 +132,6 @@ impl<'t> Lowerer<'t> {
             }
             Rule::reference => self.reference(pair)?,
             Rule::number_like => self.number(&pair),
-            Rule::kw_true => ExprKind::Bool(true),
-            Rule::kw_false => ExprKind::Bool(false),
             Rule::string | Rule::triple_string => ExprKind::Str(self.string_lit(pair)?),
             _ => return Err(self.shape_error(&pair)),
         };
@@ -142,15 +145,34 @@ impl<'t> Lowerer<'t> {
         let mut args = None;
         for part in children(pair) {
             match part.as_rule() {
-                Rule::ident => callee.push(self.ident(&part)),
+                Rule::path => callee = self.path(&part),
                 Rule::call_args => args = Some(self.call_args(part)?),
                 _ => return Err(self.shape_error(&part)),
             }
         }
         Ok(match args {
+            None if is_bool_word(&callee) => {
+                ExprKind::Bool(callee.iter().any(|word| word.name == "true"))
+            }
             None => ExprKind::Path(callee),
             Some(args) => ExprKind::Call(Call { callee, args, span }),
         })
+    }
+
+    /// The words of a dotted `path` token, each with its own span.
+    fn path(&self, pair: &Pair<'t, Rule>) -> Vec<Ident> {
+        let mut start = pair.as_span().start();
+        pair.as_str()
+            .split('.')
+            .map(|word| {
+                let ident = Ident {
+                    name: word.to_string(),
+                    span: Span::new(self.file, start, start + word.len()),
+                };
+                start += word.len() + 1;
+                ident
+            })
+            .collect()
     }
 
     /// `rust.cargo(task: "x")` after `job NAME =`.

@@ -18,16 +18,13 @@ fn describe(rule: Rule) -> Option<&'static str> {
         Rule::template | Rule::kw_template => "`template`",
         Rule::pipeline | Rule::kw_pipeline => "`pipeline`",
         Rule::kw_as => "`as`",
-        Rule::ident => "an identifier",
+        Rule::ident | Rule::path => "an identifier",
         Rule::stmt
         | Rule::when_stmt
         | Rule::run_stmt
         | Rule::require_stmt
         | Rule::warn_stmt
         | Rule::probe_stmt
-        | Rule::block
-        | Rule::attr
-        | Rule::field
         | Rule::when_kind
         | Rule::kw_run
         | Rule::kw_require
@@ -51,8 +48,10 @@ fn describe(rule: Rule) -> Option<&'static str> {
         Rule::kw_for => "`for`",
         Rule::kw_every => "`every`",
         Rule::expr | Rule::paren | Rule::list | Rule::reference | Rule::kw_not => "an expression",
-        Rule::compare_op | Rule::kw_and | Rule::kw_or => "an operator",
-        Rule::kw_true | Rule::kw_false => "`true` or `false`",
+        Rule::compare_op | Rule::bool_op => "an operator",
+        Rule::attr_value => "`=`",
+        Rule::field_type => "`:`",
+        Rule::block_rest => "a block",
         Rule::number_like => "a number",
         Rule::string | Rule::triple_string => "a string",
         Rule::string_close => "`\"`",
@@ -71,13 +70,12 @@ fn starts_a_value(rule: Rule) -> bool {
             | Rule::paren
             | Rule::lbracket
             | Rule::list
-            | Rule::kw_true
-            | Rule::kw_false
             | Rule::number_like
             | Rule::string
             | Rule::triple_string
             | Rule::ident
             | Rule::reference
+            | Rule::path
             | Rule::kw_not
             | Rule::expr
     )
@@ -136,7 +134,12 @@ pub(super) fn from_pest(file: FileId, text: &str, error: &Error<Rule>) -> Diagno
         }
     };
     let found = Token::at(text, position);
-    let words = expected_words(positives);
+    let words = if positives == [Rule::file] {
+        // Nothing of the file parsed: pest names the whole rule.
+        vec!["`import`", "`template`", "`pipeline`"]
+    } else {
+        expected_words(positives)
+    };
     let mut diagnostic = Diagnostic::error(
         CODE,
         format!("syntax error: expected {}", join_expected(&words)),
@@ -261,6 +264,9 @@ fn guess_help(text: &str, expected: &[&str], found: &Token<'_>) -> Option<String
             return Some("a value is missing here".to_string());
         }
         _ => {}
+    }
+    if expects("a type") && found_text.starts_with(|c: char| c.is_ascii_digit() || c == '"') {
+        return Some("to set an attribute use `=`, e.g. `timeout = 10m`".to_string());
     }
     if expects("a type") {
         return did_you_mean(found_text, TYPE_NAMES).or_else(|| {
