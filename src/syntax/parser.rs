@@ -13,8 +13,8 @@ use pest::iterators::{Pair, Pairs};
 use pest_derive::Parser;
 
 use super::ast::{
-    Attr, Block, Field, Ident, Import, Module, Param, Pipeline, Probe, Stmt, Template, Type, TypeExpr,
-    WhenKind, WhenStmt,
+    Attr, Block, Field, Ident, Import, Module, Param, Pipeline, Probe, Stmt, Template, Type,
+    TypeExpr, WhenKind, WhenStmt,
 };
 use crate::diagnostics::{Diagnostic, FileId, Span};
 

@@ -145,12 +145,22 @@ pub(super) fn from_pest(file: FileId, text: &str, error: &Error<Rule>) -> Diagno
         format!("syntax error: expected {}", join_expected(&words)),
     )
     .primary(Span::new(file, found.start, found.end), found.label());
-    if found.is_end()
-        && words.contains(&"`}`")
-        && let Some(open) = unclosed_brace(text)
-    {
-        diagnostic =
-            diagnostic.secondary(Span::new(file, open, open + 1), "this `{` is never closed");
+    if found.is_end() {
+        match unclosed(text) {
+            Unclosed::TripleString(open) => {
+                return diagnostic
+                    .secondary(
+                        Span::new(file, open, open + 3),
+                        "this string is never closed",
+                    )
+                    .help("a `\"\"\"` string runs to the end of the file: close it with `\"\"\"`");
+            }
+            Unclosed::Brace(open) if words.contains(&"`}`") => {
+                diagnostic = diagnostic
+                    .secondary(Span::new(file, open, open + 1), "this `{` is never closed");
+            }
+            _ => {}
+        }
     }
     match guess_help(text, &words, &found) {
         Some(help) => diagnostic.help(help),
@@ -295,8 +305,16 @@ fn previous_is_value(text: &str, position: usize) -> bool {
         .is_some_and(|b| is_word_byte(b) || matches!(b, b'"' | b'%'))
 }
 
-/// The last `{` with no matching `}`, skipping comments and strings.
-fn unclosed_brace(text: &str) -> Option<usize> {
+/// What is left open at the end of the file.
+enum Unclosed {
+    TripleString(usize),
+    Brace(usize),
+    Nothing,
+}
+
+/// A `"""` string that never closes, or else the last `{` with no matching `}` (comments and
+/// strings skipped).
+fn unclosed(text: &str) -> Unclosed {
     let bytes = text.as_bytes();
     let mut open = Vec::new();
     let mut index = 0;
@@ -307,7 +325,10 @@ fn unclosed_brace(text: &str) -> Option<usize> {
         } else if rest.starts_with(b"/*") {
             find(rest, b"*/").map_or(rest.len(), |end| end + 2)
         } else if rest.starts_with(b"\"\"\"") {
-            find(rest.get(3..).unwrap_or(&[]), b"\"\"\"").map_or(rest.len(), |end| end + 6)
+            match find(rest.get(3..).unwrap_or(&[]), b"\"\"\"") {
+                Some(end) => end + 6,
+                None => return Unclosed::TripleString(index),
+            }
         } else if byte == b'"' {
             plain_string_length(rest)
         } else {
@@ -321,7 +342,7 @@ fn unclosed_brace(text: &str) -> Option<usize> {
             1
         };
     }
-    open.pop()
+    open.pop().map_or(Unclosed::Nothing, Unclosed::Brace)
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
