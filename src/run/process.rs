@@ -441,9 +441,13 @@ fn emit(
 }
 
 fn open_log(path: Option<&Path>) -> LogFile {
+    let open = |path: &Path| OpenOptions::new().create(true).append(true).open(path);
+    // The logs directory exists after the first job; create it only when it does not.
     let file = path.and_then(|path| {
-        std::fs::create_dir_all(path.parent()?).ok()?;
-        OpenOptions::new().create(true).append(true).open(path).ok()
+        open(path).ok().or_else(|| {
+            std::fs::create_dir_all(path.parent()?).ok()?;
+            open(path).ok()
+        })
     });
     Arc::new(Mutex::new(file))
 }

@@ -796,7 +796,7 @@ fn string_binding(bindings: &Bindings, name: &str) -> String {
 }
 
 /// Saves the run state after transitions on its own thread. Transitions that happen while a
-/// save is being written, or within 20 ms of the last one, are coalesced into the next save, so
+/// save is being written, or within 50 ms of the last one, are coalesced into the next save, so
 /// a burst of a thousand quick jobs costs a few dozen writes, and a crash loses at most the
 /// transitions of the last few dozen milliseconds (those nodes simply run again on resume).
 struct StateSaver {
@@ -863,7 +863,7 @@ impl StateSaver {
 }
 
 /// The shortest time between two state writes while transitions keep coming.
-const MIN_SAVE_INTERVAL: Duration = Duration::from_millis(20);
+const MIN_SAVE_INTERVAL: Duration = Duration::from_millis(50);
 
 /// Serialises under the lock (cheaper than cloning the state), writes outside it.
 fn save(state: &Mutex<RunState>, run_dir: &RunDir) -> std::io::Result<()> {
