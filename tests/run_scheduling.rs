@@ -287,3 +287,61 @@ fn json_log_format_prints_one_event_per_line() {
     assert_eq!(log["node"], "a");
     assert_eq!(log["line"], "hi");
 }
+
+const PROTECTED_PLAN: &str = r#"{
+  "schema": "pipe.plan/v1", "pipeline": "svc", "source_sha256": "", "source_file": "",
+  "nodes": [
+    {"id": "quality", "kind": "gate", "needs": [], "gate": {"require": [
+      {"source": "false", "tree": {"lit": {"type": "bool", "value": false}}}], "warn": []},
+     "span": {"file": "p", "line": 1, "column": 1}},
+    {"id": "production.deploy", "kind": "deploy", "needs": ["quality"], "environment": "production",
+     "span": {"file": "p", "line": 2, "column": 1}}
+  ],
+  "environments": {"production": {"protected": true}},
+  "promotes": {"production": {
+    "environment": "production", "artifact": "bin", "protected": true,
+    "rollout": {"strategy": "all", "steps": [100.0]},
+    "deploy": {"steps": []}, "rollback": {"steps": []},
+    "nodes": ["production.deploy"], "span": {"file": "p", "line": 2, "column": 1}
+  }}
+}"#;
+
+#[test]
+fn overriding_a_gate_upstream_of_a_protected_environment_needs_an_approver() {
+    let project = Project::new("");
+    project.write("plan.json", PROTECTED_PLAN);
+    let refused = project.run(&[
+        "run",
+        "plan.json",
+        "--override",
+        "quality",
+        "--reason",
+        "hotfix",
+    ]);
+    assert_eq!(refused.code(), 2, "{}", refused.all());
+    assert!(
+        refused.stderr().contains(
+            "refusing to override gate `quality`: it is upstream of protected environment `production`"
+        ),
+        "{}",
+        refused.all()
+    );
+    assert!(project.runs().is_empty(), "nothing ran");
+    let approved = project.run(&[
+        "run",
+        "plan.json",
+        "--until",
+        "quality",
+        "--override",
+        "quality",
+        "--reason",
+        "hotfix",
+        "--approver",
+        "alice",
+    ]);
+    assert_eq!(approved.code(), 0, "{}", approved.all());
+    let state = project.latest_state();
+    assert_eq!(state["overrides"][0]["approver"], "alice");
+    assert_eq!(state["nodes"]["quality"]["status"], "succeeded");
+    assert_eq!(state["nodes"]["production.deploy"]["status"], "excluded");
+}
