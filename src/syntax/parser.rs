@@ -92,11 +92,8 @@ struct Lowerer<'t> {
 fn is_punctuation(rule: Rule) -> bool {
     matches!(
         rule,
-        Rule::lbrace
-            | Rule::rbrace
-            | Rule::lparen
+        Rule::rbrace
             | Rule::rparen
-            | Rule::lbracket
             | Rule::rbracket
             | Rule::langle
             | Rule::rangle
@@ -104,6 +101,27 @@ fn is_punctuation(rule: Rule) -> bool {
             | Rule::equals
             | Rule::comma
             | Rule::EOI
+    )
+}
+
+/// Rules whose pest span is already exact: tokens, and rules that end in a required token.
+/// (The others may end in an optional part, after which pest has skipped whitespace.)
+fn ends_at_its_last_token(rule: Rule) -> bool {
+    !matches!(
+        rule,
+        Rule::file
+            | Rule::import
+            | Rule::param
+            | Rule::stmt
+            | Rule::when_stmt
+            | Rule::require_stmt
+            | Rule::warn_stmt
+            | Rule::probe_stmt
+            | Rule::attr_value
+            | Rule::block_rest
+            | Rule::expr
+            | Rule::reference
+            | Rule::arg
     )
 }
 
@@ -118,7 +136,9 @@ impl<'t> Lowerer<'t> {
     /// optional part also covers the whitespace and comments skipped while trying it.
     fn span(&self, pair: &Pair<'t, Rule>) -> Span {
         let mut last = pair.clone();
-        while let Some(child) = last.clone().into_inner().next_back() {
+        while !ends_at_its_last_token(last.as_rule())
+            && let Some(child) = last.clone().into_inner().next_back()
+        {
             last = child;
         }
         Span::new(self.file, pair.as_span().start(), last.as_span().end())

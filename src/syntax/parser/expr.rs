@@ -51,7 +51,8 @@ impl<'t> Lowerer<'t> {
 
     /// `negation ((and | or) negation)*`, `and` binding tighter than `or`, both to the left.
     fn flat_expr(&mut self, pair: Pair<'t, Rule>) -> Lowered<Expr> {
-        let span = self.span(&pair);
+        // Only for error labels, so pest's own (possibly whitespace-padded) span will do.
+        let span = Span::new(self.file, pair.as_span().start(), pair.as_span().end());
         let mut tokens = children(pair).peekable();
         let mut operators = 0;
         let mut disjunction: Option<(Expr, Span)> = None;

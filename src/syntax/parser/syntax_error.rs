@@ -30,11 +30,10 @@ fn describe(rule: Rule) -> Option<&'static str> {
         | Rule::kw_require
         | Rule::kw_warn
         | Rule::kw_probe => "a statement",
-        Rule::block_body | Rule::lbrace => "`{`",
+        Rule::block_body => "`{`",
         Rule::rbrace => "`}`",
-        Rule::lparen | Rule::call_args | Rule::template_call => "`(`",
+        Rule::call_args | Rule::template_call => "`(`",
         Rule::rparen => "`)`",
-        Rule::lbracket => "`[`",
         Rule::rbracket => "`]`",
         Rule::langle => "`<`",
         Rule::rangle => "`>`",
@@ -66,9 +65,7 @@ fn describe(rule: Rule) -> Option<&'static str> {
 fn starts_a_value(rule: Rule) -> bool {
     matches!(
         rule,
-        Rule::lparen
-            | Rule::paren
-            | Rule::lbracket
+        Rule::paren
             | Rule::list
             | Rule::number_like
             | Rule::string
@@ -83,7 +80,8 @@ fn starts_a_value(rule: Rule) -> bool {
 
 /// The expected items in words, deduplicated, the likeliest first.
 fn expected_words(positives: &[Rule]) -> Vec<&'static str> {
-    let wants_value = positives.contains(&Rule::number_like) && positives.contains(&Rule::string);
+    let wants_value = positives.contains(&Rule::number_like)
+        && (positives.contains(&Rule::string) || positives.contains(&Rule::list));
     let mut words: Vec<&'static str> = Vec::new();
     for rule in positives {
         let word = if wants_value && starts_a_value(*rule) {
