@@ -262,7 +262,7 @@ fn guess_help(text: &str, expected: &[&str], found: &Token<'_>) -> Option<String
                     .to_string(),
             );
         }
-        "=" if expects("an operator") => {
+        "=" if expects("a statement") || expects("an operator") => {
             return Some("to compare two values use `==`".to_string());
         }
         ":" if expects("`=`") => {

@@ -816,13 +816,13 @@ fn expected_lists_read_as_words() {
         ),
         (
             "pipeline x { x = [1, 2 }",
-            "expected one of `]`, `,`, or an operator",
+            "expected `]` or `,`",
             "}",
         ),
         ("template t(p: strng) { }", "expected a type", "strng"),
         (
             "pipeline x { run \"${{ x + y }}\" }",
-            "expected one of `(`, `}}`, or an operator",
+            "expected `}}`",
             "+",
         ),
         ("pipeline { }", "expected an identifier", "{"),
