@@ -273,6 +273,14 @@ fn guess_help(text: &str, expected: &[&str], found: &Token<'_>) -> Option<String
         }
         _ => {}
     }
+    let found_a_value =
+        found_text.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '"');
+    if found_a_value && expects("`,`") && expects("`]`") {
+        return Some("separate list items with `,`, e.g. `[lint, test]`".to_string());
+    }
+    if found_a_value && expects("`,`") && expects("`)`") {
+        return Some("separate arguments with `,`".to_string());
+    }
     if expects("a type") && found_text.starts_with(|c: char| c.is_ascii_digit() || c == '"') {
         return Some("to set an attribute use `=`, e.g. `timeout = 10m`".to_string());
     }

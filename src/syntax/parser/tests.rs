@@ -814,17 +814,9 @@ fn expected_lists_read_as_words() {
             "expected an expression",
             "}",
         ),
-        (
-            "pipeline x { x = [1, 2 }",
-            "expected `]` or `,`",
-            "}",
-        ),
+        ("pipeline x { x = [1, 2 }", "expected `]` or `,`", "}"),
         ("template t(p: strng) { }", "expected a type", "strng"),
-        (
-            "pipeline x { run \"${{ x + y }}\" }",
-            "expected `}}`",
-            "+",
-        ),
+        ("pipeline x { run \"${{ x + y }}\" }", "expected `}}`", "+"),
         ("pipeline { }", "expected an identifier", "{"),
         ("import std", "expected a string", "std"),
     ];
@@ -851,6 +843,11 @@ fn helps_guess_the_fix() {
         ("pipeline x { job t { timeout 10m } }", "`key = value`"),
         ("pipeline x { /* never closed }", "never closed"),
         ("pipline x { }", "did you mean `pipeline`?"),
+        (
+            "pipeline x { needs = [lint test] }",
+            "separate list items with `,`",
+        ),
+        ("pipeline x { x = f(a b) }", "separate arguments with `,`"),
         ("template t(p: strng) { }", "did you mean `string`?"),
     ];
     for (source, help) in cases {
