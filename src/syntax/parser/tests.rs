@@ -765,6 +765,15 @@ drill restore_db
     );
 }
 
+#[test]
+fn crlf_line_endings_parse_the_same() {
+    let crlf = SPEC_EXAMPLE.replace('\n', "\r\n");
+    let (mut unix, mut windows) = (Vec::new(), Vec::new());
+    outline(&parse_clean(SPEC_EXAMPLE).pipelines[0].body, 0, &mut unix);
+    outline(&parse_clean(&crlf).pipelines[0].body, 0, &mut windows);
+    assert_eq!(unix, windows);
+}
+
 // ---------------------------------------------------------------------------------------------
 // E0001: syntax errors
 
