@@ -112,7 +112,6 @@ fn ends_at_its_last_token(rule: Rule) -> bool {
         Rule::file
             | Rule::import
             | Rule::param
-            | Rule::stmt
             | Rule::when_stmt
             | Rule::require_stmt
             | Rule::warn_stmt
@@ -313,28 +312,36 @@ impl<'t> Lowerer<'t> {
         Ok(Pipeline { name, body, span })
     }
 
+    /// The statements of `{ … }`. They arrive flat: a generic statement is its first word
+    /// followed by the rest (`attr_value`, `field_type` or `block_rest`).
     fn block_body(&mut self, pair: Pair<'t, Rule>) -> Lowered<Vec<Stmt>> {
         self.nested(&pair, |this| {
-            children(pair.clone()).map(|stmt| this.stmt(stmt)).collect()
+            let mut parts = children(pair.clone());
+            let mut stmts = Vec::new();
+            while let Some(first) = parts.next() {
+                let stmt = if first.as_rule() == Rule::ident {
+                    let rest = parts.next().ok_or_else(|| this.shape_error(&first))?;
+                    this.generic(&first, rest)?
+                } else {
+                    this.keyword_stmt(first)?
+                };
+                stmts.push(stmt);
+            }
+            Ok(stmts)
         })
     }
 
-    fn stmt(&mut self, pair: Pair<'t, Rule>) -> Lowered<Stmt> {
-        let mut parts = children(pair.clone());
-        let Some(first) = parts.next() else {
-            return Err(self.shape_error(&pair));
-        };
-        let rule = first.as_rule();
-        let mut words = children(first.clone());
+    fn keyword_stmt(&mut self, pair: Pair<'t, Rule>) -> Lowered<Stmt> {
+        let rule = pair.as_rule();
+        let mut words = children(pair.clone());
         match rule {
-            Rule::ident => self.generic(&pair, &first, parts),
-            Rule::when_stmt => self.when_stmt(first).map(Stmt::When),
+            Rule::when_stmt => self.when_stmt(pair).map(Stmt::When),
             Rule::run_stmt => {
-                let command = words.nth(1).ok_or_else(|| self.shape_error(&first))?;
+                let command = words.nth(1).ok_or_else(|| self.shape_error(&pair))?;
                 Ok(Stmt::Run(self.string_lit(command)?))
             }
             Rule::require_stmt | Rule::warn_stmt => {
-                let condition = words.nth(1).ok_or_else(|| self.shape_error(&first))?;
+                let condition = words.nth(1).ok_or_else(|| self.shape_error(&pair))?;
                 let condition = self.expr(condition)?;
                 Ok(if rule == Rule::require_stmt {
                     Stmt::Require(condition)
@@ -342,21 +349,15 @@ impl<'t> Lowerer<'t> {
                     Stmt::Warn(condition)
                 })
             }
-            Rule::probe_stmt => self.probe(first).map(Stmt::Probe),
-            _ => Err(self.shape_error(&first)),
+            Rule::probe_stmt => self.probe(pair).map(Stmt::Probe),
+            _ => Err(self.shape_error(&pair)),
         }
     }
 
     /// `KEY = value`, `NAME: type` or a block, told apart by what follows the first word.
-    fn generic(
-        &mut self,
-        stmt: &Pair<'t, Rule>,
-        key: &Pair<'t, Rule>,
-        mut parts: impl Iterator<Item = Pair<'t, Rule>>,
-    ) -> Lowered<Stmt> {
-        let span = self.span(stmt);
+    fn generic(&mut self, key: &Pair<'t, Rule>, rest: Pair<'t, Rule>) -> Lowered<Stmt> {
+        let span = self.span(key).to(self.span(&rest));
         let key = self.ident(key);
-        let rest = parts.next().ok_or_else(|| self.shape_error(stmt))?;
         let inner = children(rest.clone()).next();
         match (rest.as_rule(), inner) {
             (Rule::attr_value, Some(value)) => {

@@ -236,8 +236,10 @@ impl<'t> Lowerer<'t> {
         let span = self.span(&pair);
         let mut segments = Vec::new();
         let mut text = String::new();
-        let mut closed = false;
+        let (start, end) = (pair.as_span().start(), pair.as_span().end());
+        let mut pieces_end = start + 1; // after the opening quote
         for piece in pair.into_inner() {
+            pieces_end = piece.as_span().end();
             match piece.as_rule() {
                 Rule::string_text => text.push_str(piece.as_str()),
                 Rule::escape => match literal::decode_escape(piece.as_str()) {
@@ -257,11 +259,11 @@ impl<'t> Lowerer<'t> {
                     self.unterminated_interp(&piece);
                     text.push_str(piece.as_str());
                 }
-                Rule::string_close => closed = true,
                 _ => return Err(self.shape_error(&piece)),
             }
         }
-        if !closed {
+        // Only the closing quote can follow the last piece.
+        if end == pieces_end {
             self.diagnostics.push(
                 Diagnostic::error("E0002", "invalid literal: unterminated string")
                     .primary(span, "this string is never closed")
@@ -281,8 +283,10 @@ impl<'t> Lowerer<'t> {
     fn triple_string(&mut self, pair: Pair<'t, Rule>) -> Lowered<Vec<Segment>> {
         let span = self.span(&pair);
         let mut pieces = Vec::new();
-        let mut closed = false;
+        let (start, end) = (pair.as_span().start(), pair.as_span().end());
+        let mut pieces_end = start + 3; // after the opening quotes
         for piece in pair.into_inner() {
+            pieces_end = piece.as_span().end();
             match piece.as_rule() {
                 Rule::triple_text => pieces.push(RawPiece::Text(piece.as_str())),
                 Rule::interp => pieces.push(RawPiece::Interp(self.interp(piece)?)),
@@ -290,11 +294,11 @@ impl<'t> Lowerer<'t> {
                     self.unterminated_interp(&piece);
                     pieces.push(RawPiece::Text(piece.as_str()));
                 }
-                Rule::triple_close => closed = true,
                 _ => return Err(self.shape_error(&piece)),
             }
         }
-        if !closed {
+        // Only the closing quotes can follow the last piece.
+        if end == pieces_end {
             self.diagnostics.push(
                 Diagnostic::error("E0002", "invalid literal: unterminated `\"\"\"` string")
                     .primary(span, "this string runs to the end of the file")

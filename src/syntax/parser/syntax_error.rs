@@ -19,8 +19,7 @@ fn describe(rule: Rule) -> Option<&'static str> {
         Rule::pipeline | Rule::kw_pipeline => "`pipeline`",
         Rule::kw_as => "`as`",
         Rule::ident | Rule::path => "an identifier",
-        Rule::stmt
-        | Rule::when_stmt
+        Rule::when_stmt
         | Rule::run_stmt
         | Rule::require_stmt
         | Rule::warn_stmt
@@ -53,8 +52,6 @@ fn describe(rule: Rule) -> Option<&'static str> {
         Rule::block_rest => "a block",
         Rule::number_like => "a number",
         Rule::string | Rule::triple_string => "a string",
-        Rule::string_close => "`\"`",
-        Rule::triple_close => "`\"\"\"`",
         Rule::interp_close => "`}}`",
         Rule::interp => "`${{`",
         _ => return None,
@@ -94,6 +91,10 @@ fn expected_words(positives: &[Rule]) -> Vec<&'static str> {
         {
             words.push(word);
         }
+    }
+    // A statement may start with any identifier: "an identifier" would only repeat it.
+    if words.contains(&"a statement") {
+        words.retain(|word| *word != "an identifier");
     }
     words.sort_by_key(|word| rank(word));
     words
