@@ -250,6 +250,9 @@ fn guess_help(text: &str, expected: &[&str], found: &Token<'_>) -> Option<String
         "&&" => return Some("write `and` instead of `&&`".to_string()),
         "||" => return Some("write `or` instead of `||`".to_string()),
         "!" => return Some("write `not` instead of `!`".to_string()),
+        "==" | "!=" | "<" | "<=" | ">" | ">=" if !follows_a_value(text, found.start) => {
+            return Some(format!("a value is missing before `{found_text}`"));
+        }
         "==" | "!=" | "<" | "<=" | ">" | ">=" => {
             return Some(
                 "comparisons do not chain: combine them with `and`, e.g. `a < b and b < c`"
@@ -301,6 +304,26 @@ fn guess_help(text: &str, expected: &[&str], found: &Token<'_>) -> Option<String
         );
     }
     None
+}
+
+/// Whether the token before `position` ends a value: a name that is not an expression
+/// keyword, a literal, or a closing bracket.
+fn follows_a_value(text: &str, position: usize) -> bool {
+    let before = text.get(..position).unwrap_or("").trim_end();
+    let word_start = before
+        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        .map_or(0, |index| index + 1);
+    let word = before.get(word_start..).unwrap_or("");
+    const EXPECTING_A_VALUE: [&str; 8] = [
+        "when", "require", "warn", "for", "every", "not", "and", "or",
+    ];
+    if !word.is_empty() {
+        return !EXPECTING_A_VALUE.contains(&word);
+    }
+    before
+        .bytes()
+        .last()
+        .is_some_and(|b| matches!(b, b'"' | b'%' | b')' | b']'))
 }
 
 /// Whether the token before `position` is a literal or a name (so `key value` lacks its `=`).

@@ -828,6 +828,11 @@ fn expected_lists_read_as_words() {
         ("pipeline x { run \"${{ x + y }}\" }", "expected `}}`", "+"),
         ("pipeline { }", "expected an identifier", "{"),
         ("import std", "expected a string", "std"),
+        (
+            "pipeline x { rollback when > 1% }",
+            "expected an expression",
+            ">",
+        ),
     ];
     for (source, expected, found) in cases {
         let (message, label, labelled, _) = syntax_error(source);
@@ -845,6 +850,11 @@ fn helps_guess_the_fix() {
             "comparisons do not chain",
         ),
         ("pipeline x { gate g { require a && b } }", "write `and`"),
+        (
+            "pipeline x { rollback when > 1% }",
+            "a value is missing before `>`",
+        ),
+        ("pipeline x { x = > 1 }", "a value is missing before `>`"),
         ("template t(p = 5) { }", "use `:`"),
         ("pipeline x { job l = cargo(task = \"x\") }", "use `:`"),
         ("pipeline x { job t { timeout: 10m } }", "use `=`"),
