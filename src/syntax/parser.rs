@@ -119,7 +119,6 @@ fn ends_at_its_last_token(rule: Rule) -> bool {
             | Rule::attr_value
             | Rule::block_rest
             | Rule::expr
-            | Rule::reference
             | Rule::arg
     )
 }

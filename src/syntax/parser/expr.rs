@@ -96,13 +96,11 @@ impl<'t> Lowerer<'t> {
         if *operators > MAX_NESTING {
             return Err(LowerError::TooDeep(expr_span));
         }
-        let lhs = tokens.next().ok_or(LowerError::Shape(expr_span))?;
-        let mut result = self.operand(lhs)?;
+        let mut result = self.next_operand(tokens, expr_span)?;
         if let Some(op) = tokens.next_if(|token| token.as_rule() == Rule::compare_op) {
             let op_span = self.span(&op);
             let kind = compare_op(op.as_str()).ok_or(LowerError::Shape(op_span))?;
-            let rhs = tokens.next().ok_or(LowerError::Shape(op_span))?;
-            let rhs = self.operand(rhs)?;
+            let rhs = self.next_operand(tokens, op_span)?;
             result = binary(kind, op_span, result, rhs);
         }
         for not_span in nots.into_iter().rev() {
@@ -114,7 +112,26 @@ impl<'t> Lowerer<'t> {
         Ok(result)
     }
 
-    /// A parenthesised expression, list, literal, path or call.
+    /// The next operand; a path followed by its call arguments is one operand, a call.
+    fn next_operand(
+        &mut self,
+        tokens: &mut Peekable<impl Iterator<Item = Pair<'t, Rule>>>,
+        span: Span,
+    ) -> Lowered<Expr> {
+        let operand = tokens.next().ok_or(LowerError::Shape(span))?;
+        if operand.as_rule() != Rule::path {
+            return self.operand(operand);
+        }
+        let args = tokens.next_if(|token| token.as_rule() == Rule::call_args);
+        let span = match &args {
+            Some(args) => self.span(&operand).to(self.span(args)),
+            None => self.span(&operand),
+        };
+        let kind = self.reference(&operand, args, span)?;
+        Ok(Expr { kind, span })
+    }
+
+    /// A parenthesised expression, list, literal or path.
     pub(super) fn operand(&mut self, pair: Pair<'t, Rule>) -> Lowered<Expr> {
         let span = self.span(&pair);
         let kind = match pair.as_rule() {
@@ -131,7 +148,7 @@ impl<'t> Lowerer<'t> {
                 let elements = children(pair).map(|element| self.expr(element));
                 ExprKind::List(elements.collect::<Lowered<_>>()?)
             }
-            Rule::reference => self.reference(pair)?,
+            Rule::path => self.reference(&pair, None, span)?,
             Rule::number_like => self.number(&pair),
             Rule::string | Rule::triple_string => ExprKind::Str(self.string_lit(pair)?),
             _ => return Err(self.shape_error(&pair)),
@@ -139,18 +156,18 @@ impl<'t> Lowerer<'t> {
         Ok(Expr { kind, span })
     }
 
-    /// `a.b.c` is a path; with `( … )` after it, a call.
-    fn reference(&mut self, pair: Pair<'t, Rule>) -> Lowered<ExprKind> {
-        let span = self.span(&pair);
-        let mut callee = Vec::new();
-        let mut args = None;
-        for part in children(pair) {
-            match part.as_rule() {
-                Rule::path => callee = self.path(&part),
-                Rule::call_args => args = Some(self.call_args(part)?),
-                _ => return Err(self.shape_error(&part)),
-            }
-        }
+    /// `a.b.c` is a path; with `( … )` after it, a call (`span` covers both).
+    fn reference(
+        &mut self,
+        path: &Pair<'t, Rule>,
+        args: Option<Pair<'t, Rule>>,
+        span: Span,
+    ) -> Lowered<ExprKind> {
+        let callee = self.path(path);
+        let args = match args {
+            Some(args) => Some(self.call_args(args)?),
+            None => None,
+        };
         Ok(match args {
             None if is_bool_word(&callee) => {
                 ExprKind::Bool(callee.iter().any(|word| word.name == "true"))
@@ -178,7 +195,11 @@ impl<'t> Lowerer<'t> {
 
     /// `rust.cargo(task: "x")` after `job NAME =`.
     pub(super) fn call(&mut self, pair: Pair<'t, Rule>) -> Lowered<Call> {
-        match self.reference(pair.clone())? {
+        let span = self.span(&pair);
+        let mut parts = children(pair.clone());
+        let path = self.expect(&pair, &mut parts, Rule::path)?;
+        let args = self.expect(&pair, &mut parts, Rule::call_args)?;
+        match self.reference(&path, Some(args), span)? {
             ExprKind::Call(call) => Ok(call),
             _ => Err(self.shape_error(&pair)),
         }

@@ -45,7 +45,7 @@ fn describe(rule: Rule) -> Option<&'static str> {
         Rule::kw_when => "`when`",
         Rule::kw_for => "`for`",
         Rule::kw_every => "`every`",
-        Rule::expr | Rule::paren | Rule::list | Rule::reference | Rule::kw_not => "an expression",
+        Rule::expr | Rule::paren | Rule::list | Rule::kw_not => "an expression",
         Rule::compare_op | Rule::bool_op => "an operator",
         Rule::attr_value => "`=`",
         Rule::field_type => "`:`",
@@ -68,7 +68,6 @@ fn starts_a_value(rule: Rule) -> bool {
             | Rule::string
             | Rule::triple_string
             | Rule::ident
-            | Rule::reference
             | Rule::path
             | Rule::kw_not
             | Rule::expr
