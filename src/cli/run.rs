@@ -151,9 +151,11 @@ fn options(common: &CommonRunFlags, state_dir: PathBuf, pipeline_dir: PathBuf) -
 type RunFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<RunOutcome, String>>>>;
 
 /// Runs on a tokio runtime with signal handlers; a second interrupt that does not end the run
-/// within a few seconds ends the process.
+/// within a few seconds ends the process. One scheduler thread is enough (the work is in the
+/// child processes) and hands a finished job's slot to the next without a cross-thread wakeup;
+/// blocking work (hashing artifacts, delivery's engine) runs on tokio's blocking pool.
 fn execute(mut options: RunOptions, start: impl FnOnce(RunOptions) -> RunFuture) -> i32 {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

@@ -24,6 +24,7 @@ pub fn missing_tools(
     let path = host_env.get("PATH").cloned().unwrap_or_default();
     let cwd = std::env::current_dir().unwrap_or_default();
     let mut warnings = Vec::new();
+    let mut found: BTreeMap<String, bool> = BTreeMap::new();
     for node in plan
         .nodes
         .iter()
@@ -34,7 +35,10 @@ pub fn missing_tools(
             let Some(program) = program_name(&command) else {
                 continue;
             };
-            if which::which_in(program, Some(&path), &cwd).is_err() {
+            let on_path = *found
+                .entry(program.to_string())
+                .or_insert_with(|| which::which_in(program, Some(&path), &cwd).is_ok());
+            if !on_path {
                 let span = &step.span;
                 warnings.push(format!(
                     "`{program}` is not on PATH (job `{}`, step {} at {}:{}:{})",

@@ -196,6 +196,8 @@ impl StepRunner {
         }
         result.output_file = std::fs::read_to_string(output_path).unwrap_or_default();
         result.duration = started.elapsed();
+        // Removing PIPE_TMP (maybe a large tree) is blocking work: off the scheduler's thread.
+        tokio::task::spawn_blocking(move || drop(scratch));
         result
     }
 
