@@ -191,3 +191,24 @@ fn a_compiled_plan_runs_like_its_source() {
     let broken = Project::new("pipeline p { job a { run } }");
     assert_eq!(broken.run(&["run"]).code(), 2);
 }
+
+#[test]
+fn a_run_killed_before_its_first_state_write_can_be_resumed() {
+    let project = Project::new(r#"pipeline p { job a { run "echo x >> count" } }"#);
+    assert_eq!(project.run(&["run"]).code(), 0);
+    let run_id = project.runs()[0].clone();
+    let state = project
+        .state_dir()
+        .join("runs")
+        .join(&run_id)
+        .join("state.json");
+    std::fs::remove_file(state).unwrap();
+    let resumed = project.run(&["resume", &run_id]);
+    assert_eq!(resumed.code(), 0, "{}", resumed.all());
+    assert_eq!(
+        project.read("count").lines().count(),
+        2,
+        "nothing had been recorded as done"
+    );
+    assert_eq!(project.state(&run_id)["status"], "succeeded");
+}

@@ -130,6 +130,17 @@ pub async fn resume_run(
     let run_dir = RunDir::new(&options.state_dir, run_id);
     let (plan, mut state) = match (run_dir.load_plan(), run_dir.load_state()) {
         (Ok(plan), Ok(state)) => (plan, state),
+        // Killed between writing the plan and the first state: nothing had started yet.
+        (Ok(plan), Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            let initiator = options
+                .host_env
+                .get("USER")
+                .cloned()
+                .unwrap_or_else(|| "unknown".into());
+            let mut state = RunState::new(&plan, run_id, &initiator, "");
+            state.pipeline_dir = options.pipeline_dir.display().to_string();
+            (plan, state)
+        }
         _ => return Err(no_such_run(&options, run_id)),
     };
     if !state.pipeline_dir.is_empty() {
@@ -149,7 +160,10 @@ pub async fn resume_run(
         .retain(|old| !new_overrides.iter().any(|new| new.gate == old.gate));
     state.overrides.extend(new_overrides);
     let git = GitInfo::read(&options.pipeline_dir);
-    let (mut bindings, _) = base_bindings(&plan, run_id, &git, Some(&state.version));
+    // A run killed before its first state write has no version yet: evaluate it now.
+    let stored_version = (!state.version.is_empty()).then(|| state.version.clone());
+    let (mut bindings, version) = base_bindings(&plan, run_id, &git, stored_version.as_deref());
+    state.version = version.unwrap_or_default();
     bind_finished_jobs(&mut bindings, &state);
     launch(plan, state, run_dir, bindings, options, delivery).await
 }
