@@ -1,13 +1,13 @@
 //! `pipe`: a typed pipeline-as-code language, its compiler and its runner.
 //! Phases: syntax → check → compile → run → deliver → audit; `cli` drives them.
 
-pub mod check;
-pub mod compile;
-pub mod diagnostics;
-pub mod syntax;
 pub mod audit;
+pub mod check;
 pub mod cli;
-pub mod deliver;
-pub mod run;
-pub mod fsutil;
 pub mod compilation;
+pub mod compile;
+pub mod deliver;
+pub mod diagnostics;
+pub mod fsutil;
+pub mod run;
+pub mod syntax;

@@ -54,7 +54,10 @@ impl Test {
 
     fn run(&self) -> Output {
         let mut command = Command::new(env!("CARGO_BIN_EXE_pipe"));
-        command.args(&self.args).current_dir(self.dir.path()).env("NO_COLOR", "1");
+        command
+            .args(&self.args)
+            .current_dir(self.dir.path())
+            .env("NO_COLOR", "1");
         for (k, v) in &self.env {
             command.env(k, v);
         }
@@ -100,10 +103,22 @@ fn check_reports_three_mistakes_at_once() {
 "#;
     let out = Test::new().pipeline(source).args(&["check"]).expect_exit(2);
     for code in ["E0103", "E0101", "E0201"] {
-        assert!(out.stderr.contains(code), "missing {code} in:\n{}", out.stderr);
+        assert!(
+            out.stderr.contains(code),
+            "missing {code} in:\n{}",
+            out.stderr
+        );
     }
-    assert!(out.stderr.contains("did you mean `timeout`?"), "{}", out.stderr);
-    assert!(out.stderr.contains("did you mean `build`?"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("did you mean `timeout`?"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("did you mean `build`?"),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("3 errors"), "{}", out.stderr);
 }
 
@@ -124,7 +139,8 @@ fn check_json_format_prints_one_object_per_line() {
 
 #[test]
 fn warnings_do_not_fail_check() {
-    let source = "pipeline demo {\n  secret unused { from = env(\"X\") }\n  job a { run \"x\" }\n}\n";
+    let source =
+        "pipeline demo {\n  secret unused { from = env(\"X\") }\n  job a { run \"x\" }\n}\n";
     let out = Test::new().pipeline(source).args(&["check"]).expect_exit(0);
     assert!(out.stderr.contains("W0101"), "{}", out.stderr);
 }
@@ -136,9 +152,16 @@ fn compile_prints_plan_and_writes_to_a_file() {
     let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(plan["schema"], "pipe.plan/v1");
     assert_eq!(plan["pipeline"], "demo");
-    let ids: Vec<&str> = plan["nodes"].as_array().unwrap().iter().map(|n| n["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = plan["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["build", "test", "ok"]);
-    let test = Test::new().pipeline(CLEAN).args(&["compile", "-o", "plan.json"]);
+    let test = Test::new()
+        .pipeline(CLEAN)
+        .args(&["compile", "-o", "plan.json"]);
     let out = test.expect_exit(0);
     assert!(out.stdout.is_empty());
     let written = std::fs::read_to_string(test.path("plan.json")).unwrap();
@@ -148,7 +171,10 @@ fn compile_prints_plan_and_writes_to_a_file() {
 #[test]
 fn compile_reports_cycles_in_order() {
     let source = "pipeline demo {\n  job a { needs = [c]  run \"x\" }\n  job b { needs = [a]  run \"x\" }\n  job c { needs = [b]  run \"x\" }\n}\n";
-    let out = Test::new().pipeline(source).args(&["compile"]).expect_exit(2);
+    let out = Test::new()
+        .pipeline(source)
+        .args(&["compile"])
+        .expect_exit(2);
     assert!(out.stderr.contains("E0301"), "{}", out.stderr);
     assert!(out.stderr.contains("a → b → c → a"), "{}", out.stderr);
 }
@@ -156,8 +182,15 @@ fn compile_reports_cycles_in_order() {
 #[test]
 fn graph_renders_dot_and_mermaid() {
     let out = Test::new().pipeline(CLEAN).args(&["graph"]).expect_exit(0);
-    assert!(out.stdout.contains("\"build\" -> \"test\""), "{}", out.stdout);
-    let out = Test::new().pipeline(CLEAN).args(&["graph", "--format", "mermaid"]).expect_exit(0);
+    assert!(
+        out.stdout.contains("\"build\" -> \"test\""),
+        "{}",
+        out.stdout
+    );
+    let out = Test::new()
+        .pipeline(CLEAN)
+        .args(&["graph", "--format", "mermaid"])
+        .expect_exit(0);
     assert!(out.stdout.starts_with("flowchart LR"));
     assert!(out.stdout.contains("n0 --> n1"), "{}", out.stdout);
 }
@@ -167,7 +200,10 @@ fn explain_prints_each_code_and_rejects_unknown_ones() {
     for code in pipe::diagnostics::all_codes() {
         let out = Test::new().args(&["explain", code]).expect_exit(0);
         assert!(out.stdout.contains(code), "{code}: {}", out.stdout);
-        assert!(out.stdout.contains("Wrong:") && out.stdout.contains("Fixed:"), "{code}");
+        assert!(
+            out.stdout.contains("Wrong:") && out.stdout.contains("Fixed:"),
+            "{code}"
+        );
     }
     let out = Test::new().args(&["explain", "E0410"]).expect_exit(2);
     assert!(out.stderr.contains("unknown code"), "{}", out.stderr);
@@ -182,15 +218,25 @@ fn missing_file_is_a_usage_error() {
 #[test]
 fn no_color_output_has_no_escape_codes() {
     let source = "pipeline demo {\n  job a { needs = [b]  run \"x\" }\n}\n";
-    let out = Test::new().pipeline(source).args(&["check"]).env("NO_COLOR", "1").expect_exit(2);
+    let out = Test::new()
+        .pipeline(source)
+        .args(&["check"])
+        .env("NO_COLOR", "1")
+        .expect_exit(2);
     assert!(!out.stderr.contains('\u{1b}'), "{}", out.stderr);
 }
 
 #[test]
 fn relative_imports_resolve_against_the_importing_file() {
     let test = Test::new()
-        .file("ci/common.pipe", "// Says hello.\ntemplate hello(who: string) { run \"echo hello ${{ who }}\" }\n")
-        .file("sub/pipeline.pipe", "import \"../ci/common.pipe\"\npipeline p {\n  job greet = hello(who: \"world\")\n}\n")
+        .file(
+            "ci/common.pipe",
+            "// Says hello.\ntemplate hello(who: string) { run \"echo hello ${{ who }}\" }\n",
+        )
+        .file(
+            "sub/pipeline.pipe",
+            "import \"../ci/common.pipe\"\npipeline p {\n  job greet = hello(who: \"world\")\n}\n",
+        )
         .args(&["compile", "sub/pipeline.pipe"]);
     let out = test.expect_exit(0);
     assert!(out.stdout.contains("echo hello world"), "{}", out.stdout);

@@ -45,7 +45,10 @@ fn check_fixture(path: &Path) -> Result<(), String> {
         }
     }
     let stem = path.file_stem().unwrap().to_string_lossy().to_string();
-    let snapshot = format!("{source}\n----- pipe check -----\n{}", compilation.render(false));
+    let snapshot = format!(
+        "{source}\n----- pipe check -----\n{}",
+        compilation.render(false)
+    );
     insta::with_settings!({ snapshot_path => "snapshots/diagnostics", prepend_module_to_snapshot => false }, {
         insta::assert_snapshot!(stem, snapshot);
     });

@@ -19,7 +19,10 @@ fn example_files() -> Vec<PathBuf> {
 #[test]
 fn examples_check_clean_and_plans_are_stable() {
     let files = example_files();
-    assert!(files.len() >= 3, "expected at least three examples, found {files:?}");
+    assert!(
+        files.len() >= 3,
+        "expected at least three examples, found {files:?}"
+    );
     for file in files {
         let compilation = compile_file(&file);
         assert!(
@@ -31,7 +34,13 @@ fn examples_check_clean_and_plans_are_stable() {
         let plan = compilation.plan.unwrap().to_json();
         let again = compile_file(&file).plan.unwrap().to_json();
         assert_eq!(plan, again, "{}: compiling twice differs", file.display());
-        let name = file.parent().unwrap().file_name().unwrap().to_string_lossy().to_string();
+        let name = file
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
         insta::with_settings!({ snapshot_path => "snapshots/plans", prepend_module_to_snapshot => false }, {
             insta::assert_snapshot!(name, plan);
         });
@@ -59,7 +68,10 @@ fn every_stdlib_template_type_checks_when_used() {
         let alias = *name;
         imports.push_str(&format!("import \"std/{name}\" as {alias}\n"));
         let (module, diagnostics) = pipe::syntax::parse(0, text);
-        assert!(diagnostics.is_empty(), "{name} does not parse: {diagnostics:?}");
+        assert!(
+            diagnostics.is_empty(),
+            "{name} does not parse: {diagnostics:?}"
+        );
         assert!(!module.templates.is_empty(), "{name} has no templates");
         for template in &module.templates {
             assert!(
@@ -88,5 +100,8 @@ fn every_stdlib_template_type_checks_when_used() {
         "stdlib templates do not type-check:\n{source}\n{}",
         compilation.render(false)
     );
-    assert!(count >= 7, "expected templates in every module, found {count}");
+    assert!(
+        count >= 7,
+        "expected templates in every module, found {count}"
+    );
 }

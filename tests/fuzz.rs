@@ -6,17 +6,59 @@ use pipe::compilation::{FileLoader, compile_source};
 use proptest::prelude::*;
 
 const SEEDS: &[(&str, &str)] = &[
-    ("examples/minimal/pipeline.pipe", include_str!("../examples/minimal/pipeline.pipe")),
-    ("examples/monorepo/pipeline.pipe", include_str!("../examples/monorepo/pipeline.pipe")),
-    ("examples/rust-service/pipeline.pipe", include_str!("../examples/rust-service/pipeline.pipe")),
+    (
+        "examples/minimal/pipeline.pipe",
+        include_str!("../examples/minimal/pipeline.pipe"),
+    ),
+    (
+        "examples/monorepo/pipeline.pipe",
+        include_str!("../examples/monorepo/pipeline.pipe"),
+    ),
+    (
+        "examples/rust-service/pipeline.pipe",
+        include_str!("../examples/rust-service/pipeline.pipe"),
+    ),
 ];
 
 /// Fragments that push a mutation towards interesting corners of the language.
 const FRAGMENTS: &[&str] = &[
-    "{", "}", "\"", "${{", "}}", "\"\"\"", "=", "[", "]", "(", ")", ",", "job x { run \"a\" }",
-    "needs = [", "after = [x]", "1h30m", "101%", "5x", "not ", " and ", " or ", "==", "jobs.",
-    "previous.path", "rollback { }", "protected = true", "\n", "/*", "*/", "//", "\\u{",
-    "matrix { a = [\"1\"] }", "env.url", "secrets.t", "AKIAABCDEFGHIJKLMNOP", "é", "\u{0}",
+    "{",
+    "}",
+    "\"",
+    "${{",
+    "}}",
+    "\"\"\"",
+    "=",
+    "[",
+    "]",
+    "(",
+    ")",
+    ",",
+    "job x { run \"a\" }",
+    "needs = [",
+    "after = [x]",
+    "1h30m",
+    "101%",
+    "5x",
+    "not ",
+    " and ",
+    " or ",
+    "==",
+    "jobs.",
+    "previous.path",
+    "rollback { }",
+    "protected = true",
+    "\n",
+    "/*",
+    "*/",
+    "//",
+    "\\u{",
+    "matrix { a = [\"1\"] }",
+    "env.url",
+    "secrets.t",
+    "AKIAABCDEFGHIJKLMNOP",
+    "é",
+    "\u{0}",
 ];
 
 #[derive(Debug, Clone)]
@@ -29,7 +71,8 @@ enum Mutation {
 fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
         (any::<usize>(), 1usize..40).prop_map(|(at, len)| Mutation::Delete { at, len }),
-        (any::<usize>(), 0..FRAGMENTS.len()).prop_map(|(at, fragment)| Mutation::Insert { at, fragment }),
+        (any::<usize>(), 0..FRAGMENTS.len())
+            .prop_map(|(at, fragment)| Mutation::Insert { at, fragment }),
         (any::<usize>(), 1usize..80).prop_map(|(at, len)| Mutation::Duplicate { at, len }),
     ]
 }
@@ -58,7 +101,12 @@ fn apply(text: &str, mutation: &Mutation) -> String {
             let start = boundary(text, at);
             let end = boundary(text, (start + len).min(text.len()));
             let piece = text[start..end.max(start)].to_string();
-            format!("{}{}{}", &text[..end.max(start)], piece, &text[end.max(start)..])
+            format!(
+                "{}{}{}",
+                &text[..end.max(start)],
+                piece,
+                &text[end.max(start)..]
+            )
         }
     }
 }

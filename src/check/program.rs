@@ -82,7 +82,9 @@ impl Value {
             Value::Bool(_) => Type::Bool,
             Value::Duration(_) => Type::Duration,
             Value::Percent(_) => Type::Percent,
-            Value::List(items) => Type::List(Box::new(items.first().map_or(Type::String, Value::ty))),
+            Value::List(items) => {
+                Type::List(Box::new(items.first().map_or(Type::String, Value::ty)))
+            }
         }
     }
 }
