@@ -52,6 +52,9 @@ impl Span {
 pub struct SourceFile {
     pub name: String,
     pub text: String,
+    /// Byte offset of the start of every line, so positions resolve in O(log n): plans give
+    /// every node a line and column, and a 100k-job file must not rescan itself per node.
+    line_starts: Vec<usize>,
 }
 
 /// Every file a compilation read, so diagnostics can be rendered after the fact.
@@ -66,9 +69,14 @@ impl SourceMap {
     }
 
     pub fn add(&mut self, name: impl Into<String>, text: impl Into<String>) -> FileId {
+        let text = text.into();
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
         self.files.push(SourceFile {
             name: name.into(),
-            text: text.into(),
+            text,
+            line_starts,
         });
         FileId::try_from(self.files.len() - 1).unwrap_or(FileId::MAX)
     }
@@ -94,13 +102,21 @@ impl SourceMap {
 
     /// 1-based line and column (in characters) of a byte offset.
     pub fn line_col(&self, file: FileId, offset: u32) -> (usize, usize) {
-        let text = self.text(file);
-        let offset = (offset as usize).min(text.len());
-        let before = text.get(..offset).unwrap_or("");
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
-        (line, column)
+        let Some(source) = self.get(file) else {
+            return (1, 1);
+        };
+        let offset = (offset as usize).min(source.text.len());
+        let line = source.line_starts.partition_point(|&start| start <= offset);
+        let line_start = source
+            .line_starts
+            .get(line.wrapping_sub(1))
+            .copied()
+            .unwrap_or(0);
+        let column = source
+            .text
+            .get(line_start..offset)
+            .map_or(0, |s| s.chars().count());
+        (line.max(1), column + 1)
     }
 
     pub fn files(&self) -> impl Iterator<Item = (FileId, &SourceFile)> {
@@ -218,4 +234,26 @@ pub fn did_you_mean<'a>(
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<String> {
     suggest(wrong, candidates).map(|s| format!("did you mean `{s}`?"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_and_column_count_lines_and_characters() {
+        let mut sources = SourceMap::new();
+        let file = sources.add("a.pipe", "ab\nçd\n\nx");
+        assert_eq!(sources.line_col(file, 0), (1, 1));
+        assert_eq!(sources.line_col(file, 2), (1, 3));
+        assert_eq!(sources.line_col(file, 3), (2, 1));
+        assert_eq!(
+            sources.line_col(file, 5),
+            (2, 2),
+            "ç is one character of two bytes"
+        );
+        assert_eq!(sources.line_col(file, 7), (3, 1));
+        assert_eq!(sources.line_col(file, 8), (4, 1));
+        assert_eq!(sources.line_col(file, 99), (4, 2), "past the end clamps");
+    }
 }

@@ -516,7 +516,15 @@ fn exit_of(status: std::process::ExitStatus) -> Exit {
 
 /// Reads the host environment once, for `BASE_ENV` and `inherit_env`.
 pub fn host_environment() -> BTreeMap<String, String> {
-    std::env::vars_os()
+    let mut env: BTreeMap<String, String> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-        .collect()
+        .collect();
+    // Audit events and approvals name an actor: where the login shell did not set `$USER`
+    // (containers, some CI agents) the account name stands in, never "unknown".
+    if !env.contains_key("USER")
+        && let Ok(Some(user)) = nix::unistd::User::from_uid(nix::unistd::getuid())
+    {
+        env.insert("USER".to_string(), user.name);
+    }
+    env
 }
