@@ -4,7 +4,7 @@
 use crate::diagnostics::{Diagnostic, Span};
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 /// A directed graph over node ids. An edge `a → b` means `a` must finish before `b`; each edge
 /// remembers the source span that created it, for cycle diagnostics.
@@ -15,11 +15,12 @@ pub struct Dag {
 }
 
 impl Dag {
-    pub fn add_node(&mut self, id: &str) {
-        if !self.index.contains_key(id) {
-            let node = self.graph.add_node(id.to_string());
-            self.index.insert(id.to_string(), node);
-        }
+    /// Adds a node and returns its index; indices follow insertion order, so callers can keep
+    /// per-node data in a parallel vector. A repeated id keeps edges on its first node.
+    pub fn add_node(&mut self, id: &str) -> usize {
+        let node = self.graph.add_node(id.to_string());
+        self.index.entry(id.to_string()).or_insert(node);
+        node.index()
     }
 
     /// Adds `from → to` (both must exist; unknown ids are ignored, the checker reported them).
@@ -31,51 +32,44 @@ impl Dag {
         }
     }
 
-    /// Direct predecessors of every node, sorted.
-    pub fn predecessors(&self) -> BTreeMap<String, Vec<String>> {
-        let mut result: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for node in self.graph.node_indices() {
-            let mut preds: Vec<String> = self
-                .graph
-                .neighbors_directed(node, petgraph::Direction::Incoming)
-                .map(|p| self.graph[p].clone())
-                .collect();
-            preds.sort();
-            preds.dedup();
-            result.insert(self.graph[node].clone(), preds);
-        }
-        result
+    /// Direct predecessors of the node at `index`, by id, sorted.
+    pub fn predecessor_ids(&self, index: usize) -> Vec<String> {
+        let mut preds: Vec<String> = self
+            .graph
+            .neighbors_directed(NodeIndex::new(index), petgraph::Direction::Incoming)
+            .map(|p| self.graph[p].clone())
+            .collect();
+        preds.sort_unstable();
+        preds.dedup();
+        preds
     }
 
     /// Kahn's algorithm with ties broken by id, so the order is the same on every run.
-    /// Returns `None` when the graph has a cycle.
-    pub fn topological_order(&self) -> Option<Vec<String>> {
-        let mut indegree: HashMap<NodeIndex, usize> = self
+    /// Returns node indices, or `None` when the graph has a cycle.
+    pub fn topological_order(&self) -> Option<Vec<usize>> {
+        let mut indegree: Vec<usize> = self
             .graph
             .node_indices()
             .map(|n| {
-                let count = self
-                    .graph
+                self.graph
                     .neighbors_directed(n, petgraph::Direction::Incoming)
-                    .count();
-                (n, count)
+                    .count()
             })
             .collect();
-        let mut ready: BTreeSet<(&str, NodeIndex)> = indegree
-            .iter()
-            .filter(|(_, d)| **d == 0)
-            .map(|(n, _)| (self.graph[*n].as_str(), *n))
+        let mut ready: BTreeSet<(&str, NodeIndex)> = self
+            .graph
+            .node_indices()
+            .filter(|n| indegree[n.index()] == 0)
+            .map(|n| (self.graph[n].as_str(), n))
             .collect();
         let mut order = Vec::with_capacity(self.graph.node_count());
-        while let Some(entry) = ready.pop_first() {
-            let (id, node) = entry;
-            order.push(id.to_string());
+        while let Some((_, node)) = ready.pop_first() {
+            order.push(node.index());
             for next in self.graph.neighbors(node) {
-                if let Some(d) = indegree.get_mut(&next) {
-                    *d -= 1;
-                    if *d == 0 {
-                        ready.insert((self.graph[next].as_str(), next));
-                    }
+                let degree = &mut indegree[next.index()];
+                *degree -= 1;
+                if *degree == 0 {
+                    ready.insert((self.graph[next].as_str(), next));
                 }
             }
         }

@@ -31,19 +31,17 @@ pub fn compile(
     for edge in builder.edges() {
         dag.add_edge(&edge.from, &edge.to, edge.because);
     }
-    let cycles = dag.cycle_diagnostics();
-    if !cycles.is_empty() {
-        return Err(cycles);
-    }
-    let order = dag.topological_order().unwrap_or_default();
-    let mut predecessors = dag.predecessors();
-    let mut by_id: std::collections::BTreeMap<String, plan::Node> =
-        nodes.into_iter().map(|n| (n.id.clone(), n)).collect();
+    // Kahn's algorithm finds every cycle-free graph's order; only a graph it cannot order
+    // needs the (costlier) search that names each cycle.
+    let Some(order) = dag.topological_order() else {
+        return Err(dag.cycle_diagnostics());
+    };
+    let mut slots: Vec<Option<plan::Node>> = nodes.into_iter().map(Some).collect();
     let ordered = order
-        .iter()
-        .filter_map(|id| {
-            let mut node = by_id.remove(id)?;
-            node.needs = predecessors.remove(id).unwrap_or_default();
+        .into_iter()
+        .filter_map(|index| {
+            let mut node = slots.get_mut(index)?.take()?;
+            node.needs = dag.predecessor_ids(index);
             Some(node)
         })
         .collect();

@@ -10,7 +10,7 @@ use super::plan::{
 use crate::check::program::{Job, Program, StepSettings};
 use crate::diagnostics::{SourceMap, Span};
 use crate::syntax::ast::{BinaryOp, Expr, ExprKind, Ident, Segment, StrLit};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// One node of a job: its id and, for a matrix job, the values of this combination.
 pub(super) type Instance = (String, Vec<(String, String)>);
@@ -18,8 +18,9 @@ pub(super) type Instance = (String, Vec<(String, String)>);
 pub(super) struct NodeBuilder<'a> {
     pub(super) program: &'a Program,
     pub(super) sources: &'a SourceMap,
-    /// Node ids of each job (one per matrix combination).
-    pub(super) job_instances: BTreeMap<&'a str, Vec<Instance>>,
+    /// Node ids of each job (one per matrix combination). A hash map: it is looked up once per
+    /// reference, and nothing iterates it, so order cannot leak into the plan.
+    pub(super) job_instances: HashMap<&'a str, Vec<Instance>>,
 }
 
 impl<'a> NodeBuilder<'a> {
