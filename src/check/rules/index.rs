@@ -4,24 +4,26 @@
 use crate::check::program::{Artifact, Environment, Gate, Job, Program, Promote, Secret, Stage};
 use crate::diagnostics::did_you_mean;
 use crate::syntax::ast::Ident;
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 /// Name lookups over one program. A duplicate name keeps its first definition (the elaborator
-/// reports the duplicate as E0102).
+/// reports the duplicate as E0102). Hash maps, not B-trees: every reference in a 100k-job file
+/// is looked up, and a B-tree's key comparisons chase scattered strings through the cache.
+/// Anything that lists names sorts them first, so messages stay deterministic.
 pub(super) struct Index<'p> {
     pub program: &'p Program,
-    pub jobs: BTreeMap<&'p str, &'p Job>,
-    pub stages: BTreeMap<&'p str, &'p Stage>,
-    pub gates: BTreeMap<&'p str, &'p Gate>,
+    pub jobs: HashMap<&'p str, &'p Job>,
+    pub stages: HashMap<&'p str, &'p Stage>,
+    pub gates: HashMap<&'p str, &'p Gate>,
     /// Keyed by the environment promoted to.
-    pub promotes: BTreeMap<&'p str, &'p Promote>,
-    pub environments: BTreeMap<&'p str, &'p Environment>,
-    pub artifacts: BTreeMap<&'p str, &'p Artifact>,
-    pub secrets: BTreeMap<&'p str, &'p Secret>,
+    pub promotes: HashMap<&'p str, &'p Promote>,
+    pub environments: HashMap<&'p str, &'p Environment>,
+    pub artifacts: HashMap<&'p str, &'p Artifact>,
+    pub secrets: HashMap<&'p str, &'p Secret>,
 }
 
-fn by_name<'p, T>(items: &'p [T], name: impl Fn(&'p T) -> &'p Ident) -> BTreeMap<&'p str, &'p T> {
-    let mut map = BTreeMap::new();
+fn by_name<'p, T>(items: &'p [T], name: impl Fn(&'p T) -> &'p Ident) -> HashMap<&'p str, &'p T> {
+    let mut map = HashMap::with_capacity(items.len());
     for item in items {
         map.entry(name(item).name.as_str()).or_insert(item);
     }
@@ -54,6 +56,7 @@ impl<'p> Index<'p> {
         let mut names: Vec<&str> = self.jobs.keys().copied().collect();
         names.extend(self.stages.keys().copied());
         names.extend(self.gates.keys().copied());
+        names.sort_unstable();
         names
     }
 

@@ -220,7 +220,8 @@ fn job_path(index: &Index, root: &Ident, rest: &[Ident]) -> Result<Type, Box<Dia
         ));
     };
     let Some(job) = index.jobs.get(job_name.name.as_str()) else {
-        let jobs: Vec<&str> = index.jobs.keys().copied().collect();
+        let mut jobs: Vec<&str> = index.jobs.keys().copied().collect();
+        jobs.sort_unstable();
         return Err(Box::new(
             Diagnostic::error("E0101", format!("unknown job `{}`", job_name.name))
                 .primary(

@@ -90,7 +90,7 @@ fn resolves(index: &Index, name: &str, namespace: Namespace) -> bool {
 }
 
 fn candidates<'p>(index: &Index<'p>, namespace: Namespace) -> Vec<&'p str> {
-    match namespace {
+    let mut names = match namespace {
         Namespace::Steps => index.step_names(),
         Namespace::StepsAndPromotes => {
             let mut names = index.step_names();
@@ -100,7 +100,9 @@ fn candidates<'p>(index: &Index<'p>, namespace: Namespace) -> Vec<&'p str> {
         Namespace::Artifacts => index.artifacts.keys().copied().collect(),
         Namespace::Secrets => index.secrets.keys().copied().collect(),
         Namespace::Environments => index.environments.keys().copied().collect(),
-    }
+    };
+    names.sort_unstable();
+    names
 }
 
 fn check_reference(index: &Index, name: &Ident, namespace: Namespace, out: &mut Vec<Diagnostic>) {
