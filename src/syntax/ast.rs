@@ -98,14 +98,14 @@ pub enum Stmt {
     /// `warn EXPR` (gates)
     Warn(Expr),
     /// `rollback when EXPR [for D]` and `warn when EXPR [for D]` (watch)
-    When(WhenStmt),
+    When(Box<WhenStmt>),
     /// `probe NAME: TYPE = command("…") every 5s` (watch)
-    Probe(Probe),
+    Probe(Box<Probe>),
     /// `NAME: TYPE` (inside `outputs { … }`)
     Field(Field),
     /// Any keyword-introduced block: `job x { }`, `deploy { }`, `watch 2m { }`, `rollout canary { }`,
     /// `job lint = cargo(task: "clippy") { … }`.
-    Block(Block),
+    Block(Box<Block>),
 }
 
 impl Stmt {

@@ -334,7 +334,7 @@ impl<'t> Lowerer<'t> {
         let rule = pair.as_rule();
         let mut words = children(pair.clone());
         match rule {
-            Rule::when_stmt => self.when_stmt(pair).map(Stmt::When),
+            Rule::when_stmt => self.when_stmt(pair).map(|when| Stmt::When(Box::new(when))),
             Rule::run_stmt => {
                 let command = words.nth(1).ok_or_else(|| self.shape_error(&pair))?;
                 Ok(Stmt::Run(self.string_lit(command)?))
@@ -348,7 +348,7 @@ impl<'t> Lowerer<'t> {
                     Stmt::Warn(condition)
                 })
             }
-            Rule::probe_stmt => self.probe(pair).map(Stmt::Probe),
+            Rule::probe_stmt => self.probe(pair).map(|probe| Stmt::Probe(Box::new(probe))),
             _ => Err(self.shape_error(&pair)),
         }
     }
@@ -371,7 +371,9 @@ impl<'t> Lowerer<'t> {
                     span,
                 }))
             }
-            (Rule::block_rest, _) => self.block(key, rest, span).map(Stmt::Block),
+            (Rule::block_rest, _) => self
+                .block(key, rest, span)
+                .map(|block| Stmt::Block(Box::new(block))),
             _ => Err(self.shape_error(&rest)),
         }
     }

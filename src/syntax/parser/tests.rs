@@ -40,7 +40,7 @@ fn value(expr: &str) -> Expr {
 
 fn block(stmt: Stmt) -> Block {
     match stmt {
-        Stmt::Block(block) => block,
+        Stmt::Block(block) => *block,
         other => panic!("expected a block, got {other:?}"),
     }
 }
