@@ -100,6 +100,13 @@ fn plural(count: usize, noun: &str) -> String {
 pub fn check(args: &CheckArgs) -> i32 {
     let compilation = compile_file(&args.file);
     report(&compilation, &args.file, args.format);
+    let code = check_outcome(&compilation, args);
+    // The process ends right after: freeing a large plan node by node only costs time.
+    std::mem::forget(compilation);
+    code
+}
+
+fn check_outcome(compilation: &Compilation, args: &CheckArgs) -> i32 {
     if compilation.has_errors() {
         return exit::USAGE;
     }
@@ -118,16 +125,23 @@ pub fn check(args: &CheckArgs) -> i32 {
 
 pub fn compile(args: &CompileArgs) -> i32 {
     let compilation = compile_file(&args.file);
+    let code = write_plan(&compilation, args);
+    // The process ends right after: freeing a large plan node by node only costs time.
+    std::mem::forget(compilation);
+    code
+}
+
+fn write_plan(compilation: &Compilation, args: &CompileArgs) -> i32 {
     let Some(plan) = compilation
         .plan
         .as_ref()
         .filter(|_| !compilation.has_errors())
     else {
-        report(&compilation, &args.file, args.format);
+        report(compilation, &args.file, args.format);
         return exit::USAGE;
     };
     if !compilation.diagnostics.is_empty() {
-        report(&compilation, &args.file, args.format);
+        report(compilation, &args.file, args.format);
     }
     let json = plan.to_json();
     match &args.output {
