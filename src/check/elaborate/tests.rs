@@ -5,87 +5,8 @@ use crate::check::testing::{check_source, check_with, codes, full_check, rendere
 use crate::syntax::ast::{Segment, Type};
 
 /// The whole example of SPEC §2, with the real `std/rust`.
-const SPEC_EXAMPLE: &str = r#"
-// release.pipe — build, gate, then promote one artifact through two environments
-import "std/rust"
-
-pipeline api {
-  version = "api-${{ date }}-${{ git.short_sha }}"
-  env { RUST_BACKTRACE = "1" }
-
-  secret deploy_token {
-    from  = env("DEPLOY_TOKEN")
-    scope = [staging, production]
-  }
-
-  artifact api_bin { path = "target/release/api" }
-
-  environment staging    { url = "http://127.0.0.1:18080"  replicas = 1 }
-  environment production { url = "http://127.0.0.1:18081"  replicas = 3  protected = true }
-
-  stage build {
-    job lint = cargo(task: "clippy --all-targets -- -D warnings")
-    job test {
-      run "cargo test"
-      run "./scripts/coverage.sh"          // writes coverage=83.5% to $PIPE_OUTPUT
-      timeout = 10m
-      retries = 1
-      outputs { coverage: percent }
-    }
-    job package {
-      needs    = [lint, test]
-      run "cargo build --release"
-      produces = [api_bin]
-    }
-  }
-
-  gate quality {
-    after = [build]
-    require jobs.test.outputs.coverage >= 80%
-    require jobs.lint.succeeded
-    warn    jobs.test.duration < 5m
-  }
-
-  promote staging {
-    after    = [quality]
-    artifact = api_bin
-    secrets  = [deploy_token]
-    deploy   { run "./scripts/deploy.sh ${{ artifact.path }} ${{ env.url }}" }
-    smoke    { run "curl -fsS ${{ env.url }}/health"  retries = 5  backoff = 1s }
-    rollback { run "./scripts/deploy.sh ${{ previous.path }} ${{ env.url }}" }
-  }
-
-  promote production {
-    after    = [staging]
-    artifact = api_bin
-    secrets  = [deploy_token]
-    when     = git.branch == "main"
-    approval { approvers = ["alice", "bob"] }
-    migrate  { kind = expand  run "./scripts/migrate.sh up" }
-    rollout canary { steps = [10%, 50%, 100%]  pause = 30s }
-    deploy   { run "./scripts/deploy.sh ${{ artifact.path }} ${{ env.url }} --weight ${{ rollout.weight }}" }
-    smoke    { run "curl -fsS ${{ env.url }}/health" }
-    watch 2m {
-      probe error_rate: percent = command("./scripts/error_rate.sh ${{ env.url }}") every 5s
-      probe p95: duration       = command("./scripts/p95.sh ${{ env.url }}") every 5s
-      probe healthy: bool       = command("curl -fsS ${{ env.url }}/health") every 5s
-      rollback when error_rate > 1% for 30s
-      rollback when p95 > 900ms for 1m
-      rollback when not healthy for 15s
-    }
-    rollback { run "./scripts/deploy.sh ${{ previous.path }} ${{ env.url }}" }
-  }
-
-  drill restore_db {
-    environment = staging
-    rto = 2m
-    rpo = 24h
-    backup  { run "./scripts/backup.sh" }
-    restore { run "./scripts/restore.sh" }
-    verify  { run "./scripts/verify_restore.sh" }
-  }
-}
-"#;
+/// The whole example of SPEC §2, kept as a checked example pipeline.
+const SPEC_EXAMPLE: &str = include_str!("../../../examples/rust-service/pipeline.pipe");
 
 fn texts(steps: &[crate::syntax::ast::StrLit]) -> Vec<String> {
     steps
