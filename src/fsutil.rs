@@ -9,17 +9,29 @@ use std::path::Path;
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsynced, then
 /// renamed over `path`, then the directory fsynced so the rename itself survives a crash.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic_with(path, |file| file.write_all(bytes))
+}
+
+/// Like [`write_atomic`], for content produced by a writer (a large plan is serialised straight
+/// into the temporary file, never held whole in memory).
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut io::BufWriter<&fs::File>) -> io::Result<()>,
+) -> io::Result<()> {
     let dir = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
     fs::create_dir_all(dir)?;
-    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
+    let temp = tempfile::NamedTempFile::new_in(dir)?;
     // Temporary files are created private (0600); what we write is a plan, a ledger or state a
     // teammate or CI agent may need to read, so give it the usual mode of a written file.
     temp.as_file()
         .set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    temp.write_all(bytes)?;
+    let mut writer = io::BufWriter::new(temp.as_file());
+    write(&mut writer)?;
+    writer.flush()?;
+    drop(writer);
     temp.as_file().sync_all()?;
     temp.persist(path).map_err(|e| e.error)?;
     sync_dir(dir)

@@ -4,6 +4,7 @@ use super::{exit, stderr_color};
 use crate::compilation::{Compilation, compile_file};
 use crate::compile::graph;
 use crate::diagnostics::{all_codes, explanation};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -143,19 +144,24 @@ fn write_plan(compilation: &Compilation, args: &CompileArgs) -> i32 {
     if !compilation.diagnostics.is_empty() {
         report(compilation, &args.file, args.format);
     }
-    let json = plan.to_json();
-    match &args.output {
+    let written = match &args.output {
         None => {
-            print!("{json}");
-            exit::SUCCESS
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            plan.write_json(&mut out).and_then(|()| out.flush())
         }
-        Some(path) => match crate::fsutil::write_atomic(path, json.as_bytes()) {
-            Ok(()) => exit::SUCCESS,
-            Err(error) => {
-                eprintln!("error: cannot write {}: {error}", path.display());
-                exit::USAGE
-            }
-        },
+        Some(path) => crate::fsutil::write_atomic_with(path, |file| plan.write_json(file)),
+    };
+    match written {
+        Ok(()) => exit::SUCCESS,
+        Err(error) => {
+            let target = args
+                .output
+                .as_ref()
+                .map_or("standard output".to_string(), |p| p.display().to_string());
+            eprintln!("error: cannot write {target}: {error}");
+            exit::USAGE
+        }
     }
 }
 

@@ -299,8 +299,15 @@ impl Plan {
 
     /// Pretty JSON with a trailing newline: the on-disk and stdout form.
     pub fn to_json(&self) -> String {
-        let mut text = serde_json::to_string_pretty(self).unwrap_or_default();
-        text.push('\n');
-        text
+        let mut bytes = Vec::new();
+        // Writing into a Vec cannot fail, and every field of a plan serialises.
+        let _ = self.write_json(&mut bytes);
+        String::from_utf8(bytes).unwrap_or_default()
+    }
+
+    /// Writes the same bytes as [`Plan::to_json`] to `out`, without building them in memory.
+    pub fn write_json(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        serde_json::to_writer_pretty(&mut *out, self)?;
+        out.write_all(b"\n")
     }
 }
