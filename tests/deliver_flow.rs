@@ -119,7 +119,7 @@ fn the_initiator_cannot_approve_their_own_run() {
 #[test]
 fn a_breach_shorter_than_the_window_does_not_roll_back() {
     let project = Project::new();
-    assert_eq!(code(&project.release(GOOD)), 0);
+    expect_exit(&project.release(GOOD), 0);
     // Two breaching samples (~200ms apart) against a 1s window, then healthy.
     let output = project.release("name=flaky;error_rate_seq=5%,5%,0%");
     assert_eq!(code(&output), 0, "{}", text(&output));
@@ -130,7 +130,7 @@ fn a_breach_shorter_than_the_window_does_not_roll_back() {
 #[test]
 fn a_sustained_breach_rolls_back_and_the_previous_version_serves_again() {
     let project = Project::new();
-    assert_eq!(code(&project.release(GOOD)), 0);
+    expect_exit(&project.release(GOOD), 0);
     let output = project.release("name=bad;error_rate=5%");
     assert_eq!(code(&output), 1, "{}", text(&output));
     assert!(
@@ -161,7 +161,7 @@ fn a_sustained_breach_rolls_back_and_the_previous_version_serves_again() {
 #[test]
 fn an_unreadable_probe_is_a_breach() {
     let project = Project::new();
-    assert_eq!(code(&project.release(GOOD)), 0);
+    expect_exit(&project.release(GOOD), 0);
     let output = project.release("name=garbled;error_rate=lots");
     assert_eq!(code(&output), 1, "{}", text(&output));
     assert!(
@@ -175,7 +175,7 @@ fn an_unreadable_probe_is_a_breach() {
 #[test]
 fn a_failed_smoke_rolls_back() {
     let project = Project::new();
-    assert_eq!(code(&project.release(GOOD)), 0);
+    expect_exit(&project.release(GOOD), 0);
     let output = project.release("name=bad;smoke=fail");
     assert_eq!(code(&output), 1, "{}", text(&output));
     assert!(project.has_event("smoke_failed"));
@@ -185,7 +185,7 @@ fn a_failed_smoke_rolls_back() {
 #[test]
 fn a_failing_rollback_exits_4() {
     let project = Project::with("2s", "for 1s", "run \"exit 7\"");
-    assert_eq!(code(&project.release(GOOD)), 0);
+    expect_exit(&project.release(GOOD), 0);
     let output = project.release("name=bad;error_rate=5%");
     assert_eq!(code(&output), 4, "{}", text(&output));
     assert!(
@@ -221,7 +221,7 @@ fn a_first_release_that_fails_skips_rollback_loudly() {
 #[test]
 fn two_runs_promoting_one_environment_do_not_overlap() {
     let project = Project::new();
-    assert_eq!(code(&project.release(GOOD)), 0);
+    expect_exit(&project.release(GOOD), 0);
     let slow = project
         .command(
             "name=slow;deploy=slow;error_rate=0%",
@@ -267,7 +267,7 @@ fn two_runs_promoting_one_environment_do_not_overlap() {
 #[test]
 fn kill_9_during_a_deploy_then_resume_and_audit_verify_succeed() {
     let project = Project::new();
-    assert_eq!(code(&project.release(GOOD)), 0);
+    expect_exit(&project.release(GOOD), 0);
     let mut child = project
         .command(
             "name=slow;deploy=slow;error_rate=0%",
@@ -308,7 +308,7 @@ fn kill_9_during_a_deploy_then_resume_and_audit_verify_succeed() {
 #[test]
 fn no_secret_value_is_written_under_the_state_directory() {
     let project = Project::new();
-    assert_eq!(code(&project.release(GOOD)), 0);
+    expect_exit(&project.release(GOOD), 0);
     assert_eq!(code(&project.release("name=bad;error_rate=5%")), 1);
     let rollback = project.pipe("unused", &["rollback", "staging", "--approver", "dave"]);
     assert_eq!(code(&rollback), 1, "{}", text(&rollback));
@@ -333,7 +333,7 @@ fn no_secret_value_is_written_under_the_state_directory() {
 #[test]
 fn rollback_by_hand_redeploys_the_previous_stable_release() {
     let project = Project::new();
-    assert_eq!(code(&project.release(GOOD)), 0);
+    expect_exit(&project.release(GOOD), 0);
     assert_eq!(code(&project.release("name=good2;error_rate=0%")), 0);
     assert!(project.serving("production").contains("name=good2"));
     let output = project.pipe("unused", &["rollback", "production", "--approver", "dave"]);
@@ -395,7 +395,7 @@ fn an_interrupt_mid_promote_rolls_back_and_exits_130() {
         "for 1s",
         "run \"sh ./deploy.sh ${{ previous.path }} ${{ env.url }}\"",
     );
-    assert_eq!(code(&project.release(GOOD)), 0);
+    expect_exit(&project.release(GOOD), 0);
     let child = project
         .command(
             "name=good2;error_rate=0%",
@@ -430,7 +430,7 @@ fn an_interrupt_mid_promote_rolls_back_and_exits_130() {
 #[test]
 fn production_refuses_a_release_staging_no_longer_holds_as_stable() {
     let project = Project::new();
-    assert_eq!(code(&project.release(GOOD)), 0);
+    expect_exit(&project.release(GOOD), 0);
     let waiting = project.pipe("name=good2;error_rate=0%", &["run"]);
     assert_eq!(code(&waiting), 3, "{}", text(&waiting));
     let all = text(&waiting);
@@ -474,7 +474,7 @@ fn on_a_terminal_pipe_asks_and_a_yes_approves() {
         return;
     }
     let project = Project::new();
-    assert_eq!(code(&project.release(GOOD)), 0);
+    expect_exit(&project.release(GOOD), 0);
     let command = format!("'{}' run", env!("CARGO_BIN_EXE_pipe"));
     let mut child = project
         .command("name=good2;error_rate=0%", &[])
@@ -525,7 +525,7 @@ impl SpawnScript for std::process::Command {
 #[test]
 fn a_warn_rule_records_a_warning_and_never_rolls_back() {
     let project = Project::new();
-    assert_eq!(code(&project.release(GOOD)), 0);
+    expect_exit(&project.release(GOOD), 0);
     assert!(!project.has_event("watch_warning"));
     let output = project.release(GOOD2);
     assert_eq!(code(&output), 0, "{}", text(&output));
@@ -537,4 +537,9 @@ fn a_warn_rule_records_a_warning_and_never_rolls_back() {
     assert_eq!(warning["condition"], "error_rate > 0.1%");
     assert_eq!(warning["observed"]["error_rate"], "0.5%");
     assert_eq!(project.statuses("staging"), ["stable", "stable"]);
+}
+
+/// Asserts an exit code, showing everything the run printed when it is not the expected one.
+fn expect_exit(output: &std::process::Output, expected: i32) {
+    assert_eq!(code(output), expected, "{}", text(output));
 }

@@ -65,7 +65,9 @@ pub struct BlockRequest {
     pub inherit_env: Vec<String>,
     /// For the `${{ }}` holes of the steps.
     pub bindings: Bindings,
-    /// Keep the (redacted) stdout of the last step, e.g. a probe's reading.
+    /// Keep the (redacted) stdout of the last step, e.g. a probe's reading. A captured stream is
+    /// a reading, not a log: it goes to the log file and the result, never to the console
+    /// (a watch samples its probes many times a second).
     pub capture_stdout: bool,
 }
 
@@ -367,7 +369,7 @@ impl StepRunner {
         R: AsyncRead + Unpin + Send + 'static,
     {
         let mut redacting = self.redactor.stream();
-        let console = Arc::clone(&self.console);
+        let console = (!capture).then(|| Arc::clone(&self.console));
         let log = Arc::clone(log);
         let node = node.to_string();
         tokio::spawn(async move {
@@ -382,18 +384,20 @@ impl StepRunner {
                 };
                 safe.clear();
                 redacting.push(&buffer[..read], &mut safe);
-                emit(&safe, &log, &console, &node, stream, &mut partial_line);
+                emit(&safe, &log, console.as_deref(), &node, stream, &mut partial_line);
                 if capture {
                     captured.extend_from_slice(&safe);
                 }
             }
             safe.clear();
             redacting.finish(&mut safe);
-            emit(&safe, &log, &console, &node, stream, &mut partial_line);
+            emit(&safe, &log, console.as_deref(), &node, stream, &mut partial_line);
             if capture {
                 captured.extend_from_slice(&safe);
             }
-            console.log_lines(&node, stream, &partial_line);
+            if let Some(console) = &console {
+                console.log_lines(&node, stream, &partial_line);
+            }
             captured
         })
     }
@@ -414,11 +418,11 @@ impl StepRunner {
     }
 }
 
-/// Writes redacted bytes to the log file, and whole lines to the console.
+/// Writes redacted bytes to the log file, and whole lines to the console (if shown there).
 fn emit(
     safe: &[u8],
     log: &LogFile,
-    console: &Console,
+    console: Option<&Console>,
     node: &str,
     stream: Stream,
     partial_line: &mut Vec<u8>,
@@ -427,6 +431,9 @@ fn emit(
         return;
     }
     write_log(log, safe);
+    let Some(console) = console else {
+        return;
+    };
     match safe.iter().rposition(|b| *b == b'\n') {
         Some(last_newline) => {
             if partial_line.is_empty() {
