@@ -384,14 +384,28 @@ impl StepRunner {
                 };
                 safe.clear();
                 redacting.push(&buffer[..read], &mut safe);
-                emit(&safe, &log, console.as_deref(), &node, stream, &mut partial_line);
+                emit(
+                    &safe,
+                    &log,
+                    console.as_deref(),
+                    &node,
+                    stream,
+                    &mut partial_line,
+                );
                 if capture {
                     captured.extend_from_slice(&safe);
                 }
             }
             safe.clear();
             redacting.finish(&mut safe);
-            emit(&safe, &log, console.as_deref(), &node, stream, &mut partial_line);
+            emit(
+                &safe,
+                &log,
+                console.as_deref(),
+                &node,
+                stream,
+                &mut partial_line,
+            );
             if capture {
                 captured.extend_from_slice(&safe);
             }
