@@ -234,7 +234,13 @@ impl<'a> Promotion<'a> {
             return self.refuse_before_deploy(reason);
         }
         match self.deploy_and_watch() {
-            Ok(()) => self.record_stable(),
+            Ok(()) => {
+                let outcome = self.record_stable();
+                if matches!(outcome, DeliveryOutcome::Succeeded) {
+                    self.finish_last_node();
+                }
+                outcome
+            }
             Err(Stop::Broken(reason)) => self.recover(reason, false),
             Err(Stop::Failed(reason)) => self.recover(reason, false),
             Err(Stop::Interrupted) => self.recover("interrupted".to_string(), true),
@@ -317,7 +323,6 @@ impl<'a> Promotion<'a> {
         if let Some(watch) = &self.request.promote.watch {
             self.watch(watch.duration_ms, "watch")?;
         }
-        self.finish_node("watch");
         Ok(())
     }
 
@@ -421,8 +426,10 @@ impl<'a> Promotion<'a> {
         self.host.node_transition(&node, NodeStatus::Running, None);
         match self.host.run_block(&node, block, &context, false) {
             BlockResult::Succeeded => {
-                self.host
-                    .node_transition(&node, NodeStatus::Succeeded, None);
+                if !self.is_last_node(&node) {
+                    self.host
+                        .node_transition(&node, NodeStatus::Succeeded, None);
+                }
                 Ok(())
             }
             BlockResult::Failed(reason) => {
@@ -438,12 +445,21 @@ impl<'a> Promotion<'a> {
         }
     }
 
-    fn finish_node(&self, suffix: &str) {
-        let node = self.node_id(suffix);
-        if self.request.promote.nodes.contains(&node) {
-            self.host
-                .node_transition(&node, NodeStatus::Succeeded, None);
+    /// The promote's last node succeeds only once the release is recorded `stable`: the
+    /// scheduler starts what comes after it (a protected environment's staging-first check
+    /// reads the ledger) as soon as that node succeeds.
+    fn finish_last_node(&self) {
+        if let Some(last) = self.request.promote.nodes.last() {
+            self.host.node_transition(last, NodeStatus::Succeeded, None);
         }
+    }
+
+    fn is_last_node(&self, node: &str) -> bool {
+        self.request
+            .promote
+            .nodes
+            .last()
+            .is_some_and(|last| last == node)
     }
 
     pub(crate) fn node_id(&self, suffix: &str) -> String {

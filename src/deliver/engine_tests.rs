@@ -26,6 +26,9 @@ struct FakeHost {
     failing: Vec<String>,
     probe_output: String,
     calls: Mutex<Vec<String>>,
+    /// When set, each `succeeded` transition also notes whether staging's ledger already
+    /// holds a stable release at that moment.
+    ledger_dir: Option<std::path::PathBuf>,
 }
 
 impl FakeHost {
@@ -78,10 +81,18 @@ impl PromoteHost for FakeHost {
     }
 
     fn node_transition(&self, node: &str, status: NodeStatus, _: Option<&str>) {
-        self.calls
-            .lock()
-            .unwrap()
-            .push(format!("{node}: {}", status.word()));
+        let mut line = format!("{node}: {}", status.word());
+        if let (Some(dir), NodeStatus::Succeeded) = (&self.ledger_dir, status) {
+            let stable = statuses(dir, "staging")
+                .iter()
+                .any(|(_, s)| *s == ReleaseStatus::Stable);
+            line.push_str(if stable {
+                " (stable)"
+            } else {
+                " (not yet stable)"
+            });
+        }
+        self.calls.lock().unwrap().push(line);
     }
 
     fn ask_approval(&self, _: &ApprovalPrompt) -> Option<bool> {
@@ -227,6 +238,33 @@ fn a_good_release_becomes_stable_after_previous_is_recorded() {
     let deploying = events.iter().position(|e| e == "deploy_started").unwrap();
     assert!(recorded < deploying, "{events:?}");
     assert_eq!(events.last().unwrap(), "deployment_promoted");
+}
+
+#[test]
+fn the_last_node_succeeds_only_once_the_release_is_recorded_stable() {
+    // What follows a promote (production's staging-first check) starts as soon as its last
+    // node succeeds, so the ledger must already say `stable` by then.
+    let dir = tempfile::tempdir().unwrap();
+    let audit = AuditLog::open(dir.path()).unwrap();
+    let host = FakeHost {
+        ledger_dir: Some(dir.path().to_path_buf()),
+        ..FakeHost::default()
+    };
+    let outcome = promote(
+        &request(dir.path(), promote_plan("staging", false), "v1"),
+        &host,
+        &audit,
+    );
+    assert_eq!(outcome, DeliveryOutcome::Succeeded);
+    let calls = host.calls();
+    assert!(
+        calls.contains(&"staging.watch: succeeded (stable)".to_string()),
+        "{calls:?}"
+    );
+    assert!(
+        calls.contains(&"staging.smoke: succeeded (not yet stable)".to_string()),
+        "{calls:?}"
+    );
 }
 
 #[test]
