@@ -156,6 +156,25 @@ fn a_sustained_breach_rolls_back_and_the_previous_version_serves_again() {
     for event in ["rollback_started", "rollback_finished", "recovery_verified"] {
         assert!(project.has_event(event), "{event}");
     }
+
+    // Resuming the run must not deploy the release its own watch rolled back.
+    let run = text(&output)
+        .lines()
+        .find_map(|l| l.strip_prefix("run "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let deploys = || std::fs::read_to_string(project.env_dir("staging").join("deploys")).unwrap();
+    let before = deploys();
+    let resumed = project.pipe("unused", &["resume", &run]);
+    expect_exit(&resumed, 1);
+    assert!(
+        text(&resumed).contains("was rolled back from staging earlier in this run"),
+        "{}",
+        text(&resumed)
+    );
+    assert_eq!(deploys(), before, "nothing was deployed again");
+    assert!(project.serving("staging").contains("name=good"));
 }
 
 #[test]

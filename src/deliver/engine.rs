@@ -222,6 +222,9 @@ impl<'a> Promotion<'a> {
     }
 
     fn run(&mut self) -> DeliveryOutcome {
+        if let Err(reason) = self.check_not_rolled_back_by_this_run() {
+            return self.refuse_before_deploy(reason);
+        }
         if let Err(reason) = self.check_staging_first() {
             return self.refuse_before_deploy(reason);
         }
@@ -245,6 +248,25 @@ impl<'a> Promotion<'a> {
             Err(Stop::Failed(reason)) => self.recover(reason, false),
             Err(Stop::Interrupted) => self.recover("interrupted".to_string(), true),
         }
+    }
+
+    /// `pipe resume` re-runs what did not succeed; a promote whose watch or smoke already
+    /// rolled this release back in this run must not deploy the same bad artifact again.
+    fn check_not_rolled_back_by_this_run(&self) -> Result<(), String> {
+        let artifact = &self.request.artifact;
+        let undone = self.ledger.releases().iter().any(|release| {
+            release.run == self.request.run_id
+                && release.digest == artifact.digest
+                && release.status == ReleaseStatus::RolledBack
+        });
+        if !undone {
+            return Ok(());
+        }
+        Err(format!(
+            "{} was rolled back from {} earlier in this run; resuming will not deploy it again \
+             (fix the release and start a new run, or `pipe rollback` by hand)",
+            artifact.version, self.request.promote.environment
+        ))
     }
 
     fn refuse_before_deploy(&self, reason: String) -> DeliveryOutcome {
