@@ -18,6 +18,8 @@ pub(super) type Instance = (String, Vec<(String, String)>);
 pub(super) struct NodeBuilder<'a> {
     pub(super) program: &'a Program,
     pub(super) sources: &'a SourceMap,
+    /// Each source file's name, shared by the spans that point into it.
+    file_names: Vec<std::sync::Arc<str>>,
     /// Node ids of each job (one per matrix combination). A hash map: it is looked up once per
     /// reference, and nothing iterates it, so order cannot leak into the plan.
     pub(super) job_instances: HashMap<&'a str, Vec<Instance>>,
@@ -30,9 +32,14 @@ impl<'a> NodeBuilder<'a> {
             .iter()
             .map(|job| (job.name.name.as_str(), matrix_instances(job)))
             .collect();
+        let file_names = sources
+            .files()
+            .map(|(_, f)| f.name.as_str().into())
+            .collect();
         NodeBuilder {
             program,
             sources,
+            file_names,
             job_instances,
         }
     }
@@ -45,11 +52,12 @@ impl<'a> NodeBuilder<'a> {
 
     pub(super) fn span(&self, span: Span) -> SourceSpan {
         let (line, column) = self.sources.line_col(span.file, span.start);
-        SourceSpan {
-            file: self.sources.name(span.file).to_string(),
-            line,
-            column,
-        }
+        let file = self
+            .file_names
+            .get(span.file as usize)
+            .cloned()
+            .unwrap_or_else(|| self.sources.name(span.file).into());
+        SourceSpan { file, line, column }
     }
 
     pub(super) fn nodes(&mut self) -> Vec<Node> {

@@ -103,7 +103,8 @@ fn is_zero(n: &u32) -> bool {
 /// Where an item was written, for run-time messages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct SourceSpan {
-    pub file: String,
+    /// Shared by every span of one file: a large plan has a span per node and per step.
+    pub file: std::sync::Arc<str>,
     pub line: usize,
     pub column: usize,
 }
