@@ -369,14 +369,17 @@ impl StepRunner {
         R: AsyncRead + Unpin + Send + 'static,
     {
         let mut redacting = self.redactor.stream();
-        let console = (!capture).then(|| Arc::clone(&self.console));
-        let log = Arc::clone(log);
-        let node = node.to_string();
+        let mut sink = ReaderSink {
+            log: Arc::clone(log),
+            console: (!capture).then(|| Arc::clone(&self.console)),
+            node: node.to_string(),
+            stream,
+            partial_line: Vec::new(),
+            captured: capture.then(Vec::new),
+        };
         tokio::spawn(async move {
             let mut buffer = vec![0u8; 64 * 1024];
             let mut safe = Vec::with_capacity(buffer.len());
-            let mut partial_line = Vec::new();
-            let mut captured = Vec::new();
             loop {
                 let read = match pipe.read(&mut buffer).await {
                     Ok(0) | Err(_) => break,
@@ -384,35 +387,12 @@ impl StepRunner {
                 };
                 safe.clear();
                 redacting.push(&buffer[..read], &mut safe);
-                emit(
-                    &safe,
-                    &log,
-                    console.as_deref(),
-                    &node,
-                    stream,
-                    &mut partial_line,
-                );
-                if capture {
-                    captured.extend_from_slice(&safe);
-                }
+                sink.take(&safe);
             }
             safe.clear();
             redacting.finish(&mut safe);
-            emit(
-                &safe,
-                &log,
-                console.as_deref(),
-                &node,
-                stream,
-                &mut partial_line,
-            );
-            if capture {
-                captured.extend_from_slice(&safe);
-            }
-            if let Some(console) = &console {
-                console.log_lines(&node, stream, &partial_line);
-            }
-            captured
+            sink.take(&safe);
+            sink.finish()
         })
     }
 
@@ -432,34 +412,52 @@ impl StepRunner {
     }
 }
 
-/// Writes redacted bytes to the log file, and whole lines to the console (if shown there).
-fn emit(
-    safe: &[u8],
-    log: &LogFile,
-    console: Option<&Console>,
-    node: &str,
+/// Where one stream of a child goes once redacted: the log file always; whole lines to the
+/// console unless it is a captured reading; the captured bytes themselves when asked for.
+struct ReaderSink {
+    log: LogFile,
+    console: Option<Arc<Console>>,
+    node: String,
     stream: Stream,
-    partial_line: &mut Vec<u8>,
-) {
-    if safe.is_empty() {
-        return;
-    }
-    write_log(log, safe);
-    let Some(console) = console else {
-        return;
-    };
-    match safe.iter().rposition(|b| *b == b'\n') {
-        Some(last_newline) => {
-            if partial_line.is_empty() {
-                console.log_lines(node, stream, &safe[..=last_newline]);
-            } else {
-                partial_line.extend_from_slice(&safe[..=last_newline]);
-                console.log_lines(node, stream, partial_line);
-                partial_line.clear();
-            }
-            partial_line.extend_from_slice(&safe[last_newline + 1..]);
+    /// Console output is whole lines; the tail of a chunk waits here for its newline.
+    partial_line: Vec<u8>,
+    captured: Option<Vec<u8>>,
+}
+
+impl ReaderSink {
+    fn take(&mut self, safe: &[u8]) {
+        if safe.is_empty() {
+            return;
         }
-        None => partial_line.extend_from_slice(safe),
+        write_log(&self.log, safe);
+        if let Some(captured) = &mut self.captured {
+            captured.extend_from_slice(safe);
+        }
+        let Some(console) = &self.console else {
+            return;
+        };
+        match safe.iter().rposition(|b| *b == b'\n') {
+            Some(last_newline) => {
+                if self.partial_line.is_empty() {
+                    console.log_lines(&self.node, self.stream, &safe[..=last_newline]);
+                } else {
+                    self.partial_line.extend_from_slice(&safe[..=last_newline]);
+                    console.log_lines(&self.node, self.stream, &self.partial_line);
+                    self.partial_line.clear();
+                }
+                self.partial_line
+                    .extend_from_slice(&safe[last_newline + 1..]);
+            }
+            None => self.partial_line.extend_from_slice(safe),
+        }
+    }
+
+    /// Flushes an unterminated last line to the console and returns what was captured.
+    fn finish(self) -> Vec<u8> {
+        if let Some(console) = &self.console {
+            console.log_lines(&self.node, self.stream, &self.partial_line);
+        }
+        self.captured.unwrap_or_default()
     }
 }
 
