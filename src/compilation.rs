@@ -1,7 +1,7 @@
 //! The front-end driver: source text → checked program → plan, returned as one value with
 //! every diagnostic. `compile_file` is the thin IO shell around the pure `compile_source`.
 
-use crate::check::{self, Loader};
+use crate::check::{self, Loader, program::Program};
 use crate::compile::{self, plan::Plan};
 use crate::diagnostics::{self, Diagnostic, SourceMap, render_json_line, render_text};
 use std::path::{Path, PathBuf};
@@ -12,6 +12,8 @@ pub struct Compilation {
     pub sources: SourceMap,
     /// Present when there is no error (warnings allowed).
     pub plan: Option<Plan>,
+    /// The checked program the plan was compiled from (for tools that want more than the plan).
+    pub program: Option<Program>,
     pub diagnostics: Vec<Diagnostic>,
     /// The entry file could not be read at all (no diagnostics then).
     pub failure: Option<String>,
@@ -60,9 +62,10 @@ pub fn compile_source(name: &str, text: &str, loader: &dyn Loader) -> Compilatio
     let entry = sources.add(name, text);
     let checked = check::check(&mut sources, entry, loader);
     let mut diagnostics = checked.diagnostics;
-    let plan = match checked.program {
+    let program = checked.program;
+    let plan = match &program {
         Some(program) if !diagnostics.iter().any(Diagnostic::is_error) => {
-            match compile::compile(&program, &sources, entry) {
+            match compile::compile(program, &sources, entry) {
                 Ok(plan) => Some(plan),
                 Err(errors) => {
                     diagnostics.extend(errors);
@@ -76,6 +79,7 @@ pub fn compile_source(name: &str, text: &str, loader: &dyn Loader) -> Compilatio
     Compilation {
         sources,
         plan,
+        program,
         diagnostics,
         failure: None,
     }
