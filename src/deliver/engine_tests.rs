@@ -192,6 +192,20 @@ fn request(state: &Path, plan: PromotePlan, version: &str) -> PromoteRequest {
 }
 
 /// A stand-in for the stored artifact: rollback refuses a target whose copy is gone.
+/// Promotes `version` to the unprotected `staging` through `host`.
+fn promote_staging(
+    state: &Path,
+    audit: &AuditLog,
+    version: &str,
+    host: &FakeHost,
+) -> DeliveryOutcome {
+    promote(
+        &request(state, promote_plan("staging", false), version),
+        host,
+        audit,
+    )
+}
+
 fn stored_artifact(state: &Path, version: &str) -> String {
     let path = state.join(format!("artifact-{version}"));
     std::fs::write(&path, version).unwrap();
@@ -220,11 +234,7 @@ fn a_good_release_becomes_stable_after_previous_is_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let audit = AuditLog::open(dir.path()).unwrap();
     let host = FakeHost::default();
-    let outcome = promote(
-        &request(dir.path(), promote_plan("staging", false), "v1"),
-        &host,
-        &audit,
-    );
+    let outcome = promote_staging(dir.path(), &audit, "v1", &host);
     assert_eq!(outcome, DeliveryOutcome::Succeeded);
     assert_eq!(
         statuses(dir.path(), "staging"),
@@ -250,11 +260,7 @@ fn the_last_node_succeeds_only_once_the_release_is_recorded_stable() {
         ledger_dir: Some(dir.path().to_path_buf()),
         ..FakeHost::default()
     };
-    let outcome = promote(
-        &request(dir.path(), promote_plan("staging", false), "v1"),
-        &host,
-        &audit,
-    );
+    let outcome = promote_staging(dir.path(), &audit, "v1", &host);
     assert_eq!(outcome, DeliveryOutcome::Succeeded);
     let calls = host.calls();
     assert!(
@@ -271,20 +277,12 @@ fn the_last_node_succeeds_only_once_the_release_is_recorded_stable() {
 fn failed_smoke_rolls_back_to_previous_and_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let audit = AuditLog::open(dir.path()).unwrap();
-    promote(
-        &request(dir.path(), promote_plan("staging", false), "v1"),
-        &FakeHost::default(),
-        &audit,
-    );
+    promote_staging(dir.path(), &audit, "v1", &FakeHost::default());
     let host = FakeHost {
         failing: vec!["staging.smoke#1".into()],
         ..FakeHost::default()
     };
-    let outcome = promote(
-        &request(dir.path(), promote_plan("staging", false), "v2"),
-        &host,
-        &audit,
-    );
+    let outcome = promote_staging(dir.path(), &audit, "v2", &host);
     assert!(
         matches!(
             outcome,
@@ -318,20 +316,12 @@ fn failed_smoke_rolls_back_to_previous_and_verifies() {
 fn failed_verification_is_a_rollback_failure() {
     let dir = tempfile::tempdir().unwrap();
     let audit = AuditLog::open(dir.path()).unwrap();
-    promote(
-        &request(dir.path(), promote_plan("staging", false), "v1"),
-        &FakeHost::default(),
-        &audit,
-    );
+    promote_staging(dir.path(), &audit, "v1", &FakeHost::default());
     let host = FakeHost {
         failing: vec!["staging.smoke".into()],
         ..FakeHost::default()
     };
-    let outcome = promote(
-        &request(dir.path(), promote_plan("staging", false), "v2"),
-        &host,
-        &audit,
-    );
+    let outcome = promote_staging(dir.path(), &audit, "v2", &host);
     assert!(
         matches!(outcome, DeliveryOutcome::RollbackFailed { .. }),
         "{outcome:?}"
@@ -350,11 +340,7 @@ fn first_release_failure_skips_rollback_loudly() {
         failing: vec!["staging.deploy".into()],
         ..FakeHost::default()
     };
-    let outcome = promote(
-        &request(dir.path(), promote_plan("staging", false), "v1"),
-        &host,
-        &audit,
-    );
+    let outcome = promote_staging(dir.path(), &audit, "v1", &host);
     assert!(matches!(
         outcome,
         DeliveryOutcome::Failed {
@@ -391,11 +377,7 @@ fn protected_environment_refuses_a_digest_staging_never_held() {
 fn approval_waits_then_counts_a_listed_approver_and_refuses_others() {
     let dir = tempfile::tempdir().unwrap();
     let audit = AuditLog::open(dir.path()).unwrap();
-    promote(
-        &request(dir.path(), promote_plan("staging", false), "v1"),
-        &FakeHost::default(),
-        &audit,
-    );
+    promote_staging(dir.path(), &audit, "v1", &FakeHost::default());
     let mut plan = promote_plan("prod", true);
     plan.approval = Some(ApprovalPlan {
         approvers: Some(vec!["alice".into()]),
@@ -427,11 +409,7 @@ fn approval_waits_then_counts_a_listed_approver_and_refuses_others() {
 fn watch_breach_held_for_the_window_rolls_back_with_evidence() {
     let dir = tempfile::tempdir().unwrap();
     let audit = AuditLog::open(dir.path()).unwrap();
-    promote(
-        &request(dir.path(), promote_plan("staging", false), "v1"),
-        &FakeHost::default(),
-        &audit,
-    );
+    promote_staging(dir.path(), &audit, "v1", &FakeHost::default());
     let mut plan = promote_plan("staging", false);
     plan.watch = Some(WatchPlan {
         duration_ms: 5_000,
@@ -491,11 +469,7 @@ fn watch_breach_held_for_the_window_rolls_back_with_evidence() {
 fn a_quorum_of_two_needs_two_distinct_approvers_across_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let audit = AuditLog::open(dir.path()).unwrap();
-    promote(
-        &request(dir.path(), promote_plan("staging", false), "v1"),
-        &FakeHost::default(),
-        &audit,
-    );
+    promote_staging(dir.path(), &audit, "v1", &FakeHost::default());
     let mut plan = promote_plan("prod", true);
     plan.approval = Some(ApprovalPlan {
         approvers: None,
@@ -528,11 +502,7 @@ fn a_quorum_of_two_needs_two_distinct_approvers_across_resumes() {
 fn a_rollback_target_whose_stored_copy_is_gone_fails_loudly() {
     let dir = tempfile::tempdir().unwrap();
     let audit = AuditLog::open(dir.path()).unwrap();
-    promote(
-        &request(dir.path(), promote_plan("staging", false), "v1"),
-        &FakeHost::default(),
-        &audit,
-    );
+    promote_staging(dir.path(), &audit, "v1", &FakeHost::default());
     let next = request(dir.path(), promote_plan("staging", false), "v2");
     std::fs::remove_file(dir.path().join("artifact-v1")).unwrap();
     let host = FakeHost {
