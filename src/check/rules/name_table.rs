@@ -196,6 +196,25 @@ fn fields(root: &Ident, rest: &[Ident], table: &[(String, Type)]) -> Result<Type
     Ok(ty.clone())
 }
 
+/// `ROOT.KEY` with nothing after it: the key, or the diagnostic for a missing key or extra
+/// fields (`matrix`, `env`).
+fn only_key<'r>(
+    root: &Ident,
+    rest: &'r [Ident],
+    needs: &str,
+    help: &str,
+) -> Result<&'r Ident, Box<Diagnostic>> {
+    let Some(key) = rest.first() else {
+        return Err(Box::new(
+            Diagnostic::error("E0101", format!("`{}` needs {needs}", root.name))
+                .primary(root.span, "not a value by itself")
+                .help(help),
+        ));
+    };
+    no_more_fields(&format!("{}.{}", root.name, key.name), &rest[1..])?;
+    Ok(key)
+}
+
 fn no_more_fields(value: &str, extra: &[Ident]) -> Result<(), Box<Diagnostic>> {
     let (Some(first), Some(last)) = (extra.first(), extra.last()) else {
         return Ok(());
@@ -293,16 +312,15 @@ fn job_output(
 
 /// `matrix.K`: a string, inside a job whose matrix has the key K.
 fn matrix_path(index: &Index, place: Place, root: &Ident, rest: &[Ident]) -> Lookup {
-    let Some(key) = rest.first() else {
-        return Lookup::Unknown(Box::new(
-            Diagnostic::error("E0101", "`matrix` needs a key")
-                .primary(root.span, "not a value by itself")
-                .help("name a key of the job's `matrix`, e.g. `matrix.os`"),
-        ));
+    let key = match only_key(
+        root,
+        rest,
+        "a key",
+        "name a key of the job's `matrix`, e.g. `matrix.os`",
+    ) {
+        Ok(key) => key,
+        Err(diagnostic) => return Lookup::Unknown(diagnostic),
     };
-    if let Err(diagnostic) = no_more_fields(&format!("matrix.{}", key.name), &rest[1..]) {
-        return Lookup::Unknown(diagnostic);
-    }
     let keys_of = |job: &crate::check::program::Job| -> Vec<String> {
         job.matrix
             .iter()
@@ -360,16 +378,15 @@ fn environment_in_scope<'p>(
 
 /// `env.KEY`: an attribute of the promote's or drill's environment, or `env.name`.
 fn env_path(index: &Index, place: Place, root: &Ident, rest: &[Ident]) -> Lookup {
-    let Some(key) = rest.first() else {
-        return Lookup::Unknown(Box::new(
-            Diagnostic::error("E0101", "`env` needs an attribute")
-                .primary(root.span, "not a value by itself")
-                .help("name an attribute of the environment, e.g. `env.url` or `env.name`"),
-        ));
+    let key = match only_key(
+        root,
+        rest,
+        "an attribute",
+        "name an attribute of the environment, e.g. `env.url` or `env.name`",
+    ) {
+        Ok(key) => key,
+        Err(diagnostic) => return Lookup::Unknown(diagnostic),
     };
-    if let Err(diagnostic) = no_more_fields(&format!("env.{}", key.name), &rest[1..]) {
-        return Lookup::Unknown(diagnostic);
-    }
     match environment_in_scope(index, place) {
         Some(Some(environment)) => environment_attribute(environment, key),
         Some(None) => Lookup::Skip,
