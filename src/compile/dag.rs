@@ -1,47 +1,61 @@
 //! The dependency graph of a pipeline: node ids, the edges that `needs`, `after`, stages,
 //! artifacts and `jobs.X` reads imply, cycle detection (E0301) and the deterministic order.
 
+use super::Edge;
 use crate::diagnostics::{Diagnostic, Span};
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
-use std::collections::{BTreeSet, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
 
-/// A directed graph over node ids. An edge `a → b` means `a` must finish before `b`; each edge
-/// remembers the source span that created it, for cycle diagnostics.
-#[derive(Debug, Default)]
-pub struct Dag {
-    graph: DiGraph<String, Span>,
-    index: HashMap<String, NodeIndex>,
+/// A directed graph over the plan's nodes, by their index in the node list. An edge `a → b`
+/// means `a` must finish before `b`; each edge remembers the source span that created it, for
+/// cycle diagnostics. Ids are only read for ordering and messages.
+#[derive(Debug)]
+pub struct Dag<'n> {
+    graph: DiGraph<(), Span>,
+    ids: Vec<&'n str>,
+    /// Each node's position when all ids are sorted: ties in the order are broken by id, and
+    /// comparing ranks is cheaper than comparing strings scattered over memory.
+    rank: Vec<usize>,
 }
 
-impl Dag {
-    /// Adds a node and returns its index; indices follow insertion order, so callers can keep
-    /// per-node data in a parallel vector. A repeated id keeps edges on its first node.
-    pub fn add_node(&mut self, id: &str) -> usize {
-        let node = self.graph.add_node(id.to_string());
-        self.index.entry(id.to_string()).or_insert(node);
-        node.index()
-    }
-
-    /// Adds `from → to` (both must exist; unknown ids are ignored, the checker reported them).
-    pub fn add_edge(&mut self, from: &str, to: &str, because: Span) {
-        if let (Some(&a), Some(&b)) = (self.index.get(from), self.index.get(to))
-            && self.graph.find_edge(a, b).is_none()
-        {
-            self.graph.add_edge(a, b, because);
+impl<'n> Dag<'n> {
+    /// A graph over `ids` (node `i` is `ids[i]`) with `edges`; a repeated edge is kept once.
+    pub fn new(ids: Vec<&'n str>, edges: &[Edge]) -> Dag<'n> {
+        let mut graph = DiGraph::with_capacity(ids.len(), edges.len());
+        for _ in &ids {
+            graph.add_node(());
         }
+        for edge in edges {
+            if edge.from >= ids.len() || edge.to >= ids.len() {
+                continue;
+            }
+            let (a, b) = (NodeIndex::new(edge.from), NodeIndex::new(edge.to));
+            if graph.find_edge(a, b).is_none() {
+                graph.add_edge(a, b, edge.because);
+            }
+        }
+        let mut sorted: Vec<usize> = (0..ids.len()).collect();
+        sorted.sort_unstable_by(|&a, &b| ids[a].cmp(ids[b]).then(a.cmp(&b)));
+        let mut rank = vec![0; ids.len()];
+        for (position, &node) in sorted.iter().enumerate() {
+            rank[node] = position;
+        }
+        Dag { graph, ids, rank }
     }
 
     /// Direct predecessors of the node at `index`, by id, sorted.
     pub fn predecessor_ids(&self, index: usize) -> Vec<String> {
-        let mut preds: Vec<String> = self
+        let mut preds: Vec<usize> = self
             .graph
             .neighbors_directed(NodeIndex::new(index), petgraph::Direction::Incoming)
-            .map(|p| self.graph[p].clone())
+            .map(|p| p.index())
             .collect();
-        preds.sort_unstable();
-        preds.dedup();
-        preds
+        preds.sort_unstable_by_key(|&p| self.rank[p]);
+        let mut ids: Vec<String> = preds.into_iter().map(|p| self.ids[p].to_string()).collect();
+        ids.dedup();
+        ids
     }
 
     /// Kahn's algorithm with ties broken by id, so the order is the same on every run.
@@ -56,24 +70,22 @@ impl Dag {
                     .count()
             })
             .collect();
-        let mut ready: BTreeSet<(&str, NodeIndex)> = self
-            .graph
-            .node_indices()
-            .filter(|n| indegree[n.index()] == 0)
-            .map(|n| (self.graph[n].as_str(), n))
+        let mut ready: BinaryHeap<Reverse<(usize, usize)>> = (0..self.ids.len())
+            .filter(|&n| indegree[n] == 0)
+            .map(|n| Reverse((self.rank[n], n)))
             .collect();
-        let mut order = Vec::with_capacity(self.graph.node_count());
-        while let Some((_, node)) = ready.pop_first() {
-            order.push(node.index());
-            for next in self.graph.neighbors(node) {
+        let mut order = Vec::with_capacity(self.ids.len());
+        while let Some(Reverse((_, node))) = ready.pop() {
+            order.push(node);
+            for next in self.graph.neighbors(NodeIndex::new(node)) {
                 let degree = &mut indegree[next.index()];
                 *degree -= 1;
                 if *degree == 0 {
-                    ready.insert((self.graph[next].as_str(), next));
+                    ready.push(Reverse((self.rank[next.index()], next.index())));
                 }
             }
         }
-        (order.len() == self.graph.node_count()).then_some(order)
+        (order.len() == self.ids.len()).then_some(order)
     }
 
     /// One E0301 per strongly connected component that forms a cycle, listing it in order.
@@ -92,11 +104,15 @@ impl Dag {
         diagnostics
     }
 
+    fn id(&self, node: NodeIndex) -> &'n str {
+        self.ids.get(node.index()).copied().unwrap_or_default()
+    }
+
     /// Walks from the smallest id in the component along edges that stay inside it until a node
     /// repeats, giving one concrete cycle in order.
     fn cycle_within(&self, component: &[NodeIndex]) -> Vec<NodeIndex> {
         let members: BTreeSet<NodeIndex> = component.iter().copied().collect();
-        let Some(&start) = component.iter().min_by_key(|n| self.graph[**n].as_str()) else {
+        let Some(&start) = component.iter().min_by_key(|n| self.rank[n.index()]) else {
             return Vec::new();
         };
         let mut path = vec![start];
@@ -107,7 +123,7 @@ impl Dag {
                 .graph
                 .neighbors(current)
                 .filter(|n| members.contains(n))
-                .min_by_key(|n| self.graph[*n].as_str());
+                .min_by_key(|n| self.rank[n.index()]);
             let Some(next) = next else { return path };
             if let Some(&at) = seen.get(&next) {
                 let mut cycle = path.split_off(at);
@@ -121,17 +137,14 @@ impl Dag {
     }
 
     fn cycle_diagnostic(&self, cycle: &[NodeIndex]) -> Diagnostic {
-        let names: Vec<&str> = cycle.iter().map(|n| self.graph[*n].as_str()).collect();
+        let names: Vec<&str> = cycle.iter().map(|n| self.id(*n)).collect();
         let mut diagnostic =
             Diagnostic::error("E0301", format!("dependency cycle: {}", names.join(" → ")));
         for (i, pair) in cycle.windows(2).enumerate() {
             let Some(edge) = self.graph.find_edge(pair[0], pair[1]) else {
                 continue;
             };
-            let text = format!(
-                "`{}` waits for `{}`",
-                self.graph[pair[1]], self.graph[pair[0]]
-            );
+            let text = format!("`{}` waits for `{}`", self.id(pair[1]), self.id(pair[0]));
             let span = self.graph[edge];
             diagnostic = if i == 0 {
                 diagnostic.primary(span, text)

@@ -22,26 +22,26 @@ pub fn compile(
     sources: &SourceMap,
     entry: FileId,
 ) -> Result<Plan, Vec<Diagnostic>> {
-    let mut builder = NodeBuilder::new(program, sources);
+    let builder = NodeBuilder::new(program, sources);
     let nodes = builder.nodes();
-    let mut dag = Dag::default();
-    for node in &nodes {
-        dag.add_node(&node.id);
-    }
-    for edge in builder.edges() {
-        dag.add_edge(&edge.from, &edge.to, edge.because);
-    }
-    // Kahn's algorithm finds every cycle-free graph's order; only a graph it cannot order
-    // needs the (costlier) search that names each cycle.
-    let Some(order) = dag.topological_order() else {
-        return Err(dag.cycle_diagnostics());
+    let edges = builder.edges();
+    let (order, needs) = {
+        let dag = Dag::new(nodes.iter().map(|n| n.id.as_str()).collect(), &edges);
+        // Kahn's algorithm finds every cycle-free graph's order; only a graph it cannot order
+        // needs the (costlier) search that names each cycle.
+        let Some(order) = dag.topological_order() else {
+            return Err(dag.cycle_diagnostics());
+        };
+        let needs: Vec<Vec<String>> = order.iter().map(|&i| dag.predecessor_ids(i)).collect();
+        (order, needs)
     };
     let mut slots: Vec<Option<plan::Node>> = nodes.into_iter().map(Some).collect();
     let ordered = order
         .into_iter()
-        .filter_map(|index| {
+        .zip(needs)
+        .filter_map(|(index, needs)| {
             let mut node = slots.get_mut(index)?.take()?;
-            node.needs = dag.predecessor_ids(index);
+            node.needs = needs;
             Some(node)
         })
         .collect();
@@ -64,10 +64,11 @@ pub fn compile(
     })
 }
 
-/// An edge the program implies, with the span of the reference that implies it.
-#[derive(Debug, Clone)]
+/// An edge the program implies, between nodes by their index in the node list, with the span
+/// of the reference that implies it.
+#[derive(Debug, Clone, Copy)]
 struct Edge {
-    from: String,
-    to: String,
+    from: usize,
+    to: usize,
     because: Span,
 }

@@ -7,10 +7,12 @@ use super::plan::{
     ArtifactPlan, EnvironmentPlan, ExprTree, Expression, GatePlan, Literal, Node, NodeKind,
     SecretPlan, SourceSpan, Step, Template,
 };
+use super::promote::promote_steps;
 use crate::check::program::{Job, Program, StepSettings};
 use crate::diagnostics::{SourceMap, Span};
 use crate::syntax::ast::{BinaryOp, Expr, ExprKind, Ident, Segment, StrLit};
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
 
 /// One node of a job: its id and, for a matrix job, the values of this combination.
 pub(super) type Instance = (String, Vec<(String, String)>);
@@ -20,18 +22,25 @@ pub(super) struct NodeBuilder<'a> {
     pub(super) sources: &'a SourceMap,
     /// Each source file's name, shared by the spans that point into it.
     file_names: Vec<std::sync::Arc<str>>,
-    /// Node ids of each job (one per matrix combination). A hash map: it is looked up once per
+    /// What each name in `needs`/`after` stands for. A hash map: it is looked up once per
     /// reference, and nothing iterates it, so order cannot leak into the plan.
-    pub(super) job_instances: HashMap<&'a str, Vec<Instance>>,
+    names: HashMap<&'a str, Named>,
+    /// Where each item's nodes start in the node list: jobs (one node per matrix combination),
+    /// then gates, then promotes, each in program order; a final entry closes the last range.
+    first_node: Vec<usize>,
+}
+
+/// An item that `needs`/`after` can name, by its position in the program.
+#[derive(Debug, Clone, Copy)]
+enum Named {
+    Job(usize),
+    Stage(usize),
+    Gate(usize),
+    Promote(usize),
 }
 
 impl<'a> NodeBuilder<'a> {
     pub(super) fn new(program: &'a Program, sources: &'a SourceMap) -> NodeBuilder<'a> {
-        let job_instances = program
-            .jobs
-            .iter()
-            .map(|job| (job.name.name.as_str(), matrix_instances(job)))
-            .collect();
         let file_names = sources
             .files()
             .map(|(_, f)| f.name.as_str().into())
@@ -40,7 +49,8 @@ impl<'a> NodeBuilder<'a> {
             program,
             sources,
             file_names,
-            job_instances,
+            names: named_items(program),
+            first_node: first_nodes(program),
         }
     }
 
@@ -60,7 +70,7 @@ impl<'a> NodeBuilder<'a> {
         SourceSpan { file, line, column }
     }
 
-    pub(super) fn nodes(&mut self) -> Vec<Node> {
+    pub(super) fn nodes(&self) -> Vec<Node> {
         let mut nodes = Vec::new();
         for job in &self.program.jobs {
             nodes.extend(self.job_nodes(job));
@@ -115,11 +125,7 @@ impl<'a> NodeBuilder<'a> {
     }
 
     fn job_nodes(&self, job: &Job) -> Vec<Node> {
-        let instances = self
-            .job_instances
-            .get(job.name.name.as_str())
-            .cloned()
-            .unwrap_or_default();
+        let instances = matrix_instances(job);
         let stage_when = job
             .stage
             .as_ref()
@@ -231,7 +237,15 @@ impl<'a> NodeBuilder<'a> {
             .jobs
             .iter()
             .filter(|j| j.produces.iter().any(|p| p.name == artifact))
-            .flat_map(|j| self.ids_of_job(&j.name.name))
+            .flat_map(|j| matrix_instances(j).into_iter().map(|(id, _)| id))
+            .collect()
+    }
+
+    /// Node indices of the jobs that list `artifact` in `produces`.
+    pub(super) fn producer_nodes(&self, artifact: &str) -> Vec<usize> {
+        let jobs = self.program.jobs.iter().enumerate();
+        jobs.filter(|(_, j)| j.produces.iter().any(|p| p.name == artifact))
+            .flat_map(|(i, _)| self.item_nodes(i))
             .collect()
     }
 
@@ -249,44 +263,56 @@ impl<'a> NodeBuilder<'a> {
             .collect()
     }
 
-    pub(super) fn ids_of_job(&self, name: &str) -> Vec<String> {
-        self.job_instances
-            .get(name)
-            .map(|v| v.iter().map(|(id, _)| id.clone()).collect())
-            .unwrap_or_default()
+    /// The nodes of the item at `position` in the layout of `first_node`.
+    fn item_nodes(&self, position: usize) -> Range<usize> {
+        let start = self.first_node.get(position).copied().unwrap_or_default();
+        let end = self.first_node.get(position + 1).copied().unwrap_or(start);
+        start..end
     }
 
-    /// The node ids a name in `needs`/`after` stands for: a job's instances, a stage's jobs,
-    /// a gate, or (last) the final node of the promote to that environment.
-    fn targets(&self, name: &str) -> Vec<String> {
-        if self.job_instances.contains_key(name) {
-            return self.ids_of_job(name);
+    pub(super) fn job_nodes_at(&self, job: usize) -> Range<usize> {
+        self.item_nodes(job)
+    }
+
+    pub(super) fn gate_node(&self, gate: usize) -> Range<usize> {
+        self.item_nodes(self.program.jobs.len() + gate)
+    }
+
+    pub(super) fn promote_nodes_at(&self, promote: usize) -> Range<usize> {
+        let program = self.program;
+        self.item_nodes(program.jobs.len() + program.gates.len() + promote)
+    }
+
+    fn job_nodes_named(&self, name: &str) -> Range<usize> {
+        match self.names.get(name) {
+            Some(Named::Job(job)) => self.job_nodes_at(*job),
+            _ => 0..0,
         }
-        if let Some(stage) = self.program.stages.iter().find(|s| s.name.name == name) {
-            return stage
-                .jobs
-                .iter()
-                .flat_map(|j| self.ids_of_job(&j.name))
-                .collect();
+    }
+
+    /// The node indices a name in `needs`/`after` stands for: a job's instances, a stage's
+    /// jobs, a gate, or the final node of the promote to that environment.
+    fn targets(&self, name: &str) -> Vec<usize> {
+        match self.names.get(name) {
+            Some(Named::Job(job)) => self.job_nodes_at(*job).collect(),
+            Some(Named::Stage(stage)) => (self.program.stages.get(*stage).into_iter())
+                .flat_map(|s| &s.jobs)
+                .flat_map(|j| self.job_nodes_named(&j.name))
+                .collect(),
+            Some(Named::Gate(gate)) => self.gate_node(*gate).collect(),
+            Some(Named::Promote(promote)) => {
+                self.promote_nodes_at(*promote).last().into_iter().collect()
+            }
+            None => Vec::new(),
         }
-        if self.program.gates.iter().any(|g| g.name.name == name) {
-            return vec![name.to_string()];
-        }
-        self.program
-            .promotes
-            .iter()
-            .find(|p| p.environment.name == name)
-            .and_then(|p| self.promote_node_ids(p).last().cloned())
-            .into_iter()
-            .collect()
     }
 
     pub(super) fn edges(&self) -> Vec<Edge> {
         let mut edges = Vec::new();
-        for job in &self.program.jobs {
-            let readers = self.ids_of_job(&job.name.name);
+        for (position, job) in self.program.jobs.iter().enumerate() {
+            let readers = self.job_nodes_at(position);
             let references = job.needs.iter().chain(&job.after);
-            self.reference_edges(references, &readers, &mut edges);
+            self.reference_edges(references, readers.clone(), &mut edges);
             let mut reads = Vec::new();
             job.steps
                 .iter()
@@ -298,20 +324,20 @@ impl<'a> NodeBuilder<'a> {
             if let Some(when) = &job.when {
                 job_reads(when, &mut reads);
             }
-            self.read_edges(&reads, &readers, &mut edges);
+            self.read_edges(&reads, readers, &mut edges);
         }
-        for gate in &self.program.gates {
-            let readers = vec![gate.name.name.clone()];
-            self.reference_edges(gate.after.iter(), &readers, &mut edges);
+        for (position, gate) in self.program.gates.iter().enumerate() {
+            let readers = self.gate_node(position);
+            self.reference_edges(gate.after.iter(), readers.clone(), &mut edges);
             let mut reads = Vec::new();
             gate.requires
                 .iter()
                 .chain(&gate.warns)
                 .for_each(|e| job_reads(e, &mut reads));
-            self.read_edges(&reads, &readers, &mut edges);
+            self.read_edges(&reads, readers, &mut edges);
         }
-        for promote in &self.program.promotes {
-            self.promote_edges(promote, &mut edges);
+        for (position, promote) in self.program.promotes.iter().enumerate() {
+            self.promote_edges(position, promote, &mut edges);
         }
         edges
     }
@@ -319,36 +345,72 @@ impl<'a> NodeBuilder<'a> {
     pub(super) fn reference_edges<'r>(
         &self,
         references: impl Iterator<Item = &'r Ident>,
-        readers: &[String],
+        readers: Range<usize>,
         edges: &mut Vec<Edge>,
     ) {
         for reference in references {
             for from in self.targets(&reference.name) {
-                for to in readers {
-                    edges.push(Edge {
-                        from: from.clone(),
-                        to: to.clone(),
-                        because: reference.span,
-                    });
-                }
+                push_edges(edges, from, readers.clone(), reference.span);
             }
         }
     }
 
     /// `jobs.X.…` read by an item makes every instance of X upstream of it.
-    pub(super) fn read_edges(&self, reads: &[Ident], readers: &[String], edges: &mut Vec<Edge>) {
+    pub(super) fn read_edges(&self, reads: &[Ident], readers: Range<usize>, edges: &mut Vec<Edge>) {
         for read in reads {
-            for from in self.ids_of_job(&read.name) {
-                for to in readers {
-                    edges.push(Edge {
-                        from: from.clone(),
-                        to: to.clone(),
-                        because: read.span,
-                    });
-                }
+            for from in self.job_nodes_named(&read.name) {
+                push_edges(edges, from, readers.clone(), read.span);
             }
         }
     }
+}
+
+/// `from → to` for every node `to` in `readers`.
+pub(super) fn push_edges(edges: &mut Vec<Edge>, from: usize, readers: Range<usize>, because: Span) {
+    edges.extend(readers.map(|to| Edge { from, to, because }));
+}
+
+/// Names that `needs`/`after` can use. When two items share a name (the checker reports
+/// that), a job wins over a stage, a stage over a gate, a gate over a promote.
+fn named_items(program: &Program) -> HashMap<&str, Named> {
+    let mut names = HashMap::with_capacity(program.jobs.len() + program.gates.len());
+    let promotes = program.promotes.iter().enumerate();
+    for (i, p) in promotes {
+        names.insert(p.environment.name.as_str(), Named::Promote(i));
+    }
+    for (i, g) in program.gates.iter().enumerate() {
+        names.insert(g.name.name.as_str(), Named::Gate(i));
+    }
+    for (i, s) in program.stages.iter().enumerate() {
+        names.insert(s.name.name.as_str(), Named::Stage(i));
+    }
+    for (i, j) in program.jobs.iter().enumerate() {
+        names.insert(j.name.name.as_str(), Named::Job(i));
+    }
+    names
+}
+
+/// The start of each item's nodes in the order `NodeBuilder::nodes` emits them, plus the end.
+fn first_nodes(program: &Program) -> Vec<usize> {
+    let counts = program
+        .jobs
+        .iter()
+        .map(matrix_size)
+        .chain(program.gates.iter().map(|_| 1))
+        .chain(program.promotes.iter().map(|p| promote_steps(p).len()));
+    let mut first = Vec::with_capacity(program.jobs.len() + program.gates.len() + 1);
+    let mut next = 0;
+    first.push(next);
+    for count in counts {
+        next += count;
+        first.push(next);
+    }
+    first
+}
+
+/// How many nodes a job has: the product of its matrix's value counts (1 without a matrix).
+fn matrix_size(job: &Job) -> usize {
+    job.matrix.iter().map(|(_, values)| values.len()).product()
 }
 
 /// Job names read as `jobs.X.…` in an expression, with the span of the whole path.

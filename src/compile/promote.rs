@@ -4,7 +4,7 @@
 
 use super::Edge;
 use super::expr::{StaticNames, value_literal};
-use super::nodes::{NodeBuilder, job_reads, job_reads_in_text};
+use super::nodes::{NodeBuilder, job_reads, job_reads_in_text, push_edges};
 use super::plan::{
     ApprovalPlan, ConditionPlan, DrillPlan, Literal, MigratePlan, Node, NodeKind, ProbePlan,
     PromotePlan, RolloutPlan, StepBlockPlan, WatchPlan,
@@ -43,27 +43,17 @@ impl NodeBuilder<'_> {
             .collect()
     }
 
-    pub(super) fn promote_edges(&self, promote: &Promote, edges: &mut Vec<Edge>) {
-        let ids = self.promote_node_ids(promote);
-        let Some(first) = ids.first().cloned() else {
-            return;
-        };
-        for pair in ids.windows(2) {
-            edges.push(Edge {
-                from: pair[0].clone(),
-                to: pair[1].clone(),
-                because: promote.span,
-            });
+    /// The promote at `position` in the program: its chain, and the edges into its first node.
+    pub(super) fn promote_edges(&self, position: usize, promote: &Promote, edges: &mut Vec<Edge>) {
+        let nodes = self.promote_nodes_at(position);
+        let entry = nodes.start..(nodes.start + 1).min(nodes.end);
+        for from in nodes.clone().take(nodes.len().saturating_sub(1)) {
+            push_edges(edges, from, from + 1..from + 2, promote.span);
         }
-        let entry = vec![first];
-        self.reference_edges(promote.after.iter(), &entry, edges);
+        self.reference_edges(promote.after.iter(), entry.clone(), edges);
         if let Some(artifact) = &promote.artifact {
-            for producer in self.producers(&artifact.name) {
-                edges.push(Edge {
-                    from: producer,
-                    to: entry[0].clone(),
-                    because: artifact.span,
-                });
+            for producer in self.producer_nodes(&artifact.name) {
+                push_edges(edges, producer, entry.clone(), artifact.span);
             }
         }
         let mut reads: Vec<Ident> = Vec::new();
@@ -76,7 +66,7 @@ impl NodeBuilder<'_> {
                 .iter()
                 .for_each(|s| job_reads_in_text(s, &mut reads));
         }
-        self.read_edges(&reads, &entry, edges);
+        self.read_edges(&reads, entry, edges);
     }
 
     /// Compile-time names inside a promote or drill: `env.KEY` and `env.name`.
@@ -241,7 +231,7 @@ fn promote_blocks(promote: &Promote) -> impl Iterator<Item = &StepBlock> {
 }
 
 /// The promote's nodes with their kinds, in execution order; only the blocks present.
-fn promote_steps(promote: &Promote) -> Vec<(String, NodeKind)> {
+pub(super) fn promote_steps(promote: &Promote) -> Vec<(String, NodeKind)> {
     let env = &promote.environment.name;
     let steps = [
         (promote.approval.is_some(), "approval", NodeKind::Approval),
