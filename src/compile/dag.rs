@@ -4,16 +4,25 @@
 use super::Edge;
 use crate::diagnostics::{Diagnostic, Span};
 use petgraph::algo::tarjan_scc;
-use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::csr::Csr;
+use petgraph::visit::EdgeRef;
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
+
+/// Node indices in the graph (the plan has far fewer than 4 billion nodes).
+type NodeId = u32;
 
 /// A directed graph over the plan's nodes, by their index in the node list. An edge `a → b`
 /// means `a` must finish before `b`; each edge remembers the source span that created it, for
 /// cycle diagnostics. Ids are only read for ordering and messages.
+///
+/// Both directions are compressed adjacency arrays (petgraph's `Csr`), built once from the
+/// sorted edge list: the order and each node's `needs` are read off contiguous slices rather
+/// than by chasing per-edge links across a graph of a hundred thousand nodes.
 #[derive(Debug)]
 pub struct Dag<'n> {
-    graph: DiGraph<(), Span>,
+    successors: Csr<(), Span, petgraph::Directed, NodeId>,
+    predecessors: Csr<(), (), petgraph::Directed, NodeId>,
     ids: Vec<&'n str>,
     /// Each node's position when all ids are sorted: ties in the order are broken by id, and
     /// comparing ranks is cheaper than comparing strings scattered over memory.
@@ -21,36 +30,43 @@ pub struct Dag<'n> {
 }
 
 impl<'n> Dag<'n> {
-    /// A graph over `ids` (node `i` is `ids[i]`) with `edges`; a repeated edge is kept once.
+    /// A graph over `ids` (node `i` is `ids[i]`) with `edges`; a repeated edge is kept once,
+    /// with the span of its first occurrence.
     pub fn new(ids: Vec<&'n str>, edges: &[Edge]) -> Dag<'n> {
-        let mut graph = DiGraph::with_capacity(ids.len(), edges.len());
-        for _ in &ids {
-            graph.add_node(());
-        }
-        for edge in edges {
-            if edge.from >= ids.len() || edge.to >= ids.len() {
-                continue;
-            }
-            let (a, b) = (NodeIndex::new(edge.from), NodeIndex::new(edge.to));
-            if graph.find_edge(a, b).is_none() {
-                graph.add_edge(a, b, edge.because);
-            }
-        }
-        let mut sorted: Vec<usize> = (0..ids.len()).collect();
+        let count = ids.len();
+        let mut forward: Vec<(NodeId, NodeId, Span)> = edges
+            .iter()
+            .filter(|e| e.from < count && e.to < count)
+            .filter_map(|e| Some((e.from.try_into().ok()?, e.to.try_into().ok()?, e.because)))
+            .collect();
+        forward.sort_by_key(|&(from, to, _)| (from, to));
+        forward.dedup_by_key(|&mut (from, to, _)| (from, to));
+        let mut backward: Vec<(NodeId, NodeId, ())> = forward
+            .iter()
+            .map(|&(from, to, _)| (to, from, ()))
+            .collect();
+        backward.sort_unstable();
+        let mut sorted: Vec<usize> = (0..count).collect();
         sorted.sort_unstable_by(|&a, &b| ids[a].cmp(ids[b]).then(a.cmp(&b)));
-        let mut rank = vec![0; ids.len()];
+        let mut rank = vec![0; count];
         for (position, &node) in sorted.iter().enumerate() {
             rank[node] = position;
         }
-        Dag { graph, ids, rank }
+        Dag {
+            successors: adjacency(&forward, count),
+            predecessors: adjacency(&backward, count),
+            ids,
+            rank,
+        }
     }
 
     /// Direct predecessors of the node at `index`, by id, sorted.
     pub fn predecessor_ids(&self, index: usize) -> Vec<String> {
         let mut preds: Vec<usize> = self
-            .graph
-            .neighbors_directed(NodeIndex::new(index), petgraph::Direction::Incoming)
-            .map(|p| p.index())
+            .predecessors
+            .neighbors_slice(node(index))
+            .iter()
+            .map(|&p| p as usize)
             .collect();
         preds.sort_unstable_by_key(|&p| self.rank[p]);
         let mut ids: Vec<String> = preds.into_iter().map(|p| self.ids[p].to_string()).collect();
@@ -61,41 +77,36 @@ impl<'n> Dag<'n> {
     /// Kahn's algorithm with ties broken by id, so the order is the same on every run.
     /// Returns node indices, or `None` when the graph has a cycle.
     pub fn topological_order(&self) -> Option<Vec<usize>> {
-        let mut indegree: Vec<usize> = self
-            .graph
-            .node_indices()
-            .map(|n| {
-                self.graph
-                    .neighbors_directed(n, petgraph::Direction::Incoming)
-                    .count()
-            })
+        let count = self.ids.len();
+        let mut indegree: Vec<usize> = (0..count)
+            .map(|n| self.predecessors.out_degree(node(n)))
             .collect();
-        let mut ready: BinaryHeap<Reverse<(usize, usize)>> = (0..self.ids.len())
+        let mut ready: BinaryHeap<Reverse<(usize, usize)>> = (0..count)
             .filter(|&n| indegree[n] == 0)
             .map(|n| Reverse((self.rank[n], n)))
             .collect();
-        let mut order = Vec::with_capacity(self.ids.len());
-        while let Some(Reverse((_, node))) = ready.pop() {
-            order.push(node);
-            for next in self.graph.neighbors(NodeIndex::new(node)) {
-                let degree = &mut indegree[next.index()];
-                *degree -= 1;
-                if *degree == 0 {
-                    ready.push(Reverse((self.rank[next.index()], next.index())));
+        let mut order = Vec::with_capacity(count);
+        while let Some(Reverse((_, current))) = ready.pop() {
+            order.push(current);
+            for &next in self.successors.neighbors_slice(node(current)) {
+                let next = next as usize;
+                indegree[next] -= 1;
+                if indegree[next] == 0 {
+                    ready.push(Reverse((self.rank[next], next)));
                 }
             }
         }
-        (order.len() == self.ids.len()).then_some(order)
+        (order.len() == count).then_some(order)
     }
 
     /// One E0301 per strongly connected component that forms a cycle, listing it in order.
     pub fn cycle_diagnostics(&self) -> Vec<Diagnostic> {
         let mut diagnostics = Vec::new();
-        for component in tarjan_scc(&self.graph) {
+        for component in tarjan_scc(&self.successors) {
             let is_cycle = component.len() > 1
                 || component
                     .first()
-                    .is_some_and(|&n| self.graph.find_edge(n, n).is_some());
+                    .is_some_and(|&n| self.edge_span(n, n).is_some());
             if is_cycle {
                 let cycle = self.cycle_within(&component);
                 diagnostics.push(self.cycle_diagnostic(&cycle));
@@ -104,26 +115,40 @@ impl<'n> Dag<'n> {
         diagnostics
     }
 
-    fn id(&self, node: NodeIndex) -> &'n str {
-        self.ids.get(node.index()).copied().unwrap_or_default()
+    fn id(&self, node: NodeId) -> &'n str {
+        self.ids.get(node as usize).copied().unwrap_or_default()
+    }
+
+    fn rank_of(&self, node: NodeId) -> usize {
+        self.rank.get(node as usize).copied().unwrap_or(usize::MAX)
+    }
+
+    /// The span that created the edge `from → to`, if there is one.
+    fn edge_span(&self, from: NodeId, to: NodeId) -> Option<Span> {
+        self.successors
+            .edges(from)
+            .find(|edge| edge.target() == to)
+            .map(|edge| *edge.weight())
     }
 
     /// Walks from the smallest id in the component along edges that stay inside it until a node
     /// repeats, giving one concrete cycle in order.
-    fn cycle_within(&self, component: &[NodeIndex]) -> Vec<NodeIndex> {
-        let members: BTreeSet<NodeIndex> = component.iter().copied().collect();
-        let Some(&start) = component.iter().min_by_key(|n| self.rank[n.index()]) else {
+    fn cycle_within(&self, component: &[NodeId]) -> Vec<NodeId> {
+        let members: BTreeSet<NodeId> = component.iter().copied().collect();
+        let Some(&start) = component.iter().min_by_key(|&&n| self.rank_of(n)) else {
             return Vec::new();
         };
         let mut path = vec![start];
-        let mut seen: HashMap<NodeIndex, usize> = HashMap::from([(start, 0)]);
+        let mut seen: HashMap<NodeId, usize> = HashMap::from([(start, 0)]);
         let mut current = start;
         loop {
             let next = self
-                .graph
-                .neighbors(current)
+                .successors
+                .neighbors_slice(current)
+                .iter()
+                .copied()
                 .filter(|n| members.contains(n))
-                .min_by_key(|n| self.rank[n.index()]);
+                .min_by_key(|&n| self.rank_of(n));
             let Some(next) = next else { return path };
             if let Some(&at) = seen.get(&next) {
                 let mut cycle = path.split_off(at);
@@ -136,16 +161,15 @@ impl<'n> Dag<'n> {
         }
     }
 
-    fn cycle_diagnostic(&self, cycle: &[NodeIndex]) -> Diagnostic {
-        let names: Vec<&str> = cycle.iter().map(|n| self.id(*n)).collect();
+    fn cycle_diagnostic(&self, cycle: &[NodeId]) -> Diagnostic {
+        let names: Vec<&str> = cycle.iter().map(|&n| self.id(n)).collect();
         let mut diagnostic =
             Diagnostic::error("E0301", format!("dependency cycle: {}", names.join(" → ")));
         for (i, pair) in cycle.windows(2).enumerate() {
-            let Some(edge) = self.graph.find_edge(pair[0], pair[1]) else {
+            let Some(span) = self.edge_span(pair[0], pair[1]) else {
                 continue;
             };
             let text = format!("`{}` waits for `{}`", self.id(pair[1]), self.id(pair[0]));
-            let span = self.graph[edge];
             diagnostic = if i == 0 {
                 diagnostic.primary(span, text)
             } else {
@@ -154,4 +178,21 @@ impl<'n> Dag<'n> {
         }
         diagnostic.help("remove one of these dependencies so the items can run in an order")
     }
+}
+
+/// A node's index in the graph; the plan's node count was checked to fit when it was built.
+fn node(index: usize) -> NodeId {
+    NodeId::try_from(index).unwrap_or(NodeId::MAX)
+}
+
+/// A compressed adjacency array over `count` nodes from edges sorted by `(from, to)`, unique.
+fn adjacency<E: Copy + Default>(
+    edges: &[(NodeId, NodeId, E)],
+    count: usize,
+) -> Csr<(), E, petgraph::Directed, NodeId> {
+    let mut graph = Csr::from_sorted_edges(edges).unwrap_or_default();
+    while graph.node_count() < count {
+        graph.add_node(());
+    }
+    graph
 }
