@@ -72,3 +72,80 @@ struct Edge {
     to: usize,
     because: Span,
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::check::testing::MemoryLoader;
+    use crate::compilation::compile_source;
+
+    /// Each node id with its sorted `needs`, in plan order.
+    fn needs_by_node(source: &str) -> Vec<(String, Vec<String>)> {
+        let loader = MemoryLoader {
+            files: Default::default(),
+        };
+        let compilation = compile_source("pipeline.pipe", source, &loader);
+        let rendered = compilation.render(false);
+        let Some(plan) = compilation.plan else {
+            panic!("expected a plan, got:\n{rendered}");
+        };
+        plan.nodes.into_iter().map(|n| (n.id, n.needs)).collect()
+    }
+
+    #[test]
+    fn matrix_stage_gate_and_promote_references_become_edges_between_the_right_nodes() {
+        let nodes = needs_by_node(
+            r#"pipeline p {
+              environment staging { url = "http://localhost" }
+              artifact app { path = "app" }
+              stage checks {
+                job lint { run "true" }
+                job test {
+                  matrix { os = ["linux", "mac"]  rust = ["stable", "beta", "nightly"] }
+                  run "true"
+                }
+              }
+              job build { run "true"  after = [checks]  produces = [app] }
+              gate ready { require jobs.build.succeeded }
+              promote staging {
+                after = [ready]
+                artifact = app
+                deploy { run "true" }
+                rollback { run "true" }
+              }
+              job notify { run "true"  after = [staging] }
+            }"#,
+        );
+        let ids: Vec<&str> = nodes.iter().map(|(id, _)| id.as_str()).collect();
+        let needs = |id: &str| {
+            nodes
+                .iter()
+                .find(|(n, _)| n == id)
+                .map(|(_, needs)| needs.join(" "))
+                .unwrap_or_default()
+        };
+        let matrix: Vec<&str> = ids
+            .iter()
+            .copied()
+            .filter(|id| id.starts_with("test["))
+            .collect();
+        assert_eq!(
+            matrix,
+            [
+                "test[linux,beta]",
+                "test[linux,nightly]",
+                "test[linux,stable]",
+                "test[mac,beta]",
+                "test[mac,nightly]",
+                "test[mac,stable]"
+            ]
+        );
+        assert_eq!(
+            needs("build"),
+            "lint test[linux,beta] test[linux,nightly] test[linux,stable] \
+             test[mac,beta] test[mac,nightly] test[mac,stable]"
+        );
+        assert_eq!(needs("ready"), "build");
+        assert_eq!(needs("staging.deploy"), "build ready");
+        assert_eq!(needs("notify"), "staging.deploy");
+    }
+}

@@ -8,7 +8,7 @@ use super::plan::{
     SecretPlan, SourceSpan, Step, Template,
 };
 use super::promote::promote_steps;
-use crate::check::program::{Job, Program, StepSettings};
+use crate::check::program::{Gate, Job, Program, StepSettings};
 use crate::diagnostics::{SourceMap, Span};
 use crate::syntax::ast::{BinaryOp, Expr, ExprKind, Ident, Segment, StrLit};
 use std::collections::{BTreeMap, HashMap};
@@ -70,33 +70,32 @@ impl<'a> NodeBuilder<'a> {
         SourceSpan { file, line, column }
     }
 
+    /// Every node without its `needs`, in the layout of `first_node`. Built in program order:
+    /// walking the jobs in plan order instead reads them all over memory.
     pub(super) fn nodes(&self) -> Vec<Node> {
-        let mut nodes = Vec::new();
+        let mut nodes = Vec::with_capacity(self.first_node.last().copied().unwrap_or_default());
         for job in &self.program.jobs {
-            nodes.extend(self.job_nodes(job));
+            let instances = (0..matrix_size(job)).map(|i| matrix_instance(job, i));
+            nodes.extend(instances.map(|instance| self.job_node(job, instance)));
         }
-        for gate in &self.program.gates {
-            let lower = self.lowerer();
-            let names = StaticNames::default();
-            let mut node = self.bare_node(&gate.name.name, NodeKind::Gate, gate.span);
-            node.gate = Some(GatePlan {
-                require: gate
-                    .requires
-                    .iter()
-                    .map(|e| lower.expression(e, &names))
-                    .collect(),
-                warn: gate
-                    .warns
-                    .iter()
-                    .map(|e| lower.expression(e, &names))
-                    .collect(),
-            });
-            nodes.push(node);
-        }
+        nodes.extend(self.program.gates.iter().map(|gate| self.gate_node(gate)));
         for promote in &self.program.promotes {
             nodes.extend(self.promote_nodes(promote));
         }
         nodes
+    }
+
+    fn gate_node(&self, gate: &Gate) -> Node {
+        let lower = self.lowerer();
+        let names = StaticNames::default();
+        let mut node = self.bare_node(&gate.name.name, NodeKind::Gate, gate.span);
+        let expressions =
+            |list: &[Expr]| list.iter().map(|e| lower.expression(e, &names)).collect();
+        node.gate = Some(GatePlan {
+            require: expressions(&gate.requires),
+            warn: expressions(&gate.warns),
+        });
+        node
     }
 
     pub(super) fn bare_node(&self, id: &str, kind: NodeKind, span: Span) -> Node {
@@ -124,42 +123,41 @@ impl<'a> NodeBuilder<'a> {
         }
     }
 
-    fn job_nodes(&self, job: &Job) -> Vec<Node> {
-        let instances = matrix_instances(job);
-        let stage_when = job
+    /// The node of one matrix combination of `job` (the only one without a matrix).
+    fn job_node(&self, job: &Job, (id, matrix): Instance) -> Node {
+        let stage_when = match job
             .stage
             .as_ref()
-            .and_then(|s| self.program.stages.iter().find(|st| st.name.name == s.name))
-            .and_then(|st| st.when.as_ref());
-        instances
-            .into_iter()
-            .map(|(id, matrix)| {
-                let mut names = StaticNames::default();
-                for (key, value) in &matrix {
-                    names = names.with(format!("matrix.{key}"), Literal::String(value.clone()));
-                }
-                let lower = self.lowerer();
-                let mut node = self.bare_node(&id, NodeKind::Job, job.span);
-                node.steps = self.steps(&job.steps, &names);
-                self.apply_settings(&mut node, &job.settings, &names);
-                node.secrets = names_of(&job.secrets);
-                node.produces = names_of(&job.produces);
-                node.outputs = job
-                    .outputs
-                    .iter()
-                    .map(|(k, t)| (k.name.clone(), t.value.clone()))
-                    .collect();
-                let own = job.when.as_ref().map(|w| lower.expression(w, &names));
-                let staged = stage_when.map(|w| lower.expression(w, &names));
-                node.when = and_expression(own, staged);
-                node.matrix = matrix;
-                node.shell = job.shell.as_ref().map(|s| s.value.clone());
-                node.workdir = job.workdir.as_ref().map(|s| s.value.clone());
-                node.inherit_env = job.inherit_env.iter().map(|s| s.value.clone()).collect();
-                node.stage = job.stage.as_ref().map(|s| s.name.clone());
-                node
-            })
-            .collect()
+            .and_then(|s| self.names.get(s.name.as_str()))
+        {
+            Some(Named::Stage(stage)) => self.program.stages.get(*stage),
+            _ => None,
+        }
+        .and_then(|stage| stage.when.as_ref());
+        let mut names = StaticNames::default();
+        for (key, value) in &matrix {
+            names = names.with(format!("matrix.{key}"), Literal::String(value.clone()));
+        }
+        let lower = self.lowerer();
+        let mut node = self.bare_node(&id, NodeKind::Job, job.span);
+        node.steps = self.steps(&job.steps, &names);
+        self.apply_settings(&mut node, &job.settings, &names);
+        node.secrets = names_of(&job.secrets);
+        node.produces = names_of(&job.produces);
+        node.outputs = job
+            .outputs
+            .iter()
+            .map(|(k, t)| (k.name.clone(), t.value.clone()))
+            .collect();
+        let own = job.when.as_ref().map(|w| lower.expression(w, &names));
+        let staged = stage_when.map(|w| lower.expression(w, &names));
+        node.when = and_expression(own, staged);
+        node.matrix = matrix;
+        node.shell = job.shell.as_ref().map(|s| s.value.clone());
+        node.workdir = job.workdir.as_ref().map(|s| s.value.clone());
+        node.inherit_env = job.inherit_env.iter().map(|s| s.value.clone()).collect();
+        node.stage = job.stage.as_ref().map(|s| s.name.clone());
+        node
     }
 
     pub(super) fn steps(&self, steps: &[StrLit], names: &StaticNames) -> Vec<Step> {
@@ -237,7 +235,7 @@ impl<'a> NodeBuilder<'a> {
             .jobs
             .iter()
             .filter(|j| j.produces.iter().any(|p| p.name == artifact))
-            .flat_map(|j| matrix_instances(j).into_iter().map(|(id, _)| id))
+            .flat_map(|j| (0..matrix_size(j)).map(|i| matrix_instance(j, i).0))
             .collect()
     }
 
@@ -270,47 +268,45 @@ impl<'a> NodeBuilder<'a> {
         start..end
     }
 
-    pub(super) fn job_nodes_at(&self, job: usize) -> Range<usize> {
+    pub(super) fn job_range(&self, job: usize) -> Range<usize> {
         self.item_nodes(job)
     }
 
-    pub(super) fn gate_node(&self, gate: usize) -> Range<usize> {
+    pub(super) fn gate_range(&self, gate: usize) -> Range<usize> {
         self.item_nodes(self.program.jobs.len() + gate)
     }
 
-    pub(super) fn promote_nodes_at(&self, promote: usize) -> Range<usize> {
+    pub(super) fn promote_range(&self, promote: usize) -> Range<usize> {
         let program = self.program;
         self.item_nodes(program.jobs.len() + program.gates.len() + promote)
     }
 
     fn job_nodes_named(&self, name: &str) -> Range<usize> {
         match self.names.get(name) {
-            Some(Named::Job(job)) => self.job_nodes_at(*job),
+            Some(Named::Job(job)) => self.job_range(*job),
             _ => 0..0,
         }
     }
 
-    /// The node indices a name in `needs`/`after` stands for: a job's instances, a stage's
-    /// jobs, a gate, or the final node of the promote to that environment.
-    fn targets(&self, name: &str) -> Vec<usize> {
-        match self.names.get(name) {
-            Some(Named::Job(job)) => self.job_nodes_at(*job).collect(),
-            Some(Named::Stage(stage)) => (self.program.stages.get(*stage).into_iter())
-                .flat_map(|s| &s.jobs)
-                .flat_map(|j| self.job_nodes_named(&j.name))
-                .collect(),
-            Some(Named::Gate(gate)) => self.gate_node(*gate).collect(),
-            Some(Named::Promote(promote)) => {
-                self.promote_nodes_at(*promote).last().into_iter().collect()
+    /// The nodes a job, gate or promote named in `needs`/`after` stands for: a job's
+    /// instances, the gate, or the final node of the promote to that environment. (A stage
+    /// stands for its jobs: see `reference_edges`.)
+    fn named_range(&self, named: Named) -> Range<usize> {
+        match named {
+            Named::Job(job) => self.job_range(job),
+            Named::Gate(gate) => self.gate_range(gate),
+            Named::Promote(promote) => {
+                let nodes = self.promote_range(promote);
+                nodes.end.saturating_sub(1).max(nodes.start)..nodes.end
             }
-            None => Vec::new(),
+            Named::Stage(_) => 0..0,
         }
     }
 
     pub(super) fn edges(&self) -> Vec<Edge> {
         let mut edges = Vec::new();
         for (position, job) in self.program.jobs.iter().enumerate() {
-            let readers = self.job_nodes_at(position);
+            let readers = self.job_range(position);
             let references = job.needs.iter().chain(&job.after);
             self.reference_edges(references, readers.clone(), &mut edges);
             let mut reads = Vec::new();
@@ -327,7 +323,7 @@ impl<'a> NodeBuilder<'a> {
             self.read_edges(&reads, readers, &mut edges);
         }
         for (position, gate) in self.program.gates.iter().enumerate() {
-            let readers = self.gate_node(position);
+            let readers = self.gate_range(position);
             self.reference_edges(gate.after.iter(), readers.clone(), &mut edges);
             let mut reads = Vec::new();
             gate.requires
@@ -349,8 +345,22 @@ impl<'a> NodeBuilder<'a> {
         edges: &mut Vec<Edge>,
     ) {
         for reference in references {
-            for from in self.targets(&reference.name) {
-                push_edges(edges, from, readers.clone(), reference.span);
+            let because = reference.span;
+            match self.names.get(reference.name.as_str()) {
+                Some(Named::Stage(stage)) => {
+                    let jobs = self.program.stages.get(*stage).into_iter();
+                    for job in jobs.flat_map(|s| &s.jobs) {
+                        for from in self.job_nodes_named(&job.name) {
+                            push_edges(edges, from, readers.clone(), because);
+                        }
+                    }
+                }
+                Some(&named) => {
+                    for from in self.named_range(named) {
+                        push_edges(edges, from, readers.clone(), because);
+                    }
+                }
+                None => {}
             }
         }
     }
@@ -465,31 +475,23 @@ fn and_expression(a: Option<Expression>, b: Option<Expression>) -> Option<Expres
     }
 }
 
-/// Every combination of a job's matrix in declared key order: `test[linux,stable]`.
-fn matrix_instances(job: &Job) -> Vec<Instance> {
-    let mut combos: Vec<Vec<(String, String)>> = vec![Vec::new()];
-    for (key, values) in &job.matrix {
-        combos = combos
-            .into_iter()
-            .flat_map(|combo| {
-                values.iter().map(move |v| {
-                    let mut next = combo.clone();
-                    next.push((key.name.clone(), v.value.clone()));
-                    next
-                })
-            })
-            .collect();
+/// Combination number `position` of a job's matrix, counting with the last key varying
+/// fastest (`test[linux,stable]`, `test[linux,beta]`, `test[mac,stable]`, …), and its node id.
+fn matrix_instance(job: &Job, mut position: usize) -> Instance {
+    let mut combo = Vec::with_capacity(job.matrix.len());
+    for (key, values) in job.matrix.iter().rev() {
+        let count = values.len().max(1);
+        if let Some(value) = values.get(position % count) {
+            combo.push((key.name.clone(), value.value.clone()));
+        }
+        position /= count;
     }
-    combos
-        .into_iter()
-        .map(|combo| {
-            let id = if combo.is_empty() {
-                job.name.name.clone()
-            } else {
-                let values: Vec<&str> = combo.iter().map(|(_, v)| v.as_str()).collect();
-                format!("{}[{}]", job.name.name, values.join(","))
-            };
-            (id, combo)
-        })
-        .collect()
+    combo.reverse();
+    let id = if combo.is_empty() {
+        job.name.name.clone()
+    } else {
+        let values: Vec<&str> = combo.iter().map(|(_, v)| v.as_str()).collect();
+        format!("{}[{}]", job.name.name, values.join(","))
+    };
+    (id, combo)
 }

@@ -45,7 +45,7 @@ impl NodeBuilder<'_> {
 
     /// The promote at `position` in the program: its chain, and the edges into its first node.
     pub(super) fn promote_edges(&self, position: usize, promote: &Promote, edges: &mut Vec<Edge>) {
-        let nodes = self.promote_nodes_at(position);
+        let nodes = self.promote_range(position);
         let entry = nodes.start..(nodes.start + 1).min(nodes.end);
         for from in nodes.clone().take(nodes.len().saturating_sub(1)) {
             push_edges(edges, from, from + 1..from + 2, promote.span);
