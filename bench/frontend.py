@@ -1,15 +1,20 @@
 #!/usr/bin/env python3
 """Front-end benchmark: generates pipelines of 1k, 10k and 100k jobs with random `needs`
 edges (seeded, so every run measures the same files), then times `pipe check` and
-`pipe compile` (best of N wall-clock runs) and reads their peak memory (max RSS).
+`pipe compile` and reads their peak memory (max RSS).
 
-Usage: python3 bench/frontend.py [--runs 3] [--sizes 1000,10000,100000]
+Runs are interleaved: each round runs every size once, so a slow or fast spell of the machine
+falls on all sizes alike instead of on whichever size happened to be running. Each cell shows
+the median of the rounds and, in brackets, the best; the growth ratio is computed from the
+medians (the best of N flatters whichever size got the luckiest run).
+
+Usage: python3 bench/frontend.py [--runs 7] [--sizes 1000,10000,100000]
 Builds the release binary first. Prints a Markdown table for docs/benchmarks.md.
 """
 import argparse
 import os
 import random
-import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,17 +37,14 @@ def generate(jobs: int, seed: int = 42) -> str:
     return "\n".join(lines) + "\n"
 
 
-def measure(args, runs):
-    """Best wall-clock time over `runs` runs."""
-    best = float("inf")
-    for _ in range(runs):
-        start = time.perf_counter()
-        proc = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        elapsed = time.perf_counter() - start
-        if proc.returncode != 0:
-            sys.exit(f"{' '.join(args)} failed: {proc.stderr.decode()[:500]}")
-        best = min(best, elapsed)
-    return best
+def timed(args):
+    """Wall-clock seconds of one run; exits on failure."""
+    start = time.perf_counter()
+    proc = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(args)} failed: {proc.stderr.decode()[:500]}")
+    return elapsed
 
 
 def peak_rss(args):
@@ -56,36 +58,44 @@ def peak_rss(args):
     return int(out.stdout.strip() or 0)
 
 
+def cell(times):
+    return f"{statistics.median(times)*1000:,.0f} ms ({min(times)*1000:,.0f})"
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--sizes", default="1000,10000,100000")
     opts = parser.parse_args()
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     sizes = [int(s) for s in opts.sizes.split(",")]
-    rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        paths, plan = {}, os.path.join(tmp, "plan.json")
         for size in sizes:
-            path = os.path.join(tmp, f"bench{size}.pipe")
-            with open(path, "w") as f:
+            paths[size] = os.path.join(tmp, f"bench{size}.pipe")
+            with open(paths[size], "w") as f:
                 f.write(generate(size))
-            mb = os.path.getsize(path) / 1e6
-            check = measure([BINARY, "check", path], opts.runs)
-            compile_ = measure([BINARY, "compile", path, "-o", os.path.join(tmp, "plan.json")], opts.runs)
-            rss_check = peak_rss([BINARY, "check", path]) / 1024
-            rss_compile = peak_rss([BINARY, "compile", path, "-o", os.path.join(tmp, "plan.json")]) / 1024
-            rows.append((size, mb, check, compile_, rss_check, rss_compile))
-            print(f"{size} jobs: check {check*1000:.0f} ms, compile {compile_*1000:.0f} ms, "
-                  f"peak {max(rss_check, rss_compile):.0f} MB", file=sys.stderr)
-    print("| jobs | file | `pipe check` | `pipe compile` | peak RSS check / compile |")
+        commands = {size: {"check": [BINARY, "check", paths[size]],
+                           "compile": [BINARY, "compile", paths[size], "-o", plan]}
+                    for size in sizes}
+        times = {size: {"check": [], "compile": []} for size in sizes}
+        for _ in range(opts.runs):
+            for size in sizes:
+                for what, args in commands[size].items():
+                    times[size][what].append(timed(args))
+        rss = {size: [peak_rss(args) / 1024 for args in commands[size].values()] for size in sizes}
+        mb = {size: os.path.getsize(paths[size]) / 1e6 for size in sizes}
+    print(f"| jobs | file | `pipe check` | `pipe compile` | peak RSS check / compile |")
     print("|---:|---:|---:|---:|---:|")
-    for size, mb, check, compile_, rss_c, rss_k in rows:
-        print(f"| {size:,} | {mb:.1f} MB | {check*1000:.0f} ms | {compile_*1000:.0f} ms | "
-              f"{rss_c:.0f} / {rss_k:.0f} MB |")
-    by_size = {r[0]: r for r in rows}
-    if 10000 in by_size and 100000 in by_size:
-        ratio = by_size[100000][3] / by_size[10000][3]
-        print(f"\nGrowth 10k → 100k (compile): {ratio:.1f}× for 10× the jobs (target ≤ 12×).")
+    for size in sizes:
+        print(f"| {size:,} | {mb[size]:.1f} MB | {cell(times[size]['check'])} | "
+              f"{cell(times[size]['compile'])} | {rss[size][0]:.0f} / {rss[size][1]:.0f} MB |")
+    if 10000 in times and 100000 in times:
+        for what in ("check", "compile"):
+            median = statistics.median(times[100000][what]) / statistics.median(times[10000][what])
+            best = min(times[100000][what]) / min(times[10000][what])
+            print(f"\nGrowth 10k → 100k ({what}): {median:.1f}× from medians, {best:.1f}× from "
+                  f"bests, for 10× the jobs (target ≤ 12×).")
 
 
 if __name__ == "__main__":
