@@ -230,6 +230,8 @@ impl<'a> Promotion<'a> {
         }
         match self.approve() {
             Ok(true) => {}
+            // Ctrl-C at the approval prompt: nothing was approved or deployed.
+            Ok(false) if self.host.interrupted() => return DeliveryOutcome::Interrupted,
             Ok(false) => return self.await_approval(),
             Err(reason) => return self.refuse_before_deploy(reason),
         }

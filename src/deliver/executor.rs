@@ -14,9 +14,12 @@ use crate::run::eval;
 use crate::run::interrupt::{Interrupt, InterruptLevel, interrupt_pair};
 use crate::run::process::{BlockOutcome, BlockRequest, StepRunner};
 use crate::run::state::NodeStatus;
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{IsTerminal, Read, Write};
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -360,7 +363,10 @@ impl PromoteHost for RunnerHost {
         if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
             return None;
         }
-        self.steps.console.suspend(|| ask_on_stderr(prompt))
+        let interrupted = || self.interrupted();
+        self.steps
+            .console
+            .suspend(|| ask_on_stderr(prompt, &interrupted))
     }
 
     fn redact(&self, text: &str) -> String {
@@ -375,8 +381,9 @@ impl PromoteHost for RunnerHost {
     }
 }
 
-/// Shows what is being approved and reads a yes/no answer from the terminal.
-fn ask_on_stderr(prompt: &ApprovalPrompt) -> Option<bool> {
+/// Shows what is being approved and reads a yes/no answer from the terminal. `None` when no
+/// answer came: the terminal closed, or Ctrl-C interrupted the run while it waited.
+fn ask_on_stderr(prompt: &ApprovalPrompt, interrupted: &dyn Fn() -> bool) -> Option<bool> {
     let mut stderr = std::io::stderr().lock();
     let _ = writeln!(
         stderr,
@@ -388,7 +395,76 @@ fn ask_on_stderr(prompt: &ApprovalPrompt) -> Option<bool> {
     }
     let _ = write!(stderr, "Approve as {}? [y/N] ", prompt.approver);
     let _ = stderr.flush();
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer).ok()?;
-    Some(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+    let answer = read_answer(&mut std::io::stdin().lock(), interrupted);
+    if answer.is_none() {
+        let _ = writeln!(stderr);
+    }
+    Some(matches!(answer?.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+}
+
+/// Reads one line from `input`, checking `interrupted` while it waits: a blocking read would
+/// hold Ctrl-C back until someone pressed Enter. `None` on an interrupt, or on end of input
+/// before any text.
+fn read_answer<R: Read + AsFd>(input: &mut R, interrupted: &dyn Fn() -> bool) -> Option<String> {
+    let mut line = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        if interrupted() {
+            return None;
+        }
+        let mut fds = [PollFd::new(input.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(100u16)) {
+            Ok(0) | Err(Errno::EINTR) => continue,
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+        let read = match input.read(&mut chunk) {
+            Ok(read) => read,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return None,
+        };
+        line.extend_from_slice(chunk.get(..read).unwrap_or_default());
+        if read == 0 || line.contains(&b'\n') {
+            let text = String::from_utf8_lossy(&line).lines().next()?.to_string();
+            return (read > 0 || !text.is_empty()).then_some(text);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_answer;
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, mpsc};
+    use std::time::Duration;
+
+    #[test]
+    fn an_answer_is_read_up_to_the_end_of_its_line() {
+        let (mut reader, mut writer) = std::io::pipe().unwrap();
+        writer.write_all(b"yes\nignored").unwrap();
+        assert_eq!(read_answer(&mut reader, &|| false).as_deref(), Some("yes"));
+    }
+
+    #[test]
+    fn end_of_input_without_an_answer_is_no_answer() {
+        let (mut reader, writer) = std::io::pipe().unwrap();
+        drop(writer);
+        assert_eq!(read_answer(&mut reader, &|| false), None);
+    }
+
+    #[test]
+    fn an_interrupt_ends_the_wait_without_any_input() {
+        let (mut reader, _writer) = std::io::pipe().unwrap();
+        let interrupted = Arc::new(AtomicBool::new(false));
+        let (sender, answer) = mpsc::channel();
+        let flag = Arc::clone(&interrupted);
+        std::thread::spawn(move || {
+            let _ = sender.send(read_answer(&mut reader, &|| flag.load(Ordering::SeqCst)));
+        });
+        std::thread::sleep(Duration::from_millis(150));
+        interrupted.store(true, Ordering::SeqCst);
+        // A read that blocks until input arrives never answers: the test fails, not hangs.
+        assert_eq!(answer.recv_timeout(Duration::from_secs(10)), Ok(None));
+    }
 }
