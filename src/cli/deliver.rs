@@ -1,4 +1,4 @@
-//! `pipe plan`, `pipe rollback` and `pipe releases`: the delivery commands that work from the
+//! `pipe plan`, `pipe rollback`, `pipe drill` and `pipe releases`: the delivery commands that work from the
 //! pipeline file (or the newest stored run plan) and the ledgers under the state directory.
 
 use super::exit;
@@ -6,10 +6,13 @@ use crate::audit::AuditLog;
 use crate::compilation::compile_file;
 use crate::compile::plan::Plan;
 use crate::deliver::approval::resolve_approver;
+use crate::deliver::drill::{DrillOutcome, DrillReport, DrillRequest, run_drill};
 use crate::deliver::engine::{ApprovalInput, ArtifactRef, PromoteRequest};
-use crate::deliver::executor::RunnerHost;
+use crate::deliver::executor::{DrillRunner, RunnerHost};
+use crate::deliver::host::StepContext;
 use crate::deliver::ledger::{Ledger, Release, environments_with_ledger};
 use crate::deliver::manual::{ManualError, rollback_by_hand};
+use crate::deliver::probe_value::format_duration;
 use crate::deliver::release_plan::{release_plan, render_text};
 use crate::run::console::Console;
 use crate::run::context::{GitInfo, base_bindings};
@@ -18,6 +21,7 @@ use crate::run::interrupt::{install_signal_handlers, interrupt_pair};
 use crate::run::process::{KILL_GRACE, StepRunner, host_environment};
 use crate::run::redact::Redactor;
 use crate::run::secrets::SecretValues;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -300,39 +304,9 @@ fn prepare_rollback(
                 known.join(", ")
             )
         })?;
-    let run_id = format!(
-        "{}-rollback-{}",
-        chrono::Utc::now().format("%Y%m%d-%H%M%S"),
-        std::process::id()
-    );
-    let host_env = host_environment();
-    let actor = resolve_approver(
-        args.approver.as_deref(),
-        host_env.get("PIPE_APPROVER").map(String::as_str),
-        host_env.get("USER").map(String::as_str),
-    )
-    .unwrap_or_else(|| "unknown".to_string());
-    let workdir = pipeline_dir(&args.file);
-    let all_secrets = SecretValues::load(plan, &workdir, &host_env);
-    let secrets = all_secrets.select(&promote.secrets)?;
-    let (bindings, _) = base_bindings(plan, &run_id, &GitInfo::read(&workdir), None);
-    let pipeline_env = plan
-        .env
-        .iter()
-        .map(|(key, template)| (key.clone(), eval::render_lenient(template, &bindings)))
-        .collect();
-    let (trigger, interrupt) = interrupt_pair();
-    let _ = install_signal_handlers(trigger);
-    let steps = Arc::new(StepRunner {
-        run_id: run_id.clone(),
-        logs_dir: Some(state_dir.join("runs").join(&run_id).join("logs")),
-        redactor: Redactor::new(all_secrets.all_values()),
-        console: Arc::new(Console::plain()),
-        interrupt,
-        kill_grace: KILL_GRACE,
-        host_env,
-    });
-    let host = RunnerHost::standalone(steps, handle.clone(), workdir, pipeline_env, secrets);
+    let run_id = standalone_run_id("rollback");
+    let standalone = Standalone::new(plan, &args.file, args.approver.as_deref(), &run_id);
+    let host = standalone.host(&state_dir, &promote.secrets, handle)?;
     let request = PromoteRequest {
         pipeline: plan.pipeline.clone(),
         promote,
@@ -345,16 +319,216 @@ fn prepare_rollback(
             path: String::new(),
             version: String::new(),
         },
-        bindings,
+        bindings: standalone.bindings,
         approval: ApprovalInput::default(),
         lock_timeout: args.lock_timeout,
-        actor,
+        actor: standalone.actor,
     };
     Ok(PreparedRollback {
         request,
         host,
-        secret_values: all_secrets.all_values(),
+        secret_values: standalone.secrets.all_values(),
     })
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DrillArgs {
+    /// The drill to run (`drill NAME { … }` in the pipeline)
+    name: String,
+    /// The pipeline file (falls back to the newest stored run plan when missing)
+    #[arg(short, long, default_value = "pipeline.pipe")]
+    file: PathBuf,
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Who runs the drill, for the audit log (default: $PIPE_APPROVER, then $USER)
+    #[arg(long)]
+    actor: Option<String>,
+    #[arg(long, value_enum, default_value_t)]
+    format: OutputFormat,
+}
+
+/// `pipe drill NAME`: backup → timed restore → verify, judged against the RTO and RPO.
+pub fn drill(args: &DrillArgs) -> i32 {
+    let state_dir = state_dir_for(&args.file, args.state_dir.as_ref());
+    let plan = match load_plan(&args.file, &state_dir) {
+        Ok(plan) => plan,
+        Err(message) => return usage_error(&message),
+    };
+    let Some(drill) = plan.drills.get(&args.name) else {
+        let known: Vec<&str> = plan.drills.keys().map(String::as_str).collect();
+        return usage_error(&format!(
+            "pipeline {} has no drill {} (drills: {})",
+            plan.pipeline,
+            args.name,
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        ));
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => return failure(&format!("cannot start: {error}")),
+    };
+    let _entered = runtime.enter();
+    let run_id = standalone_run_id("drill");
+    let standalone = Standalone::new(&plan, &args.file, args.actor.as_deref(), &run_id);
+    let host = match standalone.host(&state_dir, &drill.secrets, runtime.handle()) {
+        Ok(host) => host,
+        Err(message) => return usage_error(&message),
+    };
+    let audit = match AuditLog::open(&state_dir) {
+        Ok(audit) => audit,
+        Err(error) => return failure(&format!("cannot open the audit log: {error}")),
+    };
+    audit.set_secrets(standalone.secrets.all_values());
+    let mut bindings = standalone.bindings.clone();
+    if let Some(environment) = plan.environments.get(&drill.environment) {
+        for (key, value) in &environment.attributes {
+            bindings.set(format!("env.{key}"), value.clone());
+        }
+    }
+    bindings.set_string("env.name", drill.environment.clone());
+    let variables = BTreeMap::from([
+        ("PIPE_ENVIRONMENT".to_string(), drill.environment.clone()),
+        ("PIPE_DRILL".to_string(), args.name.clone()),
+    ]);
+    let runner = DrillRunner {
+        host,
+        context: StepContext {
+            bindings,
+            variables,
+        },
+    };
+    let request = DrillRequest {
+        name: &args.name,
+        drill,
+        pipeline: &plan.pipeline,
+        state_dir: &state_dir,
+        run_id: &run_id,
+        actor: &standalone.actor,
+    };
+    // The host blocks on the runtime, so the drill runs off the runtime's own thread.
+    let outcome =
+        std::thread::scope(|scope| scope.spawn(|| run_drill(&request, &runner, &audit)).join());
+    match outcome {
+        Ok(Ok((report, path))) => report_drill(&report, &path, args.format),
+        Ok(Err(message)) => failure(&message),
+        Err(_) => failure("the drill stopped unexpectedly"),
+    }
+}
+
+fn report_drill(report: &DrillReport, path: &Path, format: OutputFormat) -> i32 {
+    match format {
+        OutputFormat::Json => match serde_json::to_string(report) {
+            Ok(line) => println!("{line}"),
+            Err(error) => return failure(&error.to_string()),
+        },
+        OutputFormat::Text => {
+            let shown = |ms: Option<u64>| ms.map_or("-".to_string(), format_duration);
+            println!("{}", report.summary());
+            println!("  backup       {}", shown(report.backup_ms));
+            println!(
+                "  restore      {}  (RTO {})",
+                shown(report.restore_ms),
+                format_duration(report.rto_ms)
+            );
+            println!("  verify       {}", shown(report.verify_ms));
+            println!(
+                "  backup age   {}  (RPO {})",
+                shown(report.backup_age_ms),
+                format_duration(report.rpo_ms)
+            );
+            for failure in &report.failures {
+                println!("  failed: {failure}");
+            }
+            println!("evidence: {}", path.display());
+        }
+    }
+    match report.outcome {
+        DrillOutcome::Passed => exit::SUCCESS,
+        DrillOutcome::Failed => exit::FAILED,
+        DrillOutcome::Interrupted => exit::INTERRUPTED,
+    }
+}
+
+/// A run id for work outside a `pipe run`: `20261124-101500-rollback-4242`.
+fn standalone_run_id(what: &str) -> String {
+    format!(
+        "{}-{what}-{}",
+        chrono::Utc::now().format("%Y%m%d-%H%M%S"),
+        std::process::id()
+    )
+}
+
+/// What `pipe rollback` and `pipe drill` share with `pipe run`: the actor, the bindings of
+/// `${{ }}`, the pipeline's `env`, secret values and a step runner with Ctrl-C handling.
+struct Standalone {
+    run_id: String,
+    actor: String,
+    workdir: PathBuf,
+    host_env: BTreeMap<String, String>,
+    secrets: SecretValues,
+    bindings: crate::run::eval::Bindings,
+    pipeline_env: BTreeMap<String, String>,
+}
+
+impl Standalone {
+    fn new(plan: &Plan, file: &Path, approver: Option<&str>, run_id: &str) -> Standalone {
+        let host_env = host_environment();
+        let actor = resolve_approver(
+            approver,
+            host_env.get("PIPE_APPROVER").map(String::as_str),
+            host_env.get("USER").map(String::as_str),
+        )
+        .unwrap_or_else(|| "unknown".to_string());
+        let workdir = pipeline_dir(file);
+        let secrets = SecretValues::load(plan, &workdir, &host_env);
+        let (bindings, _) = base_bindings(plan, run_id, &GitInfo::read(&workdir), None);
+        let pipeline_env = plan
+            .env
+            .iter()
+            .map(|(key, template)| (key.clone(), eval::render_lenient(template, &bindings)))
+            .collect();
+        Standalone {
+            run_id: run_id.to_string(),
+            actor,
+            workdir,
+            host_env,
+            secrets,
+            bindings,
+            pipeline_env,
+        }
+    }
+
+    /// A host whose processes receive the `wanted` secrets, logging under the run's directory.
+    fn host(
+        &self,
+        state_dir: &Path,
+        wanted: &[String],
+        handle: &tokio::runtime::Handle,
+    ) -> Result<RunnerHost, String> {
+        let secrets = self.secrets.select(wanted)?;
+        let (trigger, interrupt) = interrupt_pair();
+        let _ = install_signal_handlers(trigger);
+        let steps = Arc::new(StepRunner {
+            run_id: self.run_id.clone(),
+            logs_dir: Some(state_dir.join("runs").join(&self.run_id).join("logs")),
+            redactor: Redactor::new(self.secrets.all_values()),
+            console: Arc::new(Console::plain()),
+            interrupt,
+            kill_grace: KILL_GRACE,
+            host_env: self.host_env.clone(),
+        });
+        Ok(RunnerHost::standalone(
+            steps,
+            handle.clone(),
+            self.workdir.clone(),
+            self.pipeline_env.clone(),
+            secrets,
+        ))
+    }
 }
 
 fn usage_error(message: &str) -> i32 {

@@ -50,6 +50,8 @@ enum Command {
     Plan(deliver::PlanArgs),
     /// Roll an environment back to its previous stable release by hand (no gates)
     Rollback(deliver::RollbackArgs),
+    /// Run a restore drill: backup, timed restore, verify, judged against its RTO and RPO
+    Drill(deliver::DrillArgs),
     /// List the release ledger: version, digest, status, when, run
     Releases(deliver::ReleasesArgs),
     /// Verify the audit log's hash chain, or show it as a timeline
@@ -90,6 +92,7 @@ pub fn main() -> i32 {
         Command::Audit(command) => audit::audit(command),
         Command::Plan(args) => deliver::plan(&args),
         Command::Rollback(args) => deliver::rollback(&args),
+        Command::Drill(args) => deliver::drill(&args),
         Command::Releases(args) => deliver::releases(&args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "pipe", &mut std::io::stdout());

@@ -5,6 +5,7 @@
 use crate::audit::AuditLog;
 use crate::compile::plan::{ProbePlan, Step, StepBlockPlan};
 use crate::deliver::approval::resolve_approver;
+use crate::deliver::drill::{DrillBlock, DrillHost};
 use crate::deliver::engine::{self, ApprovalInput, ArtifactRef, DeliveryOutcome};
 use crate::deliver::host::{ApprovalPrompt, BlockResult, PromoteHost, StepContext};
 use crate::deliver::probe_value::ProbeRun;
@@ -293,6 +294,30 @@ fn recovery_runner(steps: &StepRunner, handle: &tokio::runtime::Handle) -> StepR
         interrupt: deaf,
         kill_grace: steps.kill_grace,
         host_env: steps.host_env.clone(),
+    }
+}
+
+/// Runs a drill's blocks through a standalone [`RunnerHost`], with the drill's bindings and
+/// `PIPE_*` variables.
+pub(crate) struct DrillRunner {
+    pub host: RunnerHost,
+    pub context: StepContext,
+}
+
+impl DrillHost for DrillRunner {
+    fn run_block(&self, node: &str, block: &StepBlockPlan) -> DrillBlock {
+        let request = self.host.block_request(node, block, &self.context);
+        let result = self
+            .host
+            .handle
+            .block_on(self.host.steps.run_block(&request));
+        match result.outcome {
+            BlockOutcome::Succeeded => DrillBlock::Succeeded {
+                output: result.output_file,
+            },
+            BlockOutcome::Failed(why) => DrillBlock::Failed(why),
+            BlockOutcome::Interrupted => DrillBlock::Interrupted,
+        }
     }
 }
 

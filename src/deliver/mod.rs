@@ -4,6 +4,7 @@
 
 pub mod approval;
 mod approving;
+pub mod drill;
 pub mod engine;
 pub mod executor;
 pub mod host;

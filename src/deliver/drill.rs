@@ -1,0 +1,430 @@
+//! `pipe drill N`: a restore drill. Backup, then a timed restore, then verify; it passes only
+//! when every block succeeds, the restore fits the RTO and the restored backup the RPO.
+//!
+//! The result is audited (`drill_started`, `drill_finished`) and kept as an evidence record
+//! under `.pipe/evidence/drills/`, so "we can restore within two minutes" is a measured fact.
+
+use crate::audit::AuditLog;
+use crate::compile::plan::{DrillPlan, StepBlockPlan};
+use crate::deliver::lock;
+use crate::deliver::probe_value::format_duration;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The evidence record's format.
+pub const DRILL_SCHEMA: &str = "pipe.drill/v1";
+
+/// How one block of a drill ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DrillBlock {
+    /// With the block's raw `$PIPE_OUTPUT` (the backup may name when its backup was taken).
+    Succeeded {
+        output: String,
+    },
+    /// The first failing step, already redacted.
+    Failed(String),
+    Interrupted,
+}
+
+/// What a drill needs from the runner: run one block of steps, off the async runtime.
+pub trait DrillHost {
+    fn run_block(&self, node: &str, block: &StepBlockPlan) -> DrillBlock;
+}
+
+pub struct DrillRequest<'a> {
+    pub name: &'a str,
+    pub drill: &'a DrillPlan,
+    pub pipeline: &'a str,
+    pub state_dir: &'a Path,
+    pub run_id: &'a str,
+    pub actor: &'a str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DrillOutcome {
+    Passed,
+    Failed,
+    Interrupted,
+}
+
+/// The evidence record of one drill, as written to `.pipe/evidence/drills/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillReport {
+    pub schema: String,
+    pub drill: String,
+    pub pipeline: String,
+    pub environment: String,
+    pub run: String,
+    pub actor: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub outcome: DrillOutcome,
+    pub rto_ms: u64,
+    pub rpo_ms: u64,
+    /// Durations of the blocks that ran.
+    pub backup_ms: Option<u64>,
+    pub restore_ms: Option<u64>,
+    pub verify_ms: Option<u64>,
+    /// How old the backup was when the restore began (the data a real restore would lose).
+    pub backup_age_ms: Option<u64>,
+    /// Why the drill did not pass, one line each; empty when it passed.
+    pub failures: Vec<String>,
+}
+
+impl DrillReport {
+    /// One line for the audit log and the console.
+    pub fn summary(&self) -> String {
+        let word = match self.outcome {
+            DrillOutcome::Passed => "passed",
+            DrillOutcome::Failed => "failed",
+            DrillOutcome::Interrupted => "interrupted",
+        };
+        let restore = self.restore_ms.map_or("-".to_string(), format_duration);
+        let age = self.backup_age_ms.map_or("-".to_string(), format_duration);
+        format!(
+            "drill {} {word}: restore {restore} (RTO {}), backup age {age} (RPO {})",
+            self.drill,
+            format_duration(self.rto_ms),
+            format_duration(self.rpo_ms)
+        )
+    }
+}
+
+/// Runs the drill under the environment's lock (a drill never overlaps a deploy or a rollback
+/// of the same environment). `Err`: nothing ran (the lock is held, or the audit log cannot be
+/// written); `Ok`: the report, already audited and stored, and where it was stored.
+pub fn run_drill(
+    request: &DrillRequest,
+    host: &dyn DrillHost,
+    audit: &AuditLog,
+) -> Result<(DrillReport, PathBuf), String> {
+    let drill = request.drill;
+    let _lock = lock::acquire(
+        request.state_dir,
+        request.pipeline,
+        &drill.environment,
+        request.run_id,
+        Duration::ZERO,
+    )
+    .map_err(|e| e.to_string())?;
+    let started_at = now_rfc3339();
+    log(
+        request,
+        audit,
+        "drill_started",
+        json!({
+            "rto_ms": drill.rto_ms,
+            "rpo_ms": drill.rpo_ms,
+            "summary": format!("drill {} of {} started", request.name, drill.environment),
+        }),
+    )?;
+    let mut report = DrillReport {
+        schema: DRILL_SCHEMA.to_string(),
+        drill: request.name.to_string(),
+        pipeline: request.pipeline.to_string(),
+        environment: drill.environment.clone(),
+        run: request.run_id.to_string(),
+        actor: request.actor.to_string(),
+        started_at,
+        finished_at: String::new(),
+        outcome: DrillOutcome::Passed,
+        rto_ms: drill.rto_ms,
+        rpo_ms: drill.rpo_ms,
+        backup_ms: None,
+        restore_ms: None,
+        verify_ms: None,
+        backup_age_ms: None,
+        failures: Vec::new(),
+    };
+    run_blocks(request, host, &mut report);
+    report.finished_at = now_rfc3339();
+    let fields = serde_json::to_value(&report).map_err(|e| e.to_string())?;
+    let mut fields = fields;
+    if let Some(object) = fields.as_object_mut() {
+        object.insert("summary".into(), report.summary().into());
+    }
+    log(request, audit, "drill_finished", fields)?;
+    let path = store_evidence(request.state_dir, &report)?;
+    Ok((report, path))
+}
+
+/// Backup → restore (timed) → verify, filling in the report; stops at the first block that
+/// fails or is interrupted (verify still runs after a restore that only missed its RTO).
+fn run_blocks(request: &DrillRequest, host: &dyn DrillHost, report: &mut DrillReport) {
+    let drill = request.drill;
+    let node = |block: &str| format!("{}.{block}", request.name);
+    let backup_started = SystemTime::now();
+    let (backup, took) = timed(|| host.run_block(&node("backup"), &drill.backup));
+    report.backup_ms = Some(took);
+    let DrillBlock::Succeeded { output } = backup else {
+        return fail(report, "backup", backup);
+    };
+    let taken = backup_time(&output).unwrap_or(backup_started);
+    let age = SystemTime::now().duration_since(taken).unwrap_or_default();
+    report.backup_age_ms = Some(millis(age));
+    let (restore, took) = timed(|| host.run_block(&node("restore"), &drill.restore));
+    report.restore_ms = Some(took);
+    if !matches!(restore, DrillBlock::Succeeded { .. }) {
+        return fail(report, "restore", restore);
+    }
+    check_objectives(report);
+    let (verify, took) = timed(|| host.run_block(&node("verify"), &drill.verify));
+    report.verify_ms = Some(took);
+    if !matches!(verify, DrillBlock::Succeeded { .. }) {
+        fail(report, "verify", verify);
+    }
+}
+
+/// The RTO and RPO, checked once the restore has succeeded.
+fn check_objectives(report: &mut DrillReport) {
+    if let Some(restore) = report.restore_ms.filter(|&ms| ms > report.rto_ms) {
+        report.outcome = DrillOutcome::Failed;
+        report.failures.push(format!(
+            "the restore took {}, over the RTO of {}",
+            format_duration(restore),
+            format_duration(report.rto_ms)
+        ));
+    }
+    if let Some(age) = report.backup_age_ms.filter(|&ms| ms > report.rpo_ms) {
+        report.outcome = DrillOutcome::Failed;
+        report.failures.push(format!(
+            "the restored backup was {} old, over the RPO of {}",
+            format_duration(age),
+            format_duration(report.rpo_ms)
+        ));
+    }
+}
+
+fn fail(report: &mut DrillReport, block: &str, result: DrillBlock) {
+    match result {
+        DrillBlock::Interrupted => {
+            report.outcome = DrillOutcome::Interrupted;
+            report.failures.push(format!("interrupted during {block}"));
+        }
+        DrillBlock::Failed(why) => {
+            report.outcome = DrillOutcome::Failed;
+            report.failures.push(format!("{block} failed: {why}"));
+        }
+        DrillBlock::Succeeded { .. } => {}
+    }
+}
+
+fn timed(run: impl FnOnce() -> DrillBlock) -> (DrillBlock, u64) {
+    let started = Instant::now();
+    let result = run();
+    (result, millis(started.elapsed()))
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `backup_time=…` in the backup's `$PIPE_OUTPUT`: when the restored backup was taken, as
+/// Unix seconds or RFC 3339. A backup block that fetches last night's backup says so here;
+/// without it the backup counts as taken when the drill's backup block started.
+fn backup_time(output: &str) -> Option<SystemTime> {
+    let value = output
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("backup_time="))
+        .next_back()?
+        .trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return UNIX_EPOCH.checked_add(Duration::from_secs(seconds));
+    }
+    let parsed = chrono::DateTime::parse_from_rfc3339(value).ok()?;
+    let seconds = u64::try_from(parsed.timestamp()).ok()?;
+    UNIX_EPOCH.checked_add(Duration::from_secs(seconds))
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn log(
+    request: &DrillRequest,
+    audit: &AuditLog,
+    event: &str,
+    fields: serde_json::Value,
+) -> Result<(), String> {
+    let mut fields = fields;
+    if let Some(object) = fields.as_object_mut() {
+        object.insert("drill".into(), request.name.into());
+        object.insert(
+            "environment".into(),
+            request.drill.environment.clone().into(),
+        );
+    }
+    audit
+        .append(request.run_id, event, request.actor, fields)
+        .map_err(|e| format!("cannot write the audit log before {event}: {e}"))
+}
+
+/// Writes the report to `evidence/drills/NAME-RUN.json` under the state directory, atomically.
+fn store_evidence(state_dir: &Path, report: &DrillReport) -> Result<PathBuf, String> {
+    let dir = state_dir.join("evidence").join("drills");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let path = dir.join(format!("{}-{}.json", report.drill, report.run));
+    let mut text = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
+    text.push('\n');
+    crate::fsutil::write_atomic(&path, text.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    /// Runs blocks by name from a script of results, recording the order.
+    struct Scripted {
+        results: RefCell<Vec<(&'static str, DrillBlock, Duration)>>,
+        ran: RefCell<Vec<String>>,
+    }
+
+    impl DrillHost for Scripted {
+        fn run_block(&self, node: &str, _: &StepBlockPlan) -> DrillBlock {
+            self.ran.borrow_mut().push(node.to_string());
+            let mut results = self.results.borrow_mut();
+            let index = results
+                .iter()
+                .position(|(n, _, _)| node.ends_with(n))
+                .unwrap();
+            let (_, result, pause) = results.remove(index);
+            std::thread::sleep(pause);
+            result
+        }
+    }
+
+    fn ok(output: &str) -> DrillBlock {
+        DrillBlock::Succeeded {
+            output: output.to_string(),
+        }
+    }
+
+    fn drill(rto_ms: u64, rpo_ms: u64) -> DrillPlan {
+        DrillPlan {
+            environment: "staging".into(),
+            rto_ms,
+            rpo_ms,
+            secrets: Vec::new(),
+            backup: StepBlockPlan::default(),
+            restore: StepBlockPlan::default(),
+            verify: StepBlockPlan::default(),
+        }
+    }
+
+    fn run(plan: &DrillPlan, script: Vec<(&'static str, DrillBlock, Duration)>) -> DrillReport {
+        let dir = tempfile::tempdir().unwrap();
+        let audit = AuditLog::open(dir.path()).unwrap();
+        let host = Scripted {
+            results: RefCell::new(script),
+            ran: RefCell::new(Vec::new()),
+        };
+        let request = DrillRequest {
+            name: "restore_db",
+            drill: plan,
+            pipeline: "p",
+            state_dir: dir.path(),
+            run_id: "r1",
+            actor: "alice",
+        };
+        let (report, path) = run_drill(&request, &host, &audit).unwrap();
+        let stored: DrillReport =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        assert_eq!(stored, report);
+        report
+    }
+
+    #[test]
+    fn a_restore_within_the_rto_of_a_fresh_backup_passes() {
+        let zero = Duration::ZERO;
+        let report = run(
+            &drill(60_000, 3_600_000),
+            vec![
+                ("backup", ok(""), zero),
+                ("restore", ok(""), zero),
+                ("verify", ok(""), zero),
+            ],
+        );
+        assert_eq!(report.outcome, DrillOutcome::Passed, "{report:?}");
+        assert!(report.failures.is_empty());
+        assert!(report.verify_ms.is_some());
+    }
+
+    #[test]
+    fn a_slow_restore_fails_the_rto_but_is_still_verified() {
+        let report = run(
+            &drill(50, 3_600_000),
+            vec![
+                ("backup", ok(""), Duration::ZERO),
+                ("restore", ok(""), Duration::from_millis(120)),
+                ("verify", ok(""), Duration::ZERO),
+            ],
+        );
+        assert_eq!(report.outcome, DrillOutcome::Failed);
+        assert!(
+            report.failures[0].contains("over the RTO of 50ms"),
+            "{report:?}"
+        );
+        assert!(report.verify_ms.is_some());
+    }
+
+    #[test]
+    fn an_old_backup_named_by_the_backup_block_fails_the_rpo() {
+        let day_ago = chrono::Utc::now() - chrono::Duration::hours(25);
+        let output = format!("backup_time={}\n", day_ago.to_rfc3339());
+        let zero = Duration::ZERO;
+        let report = run(
+            &drill(60_000, 24 * 3_600_000),
+            vec![
+                ("backup", ok(&output), zero),
+                ("restore", ok(""), zero),
+                ("verify", ok(""), zero),
+            ],
+        );
+        assert_eq!(report.outcome, DrillOutcome::Failed);
+        assert!(
+            report.failures[0].contains("over the RPO of 1d"),
+            "{report:?}"
+        );
+        assert!(report.backup_age_ms.unwrap() >= 25 * 3_600_000 - 1000);
+    }
+
+    #[test]
+    fn a_failed_restore_stops_the_drill_before_verify() {
+        let zero = Duration::ZERO;
+        let report = run(
+            &drill(60_000, 3_600_000),
+            vec![
+                ("backup", ok(""), zero),
+                (
+                    "restore",
+                    DrillBlock::Failed("step 1 exited with status 2".into()),
+                    zero,
+                ),
+            ],
+        );
+        assert_eq!(report.outcome, DrillOutcome::Failed);
+        assert_eq!(
+            report.failures,
+            ["restore failed: step 1 exited with status 2"]
+        );
+        assert_eq!(report.verify_ms, None);
+    }
+
+    #[test]
+    fn backup_times_read_as_unix_seconds_or_rfc_3339() {
+        let expected = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(backup_time("backup_time=1700000000"), Some(expected));
+        assert_eq!(
+            backup_time("x=1\nbackup_time=2023-11-14T22:13:20Z\n"),
+            Some(expected)
+        );
+        assert_eq!(backup_time("backup_time=yesterday"), None);
+        assert_eq!(backup_time(""), None);
+    }
+}
