@@ -152,6 +152,40 @@ fn an_unknown_drill_is_a_usage_error_that_lists_the_drills() {
     assert!(!dir.path().join(".pipe/audit.jsonl").exists());
 }
 
+#[test]
+fn the_evidence_report_lists_the_drill_and_refuses_a_tampered_log() {
+    let dir = project(&pipeline("2m", "1h", BACKUP, RESTORE, VERIFY));
+    assert_eq!(
+        pipe(dir.path(), &["drill", "restore_db"]).status.code(),
+        Some(0)
+    );
+    let report = pipe(dir.path(), &["evidence"]);
+    let shown = text(&report);
+    assert_eq!(report.status.code(), Some(0), "{shown}");
+    assert!(shown.contains("2 events, hash chain verified"), "{shown}");
+    assert!(shown.contains("- Drills: 1"), "{shown}");
+    assert!(
+        shown.contains("| drill_finished | drill restore_db passed"),
+        "{shown}"
+    );
+    let json = pipe(
+        dir.path(),
+        &["evidence", "--format", "json", "--since", "2000-01-01"],
+    );
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(value["sections"]["drills"][0]["outcome"], "passed");
+
+    let log = dir.path().join(".pipe/audit.jsonl");
+    let edited = std::fs::read_to_string(&log)
+        .unwrap()
+        .replace("\"outcome\":\"passed\"", "\"outcome\":\"failed\"");
+    std::fs::write(&log, edited).unwrap();
+    let refused = pipe(dir.path(), &["evidence"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(text(&refused).contains("no evidence report from an unverified audit log"));
+    assert!(refused.stdout.is_empty());
+}
+
 /// Every file under `root`, concatenated.
 fn walk(root: &Path) -> String {
     let mut out = String::new();

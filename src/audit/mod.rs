@@ -1,6 +1,8 @@
 //! Audit: the append-only, hash-chained, fsynced audit log (`.pipe/audit.jsonl`), its
-//! verification, and the one-line timeline rendering of its records. Format: docs/audit.md.
+//! verification, the one-line timeline rendering of its records and the evidence report.
+//! Format: docs/audit.md.
 
+pub mod evidence;
 mod log;
 mod record;
 mod timeline;

@@ -39,7 +39,7 @@ fn short_time(ts: &str) -> String {
 }
 
 /// The summary fields as they are, then every other field as `key=value` in key order.
-fn details(record: &AuditRecord) -> String {
+pub(super) fn details(record: &AuditRecord) -> String {
     let summaries = SUMMARY_KEYS
         .iter()
         .filter_map(|key| record.field_str(key))

@@ -1,5 +1,6 @@
-//! `pipe audit verify|show`: checks the audit log's hash chain and prints it as a timeline.
-//! Exit codes: 0 intact (or shown), 1 the chain is broken or there is no log, 2 usage.
+//! `pipe audit verify|show` and `pipe evidence`: check the audit log's hash chain, print it as a
+//! timeline, or gather it into an auditor's report. Exit codes: 0 intact (or shown), 1 the
+//! chain is broken or there is no log, 2 usage.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -124,4 +125,80 @@ fn show(state_dir: &Path, run: Option<&str>, env: Option<&str>, format: ShowForm
 fn matches(record: &AuditRecord, run: Option<&str>, env: Option<&str>) -> bool {
     run.is_none_or(|run| record.run == run)
         && env.is_none_or(|env| record.environment() == Some(env))
+}
+
+#[derive(clap::Args, Debug)]
+pub struct EvidenceArgs {
+    /// Only events from this day or time on (`2026-11-01` or RFC 3339)
+    #[arg(long, value_parser = parse_since)]
+    since: Option<chrono::DateTime<chrono::Utc>>,
+    /// The state directory holding audit.jsonl
+    #[arg(long, default_value = ".pipe")]
+    state_dir: PathBuf,
+    /// md: a report for a person; json: the records by section
+    #[arg(long, value_enum, default_value_t = EvidenceFormat::Md)]
+    format: EvidenceFormat,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EvidenceFormat {
+    Md,
+    Json,
+}
+
+/// `2026-11-01` (midnight UTC) or a full RFC 3339 time.
+fn parse_since(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(time.with_timezone(&chrono::Utc));
+    }
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|day| day.and_hms_opt(0, 0, 0))
+        .map(|time| time.and_utc())
+        .ok_or_else(|| format!("`{text}` is not a date (2026-11-01) or an RFC 3339 time"))
+}
+
+/// `pipe evidence`: refuses a log whose chain does not verify (the report would vouch for
+/// records that may have been edited), then prints the report.
+pub fn evidence(args: &EvidenceArgs) -> i32 {
+    let summary = match audit::verify(&args.state_dir) {
+        Ok(summary) => summary,
+        Err(error) => {
+            eprintln!("error: no evidence report from an unverified audit log: {error}");
+            return exit::FAILED;
+        }
+    };
+    let records = match audit::read_events(&args.state_dir) {
+        Ok(records) => records,
+        Err(error) => {
+            eprintln!("error: cannot read the audit log: {error}");
+            return exit::FAILED;
+        }
+    };
+    let chain = audit::evidence::Chain {
+        events: summary.events,
+        last_hash: summary.last_hash,
+    };
+    let report = audit::evidence::gather(&records, args.since.as_ref(), chain);
+    let text = match args.format {
+        EvidenceFormat::Json => format!("{:#}\n", report.to_json()),
+        EvidenceFormat::Md => report.to_markdown(&project_name(&args.state_dir)),
+    };
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Ok(()) => exit::SUCCESS,
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => exit::SUCCESS,
+        Err(error) => {
+            eprintln!("error: cannot write the report: {error}");
+            exit::FAILED
+        }
+    }
+}
+
+/// The directory the state directory sits in, for the report's title.
+fn project_name(state_dir: &Path) -> String {
+    let absolute = std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
+    absolute.parent().and_then(Path::file_name).map_or_else(
+        || absolute.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }

@@ -57,6 +57,8 @@ enum Command {
     /// Verify the audit log's hash chain, or show it as a timeline
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Gather releases, gates, approvals, overrides, rollbacks and drills into one report
+    Evidence(audit::EvidenceArgs),
     /// Print shell completions
     Completions {
         #[arg(value_enum)]
@@ -93,6 +95,7 @@ pub fn main() -> i32 {
         Command::Plan(args) => deliver::plan(&args),
         Command::Rollback(args) => deliver::rollback(&args),
         Command::Drill(args) => deliver::drill(&args),
+        Command::Evidence(args) => audit::evidence(&args),
         Command::Releases(args) => deliver::releases(&args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "pipe", &mut std::io::stdout());

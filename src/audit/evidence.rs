@@ -1,0 +1,254 @@
+//! Evidence: the audit log's releases, gates, approvals, overrides, rollbacks and drills
+//! gathered into one report for an auditor (`pipe evidence`), as Markdown or JSON.
+//! Built only from a log whose chain verified; the report names the chain's last hash.
+
+use super::record::AuditRecord;
+use super::timeline::details;
+use serde_json::{Value, json};
+
+/// The JSON report's format.
+pub const EVIDENCE_SCHEMA: &str = "pipe.evidence/v1";
+
+/// A section of the report and the audit events it gathers, in report order.
+const SECTIONS: [(&str, &str, &[&str]); 6] = [
+    (
+        "releases",
+        "Releases",
+        &["deployment_promoted", "release_abandoned"],
+    ),
+    ("gates", "Gates", &["gate_passed", "gate_failed"]),
+    (
+        "approvals",
+        "Approvals",
+        &[
+            "approval_granted",
+            "approval_refused",
+            "staging_first_refused",
+        ],
+    ),
+    ("overrides", "Overrides", &["gate_overridden"]),
+    (
+        "rollbacks",
+        "Rollbacks",
+        &[
+            "rollback_requested",
+            "rollback_triggered",
+            "rollback_started",
+            "rollback_skipped",
+            "rollback_finished",
+            "rollback_failed",
+            "recovery_verified",
+            "recovery_failed",
+        ],
+    ),
+    ("drills", "Drills", &["drill_finished"]),
+];
+
+/// The chain the report was built from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chain {
+    pub events: usize,
+    pub last_hash: String,
+}
+
+/// The report: the period it covers and, per section, the records in log order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evidence<'r> {
+    pub since: Option<String>,
+    pub chain: Chain,
+    pub sections: Vec<(&'static str, &'static str, Vec<&'r AuditRecord>)>,
+}
+
+/// Gathers the records at or after `since` (an RFC 3339 time; `None`: all) into sections.
+pub fn gather<'r>(
+    records: &'r [AuditRecord],
+    since: Option<&chrono::DateTime<chrono::Utc>>,
+    chain: Chain,
+) -> Evidence<'r> {
+    let in_period = |record: &AuditRecord| match since {
+        None => true,
+        Some(since) => chrono::DateTime::parse_from_rfc3339(&record.ts)
+            .is_ok_and(|ts| ts.with_timezone(&chrono::Utc) >= *since),
+    };
+    let sections = SECTIONS
+        .iter()
+        .map(|&(key, title, events)| {
+            let chosen = records
+                .iter()
+                .filter(|r| events.contains(&r.event.as_str()) && in_period(r))
+                .collect();
+            (key, title, chosen)
+        })
+        .collect();
+    Evidence {
+        since: since.map(|s| s.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        chain,
+        sections,
+    }
+}
+
+impl Evidence<'_> {
+    pub fn to_json(&self) -> Value {
+        let sections: serde_json::Map<String, Value> = self
+            .sections
+            .iter()
+            .map(|(key, _, records)| {
+                let list = records.iter().map(|r| r.to_json()).collect();
+                ((*key).to_string(), Value::Array(list))
+            })
+            .collect();
+        json!({
+            "schema": EVIDENCE_SCHEMA,
+            "since": self.since,
+            "chain": {"verified": true, "events": self.chain.events, "last_hash": self.chain.last_hash},
+            "sections": sections,
+        })
+    }
+
+    pub fn to_markdown(&self, pipeline_dir: &str) -> String {
+        let mut out = format!("# Delivery evidence: {pipeline_dir}\n\n");
+        out.push_str(&format!(
+            "- Period: {}\n- Audit log: {} events, hash chain verified; last hash `{}`\n",
+            self.since
+                .as_ref()
+                .map_or("the whole log".to_string(), |s| format!("since {s}")),
+            self.chain.events,
+            self.chain.last_hash
+        ));
+        for (_, title, records) in &self.sections {
+            out.push_str(&format!("- {title}: {}\n", records.len()));
+        }
+        for (_, title, records) in &self.sections {
+            out.push_str(&format!("\n## {title}\n\n"));
+            if records.is_empty() {
+                out.push_str("None in this period.\n");
+                continue;
+            }
+            out.push_str("| time | run | actor | environment | event | details |\n");
+            out.push_str("|---|---|---|---|---|---|\n");
+            for record in records {
+                out.push_str(&format!(
+                    "| {} | {} | {} | {} | {} | {} |\n",
+                    cell(&record.ts),
+                    cell(&record.run),
+                    cell(&record.actor),
+                    cell(record.environment().unwrap_or("")),
+                    cell(&record.event),
+                    cell(&details(record)),
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// Table cell text: pipes escaped, line breaks flattened.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(seq: u64, ts: &str, event: &str, fields: Value) -> AuditRecord {
+        let Value::Object(fields) = fields else {
+            panic!("not an object")
+        };
+        AuditRecord {
+            line: seq as usize,
+            seq,
+            ts: ts.into(),
+            run: "r1".into(),
+            event: event.into(),
+            actor: "alice".into(),
+            fields,
+            prev: String::new(),
+            hash: String::new(),
+        }
+    }
+
+    fn log() -> Vec<AuditRecord> {
+        vec![
+            record(1, "2026-11-01T10:00:00Z", "run_started", json!({})),
+            record(
+                2,
+                "2026-11-01T10:01:00Z",
+                "gate_overridden",
+                json!({"gate": "coverage", "reason": "flaky | known", "approver": "bob"}),
+            ),
+            record(
+                3,
+                "2026-11-20T09:00:00Z",
+                "deployment_promoted",
+                json!({"environment": "staging", "version": "1.4.0", "digest": "ab12"}),
+            ),
+            record(
+                4,
+                "2026-11-20T09:05:00Z",
+                "rollback_triggered",
+                json!({"environment": "staging", "summary": "error_rate 5% > 1% held 30s"}),
+            ),
+            record(
+                5,
+                "2026-11-21T08:00:00Z",
+                "drill_finished",
+                json!({"environment": "staging", "summary": "drill restore_db passed", "outcome": "passed"}),
+            ),
+        ]
+    }
+
+    fn chain() -> Chain {
+        Chain {
+            events: 5,
+            last_hash: "f00d".into(),
+        }
+    }
+
+    fn section<'e>(evidence: &'e Evidence, key: &str) -> &'e [&'e AuditRecord] {
+        &evidence
+            .sections
+            .iter()
+            .find(|(k, _, _)| *k == key)
+            .unwrap()
+            .2
+    }
+
+    #[test]
+    fn events_land_in_their_sections_and_others_are_left_out() {
+        let records = log();
+        let evidence = gather(&records, None, chain());
+        assert_eq!(section(&evidence, "overrides").len(), 1);
+        assert_eq!(section(&evidence, "releases")[0].seq, 3);
+        assert_eq!(section(&evidence, "rollbacks")[0].seq, 4);
+        assert_eq!(section(&evidence, "drills")[0].seq, 5);
+        let all: usize = evidence.sections.iter().map(|(_, _, r)| r.len()).sum();
+        assert_eq!(all, 4, "run_started belongs to no section");
+    }
+
+    #[test]
+    fn since_keeps_only_the_period() {
+        let records = log();
+        let since = chrono::DateTime::parse_from_rfc3339("2026-11-20T09:01:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let evidence = gather(&records, Some(&since), chain());
+        assert!(section(&evidence, "overrides").is_empty());
+        assert!(section(&evidence, "releases").is_empty());
+        assert_eq!(section(&evidence, "rollbacks").len(), 1);
+        assert_eq!(evidence.to_json()["since"], "2026-11-20T09:01:00Z");
+    }
+
+    #[test]
+    fn markdown_names_the_chain_and_escapes_table_cells() {
+        let records = log();
+        let text = gather(&records, None, chain()).to_markdown("shop");
+        assert!(
+            text.contains("5 events, hash chain verified; last hash `f00d`"),
+            "{text}"
+        );
+        assert!(text.contains("- Overrides: 1"), "{text}");
+        assert!(text.contains("flaky \\| known  approver=bob"), "{text}");
+        assert!(text.contains("## Gates\n\nNone in this period."), "{text}");
+    }
+}
