@@ -248,3 +248,48 @@ fn completions_are_generated() {
     let out = Test::new().args(&["completions", "bash"]).expect_exit(0);
     assert!(out.stdout.contains("pipe"));
 }
+
+#[test]
+fn init_writes_a_starter_that_checks_and_refuses_to_overwrite_it() {
+    let test = Test::new()
+        .file("Cargo.toml", "[package]\nname = \"svc\"\n")
+        .file(".gitignore", "target/")
+        .args(&["init", "--name", "svc"]);
+    let out = test.expect_exit(0);
+    assert!(out.stdout.contains("a Cargo project"), "{}", out.stdout);
+    let written = std::fs::read_to_string(test.path("pipeline.pipe")).unwrap();
+    assert!(written.contains("import \"std/rust\"") && written.contains("pipeline svc {"));
+    assert_eq!(
+        std::fs::read_to_string(test.path(".gitignore")).unwrap(),
+        "target/\n.pipe/\n"
+    );
+    let check = Test {
+        args: vec!["check".into()],
+        ..test
+    };
+    check.expect_exit(0);
+    let again = Test {
+        args: vec!["init".into()],
+        ..check
+    };
+    let refused = again.expect_exit(2);
+    assert!(
+        refused.stderr.contains("already exists"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(again.path("pipeline.pipe")).unwrap(),
+        written
+    );
+}
+
+#[test]
+fn init_without_a_build_system_writes_placeholders_named_after_the_directory() {
+    let test = Test::new().args(&["init"]);
+    let out = test.expect_exit(0);
+    assert!(out.stdout.contains("placeholder"), "{}", out.stdout);
+    let written = std::fs::read_to_string(test.path("pipeline.pipe")).unwrap();
+    assert!(written.contains("run \"echo build\""), "{written}");
+    assert!(!test.path(".gitignore").exists(), "not a git repository");
+}

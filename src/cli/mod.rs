@@ -4,6 +4,7 @@
 pub mod audit;
 mod check;
 pub mod deliver;
+mod init;
 pub mod run;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -59,6 +60,8 @@ enum Command {
     Audit(audit::AuditCommand),
     /// Gather releases, gates, approvals, overrides, rollbacks and drills into one report
     Evidence(audit::EvidenceArgs),
+    /// Write a starter pipeline.pipe for the project in DIR (Cargo, npm, or placeholders)
+    Init(init::InitArgs),
     /// Print shell completions
     Completions {
         #[arg(value_enum)]
@@ -96,6 +99,7 @@ pub fn main() -> i32 {
         Command::Rollback(args) => deliver::rollback(&args),
         Command::Drill(args) => deliver::drill(&args),
         Command::Evidence(args) => audit::evidence(&args),
+        Command::Init(args) => init::init(&args),
         Command::Releases(args) => deliver::releases(&args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "pipe", &mut std::io::stdout());
