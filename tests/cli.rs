@@ -293,3 +293,50 @@ fn init_without_a_build_system_writes_placeholders_named_after_the_directory() {
     assert!(written.contains("run \"echo build\""), "{written}");
     assert!(!test.path(".gitignore").exists(), "not a git repository");
 }
+
+#[test]
+fn fmt_check_names_the_unformatted_file_and_fmt_fixes_it_in_place() {
+    let messy = "pipeline demo {\n      job build { run \"echo build\" }   \n\n\n\n job test {\n needs = [build]\n run \"echo test\" }\n}";
+    let test = Test::new().pipeline(messy).args(&["fmt", "--check"]);
+    let out = test.expect_exit(1);
+    assert!(
+        out.stderr
+            .contains("pipeline.pipe: not formatted (from line 2)"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(test.path("pipeline.pipe")).unwrap(),
+        messy
+    );
+    let fix = Test {
+        args: vec!["fmt".into()],
+        ..test
+    };
+    assert!(
+        fix.expect_exit(0)
+            .stdout
+            .contains("formatted pipeline.pipe")
+    );
+    assert_eq!(
+        std::fs::read_to_string(fix.path("pipeline.pipe")).unwrap(),
+        "pipeline demo {\n  job build { run \"echo build\" }\n\n  job test {\n    needs = [build]\n    run \"echo test\" }\n}\n"
+    );
+    let again = Test {
+        args: vec!["fmt".into(), "--check".into()],
+        ..fix
+    };
+    assert_eq!(again.expect_exit(0).stderr, "");
+}
+
+#[test]
+fn fmt_refuses_a_file_that_does_not_parse() {
+    let broken = "pipeline demo {\n  job build { run \"echo\" \n";
+    let test = Test::new().pipeline(broken).args(&["fmt"]);
+    let out = test.expect_exit(2);
+    assert!(out.stderr.contains("E0001"), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(test.path("pipeline.pipe")).unwrap(),
+        broken
+    );
+}

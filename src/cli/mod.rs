@@ -4,6 +4,7 @@
 pub mod audit;
 mod check;
 pub mod deliver;
+mod fmt;
 mod init;
 pub mod run;
 
@@ -60,6 +61,8 @@ enum Command {
     Audit(audit::AuditCommand),
     /// Gather releases, gates, approvals, overrides, rollbacks and drills into one report
     Evidence(audit::EvidenceArgs),
+    /// Lay pipeline files out the canonical way (--check: change nothing, exit 1 if needed)
+    Fmt(fmt::FmtArgs),
     /// Write a starter pipeline.pipe for the project in DIR (Cargo, npm, or placeholders)
     Init(init::InitArgs),
     /// Print shell completions
@@ -100,6 +103,7 @@ pub fn main() -> i32 {
         Command::Drill(args) => deliver::drill(&args),
         Command::Evidence(args) => audit::evidence(&args),
         Command::Init(args) => init::init(&args),
+        Command::Fmt(args) => fmt::fmt(&args),
         Command::Releases(args) => deliver::releases(&args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "pipe", &mut std::io::stdout());
