@@ -6,6 +6,7 @@ mod check;
 pub mod deliver;
 mod fmt;
 mod init;
+mod lsp;
 pub mod run;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -63,6 +64,8 @@ enum Command {
     Evidence(audit::EvidenceArgs),
     /// Lay pipeline files out the canonical way (--check: change nothing, exit 1 if needed)
     Fmt(fmt::FmtArgs),
+    /// Serve the Language Server Protocol on stdio: diagnostics as you type, explain on hover, fmt
+    Lsp,
     /// Write a starter pipeline.pipe for the project in DIR (Cargo, npm, or placeholders)
     Init(init::InitArgs),
     /// Print shell completions
@@ -104,6 +107,7 @@ pub fn main() -> i32 {
         Command::Evidence(args) => audit::evidence(&args),
         Command::Init(args) => init::init(&args),
         Command::Fmt(args) => fmt::fmt(&args),
+        Command::Lsp => lsp::lsp(),
         Command::Releases(args) => deliver::releases(&args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "pipe", &mut std::io::stdout());
