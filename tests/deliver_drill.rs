@@ -186,6 +186,54 @@ fn the_evidence_report_lists_the_drill_and_refuses_a_tampered_log() {
     assert!(refused.stdout.is_empty());
 }
 
+/// A real SQLite database restored by the bundled `std/sqlite` templates used as the drill's
+/// blocks. Needs the sqlite3 shell (Debian's `sqlite3`, on the CI machine).
+#[test]
+fn a_sqlite_drill_made_of_stdlib_templates_restores_a_real_database() {
+    assert!(
+        Command::new("sqlite3").arg("-version").output().is_ok(),
+        "this test needs the sqlite3 shell: apt-get install sqlite3"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    std::fs::create_dir(dir.path().join("restored")).unwrap();
+    let made = Command::new("sqlite3")
+        .arg(dir.path().join("data/shop.db"))
+        .arg("CREATE TABLE orders(id INTEGER); INSERT INTO orders VALUES (1), (2);")
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::fs::write(
+        dir.path().join("pipeline.pipe"),
+        r#"import "std/sqlite"
+
+pipeline shop {
+  environment staging { database = "data/shop.db" }
+  job build { run "true" }
+  drill restore_db {
+    environment = staging
+    rto = 2m
+    rpo = 24h
+    backup  = sqlite_backup(database: "data/shop.db", backup: "backups/shop.db")
+    restore = sqlite_restore(database: "restored/shop.db", backup: "backups/shop.db")
+    verify  = sqlite_verify(database: "restored/shop.db", query: "SELECT count(*) FROM orders;", expect: "2")
+  }
+}
+"#,
+    )
+    .unwrap();
+    let output = pipe(dir.path(), &["drill", "restore_db"]);
+    let shown = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{shown}");
+    assert_eq!(evidence(dir.path())["outcome"], "passed");
+    let count = Command::new("sqlite3")
+        .arg(dir.path().join("restored/shop.db"))
+        .arg("SELECT count(*) FROM orders;")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&count.stdout).trim(), "2");
+}
+
 /// Every file under `root`, concatenated.
 fn walk(root: &Path) -> String {
     let mut out = String::new();

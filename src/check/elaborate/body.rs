@@ -3,7 +3,13 @@
 
 use super::Elaborator;
 use crate::diagnostics::{Diagnostic, Span, did_you_mean};
-use crate::syntax::ast::{Attr, Block, Expr, Field, Probe, Stmt, StrLit, WhenKind, WhenStmt};
+use crate::syntax::ast::{
+    Attr, Block, Expr, ExprKind, Field, Probe, Stmt, StrLit, WhenKind, WhenStmt,
+};
+
+/// Step blocks that may also be made from a template: `backup = sqlite_backup(…)`.
+pub(super) const CALLABLE_BLOCKS: &[&str] =
+    &["deploy", "smoke", "rollback", "backup", "restore", "verify"];
 
 /// The statements other than attributes and blocks that a body may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,8 +162,17 @@ impl Elaborator<'_> {
 
     fn sort_attr<'a>(&mut self, attr: &'a Attr, schema: &Schema, body: &mut Body<'a>) {
         let key = attr.key.name.as_str();
-        if !schema.accepts_attr(key) {
-            let help = if schema.accepts_block(key) {
+        let callable = schema.blocks.contains(&key) && CALLABLE_BLOCKS.contains(&key);
+        if callable && matches!(attr.value.kind, ExprKind::Call(_)) {
+            if let Some(first) = body.block(key) {
+                let message = format!("`{key}` is written twice in {}", schema.what);
+                self.duplicate(message, first.keyword.span, attr.key.span);
+                return;
+            }
+        } else if !schema.accepts_attr(key) {
+            let help = if callable {
+                format!("`{key}` is a block here: write `{key} {{ … }}` or `{key} = TEMPLATE(…)`")
+            } else if schema.accepts_block(key) {
                 format!("`{key}` is a block here: write `{key} {{ … }}`")
             } else {
                 unknown_word_help(key, schema)
@@ -195,10 +210,14 @@ impl Elaborator<'_> {
             self.unknown(message, block.keyword.span, help);
             return;
         }
-        match body.block(keyword) {
+        let first = body
+            .block(keyword)
+            .map(|b| b.keyword.span)
+            .or_else(|| body.attr(keyword).map(|a| a.key.span));
+        match first {
             Some(first) => self.duplicate(
                 format!("`{keyword}` is written twice in {}", schema.what),
-                first.keyword.span,
+                first,
                 block.keyword.span,
             ),
             None => body.blocks.push(block),

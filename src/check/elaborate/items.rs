@@ -329,7 +329,7 @@ impl Elaborator<'_> {
             ("verify", "verify { run \"./scripts/verify.sh\" }"),
         ];
         for (keyword, example) in step_blocks {
-            if body.block(keyword).is_none() {
+            if !Self::has_step_block(&body, keyword) {
                 self.missing(&what, keyword, name.span, example);
             }
         }
@@ -343,9 +343,9 @@ impl Elaborator<'_> {
                 .unwrap_or_default(),
             rto: body.attr("rto").and_then(|attr| self.duration(&attr.value)),
             rpo: body.attr("rpo").and_then(|attr| self.duration(&attr.value)),
-            backup: body.block("backup").map(|b| self.step_block(b)),
-            restore: body.block("restore").map(|b| self.step_block(b)),
-            verify: body.block("verify").map(|b| self.step_block(b)),
+            backup: self.step_block_of(&body, "backup"),
+            restore: self.step_block_of(&body, "restore"),
+            verify: self.step_block_of(&body, "verify"),
             name,
             span: block.span,
         }

@@ -5,8 +5,8 @@ use super::Elaborator;
 use super::body::{Body, Schema, StmtKind};
 use crate::check::program::{Job, Spanned, StepBlock, StepSettings, TemplateUse};
 use crate::check::templates;
-use crate::diagnostics::Span;
-use crate::syntax::ast::{Block, Ident, Stmt, StrLit, Type};
+use crate::diagnostics::{Label, Span};
+use crate::syntax::ast::{Block, Call, ExprKind, Ident, Stmt, StrLit, Type};
 use std::borrow::Cow;
 
 const JOB: Schema = Schema {
@@ -199,6 +199,56 @@ impl Elaborator<'_> {
         let statements = self.anonymous_statements(block);
         let body = self.read_body(statements, &step_schema(&block.keyword.name));
         self.step_block_from(block, &body)
+    }
+
+    /// The step block `keyword` of a body, written out (`backup { … }`) or made from a
+    /// template (`backup = sqlite_backup(…)`).
+    pub(super) fn step_block_of(&mut self, body: &Body<'_>, keyword: &str) -> Option<StepBlock> {
+        if let Some(block) = body.block(keyword) {
+            return Some(self.step_block(block));
+        }
+        let attr = body.attr(keyword)?;
+        let ExprKind::Call(call) = &attr.value.kind else {
+            return None;
+        };
+        self.templated_step_block(keyword, call)
+    }
+
+    /// Whether the body has the step block `keyword`, in either form.
+    pub(super) fn has_step_block(body: &Body<'_>, keyword: &str) -> bool {
+        body.block(keyword).is_some() || body.attr(keyword).is_some()
+    }
+
+    /// A template's body read as a step block. What a step block cannot hold (`needs`,
+    /// `produces`, …) is reported in the template, with the call that used it labelled too.
+    fn templated_step_block(&mut self, keyword: &str, call: &Call) -> Option<StepBlock> {
+        let instance = self
+            .templates
+            .instantiate(call, self.sources, self.diagnostics)?;
+        let before = self.diagnostics.len();
+        let body = self.read_body(&instance.statements, &step_schema(keyword));
+        let settings = self.step_settings(&body);
+        let used = format!(
+            "`{}` used as {} here",
+            call.name(),
+            step_block_word(keyword)
+        );
+        for diagnostic in self.diagnostics.iter_mut().skip(before) {
+            diagnostic.labels.push(Label {
+                span: call.span,
+                text: used.clone(),
+                primary: false,
+            });
+        }
+        if body.runs.is_empty() && instance.complete {
+            let what = format!("template `{}`", call.name());
+            self.missing(&what, "run", call.span, "run \"./scripts/step.sh\"");
+        }
+        Some(StepBlock {
+            steps: body.runs.iter().map(|run| (*run).clone()).collect(),
+            settings,
+            span: call.span,
+        })
     }
 
     /// A step block read with some schema that includes the step attributes.

@@ -45,7 +45,7 @@ impl Elaborator<'_> {
         if body.attr("artifact").is_none() {
             self.missing(&what, "artifact", environment.span, "artifact = api_bin");
         }
-        if body.block("deploy").is_none() {
+        if !Self::has_step_block(&body, "deploy") {
             let example = "deploy { run \"./scripts/deploy.sh ${{ artifact.path }}\" }";
             self.missing(&what, "deploy", environment.span, example);
         }
@@ -64,10 +64,10 @@ impl Elaborator<'_> {
             approval: body.block("approval").map(|b| self.approval(b)),
             migrate: body.block("migrate").and_then(|b| self.migrate(b)),
             rollout: body.block("rollout").and_then(|b| self.rollout(b)),
-            deploy: body.block("deploy").map(|b| self.step_block(b)),
-            smoke: body.block("smoke").map(|b| self.step_block(b)),
+            deploy: self.step_block_of(&body, "deploy"),
+            smoke: self.step_block_of(&body, "smoke"),
             watch: body.block("watch").and_then(|b| self.watch(b)),
-            rollback: body.block("rollback").map(|b| self.step_block(b)),
+            rollback: self.step_block_of(&body, "rollback"),
             environment,
             span: block.span,
         }
