@@ -141,8 +141,7 @@ pub fn run_drill(
     };
     run_blocks(request, host, &mut report);
     report.finished_at = now_rfc3339();
-    let fields = serde_json::to_value(&report).map_err(|e| e.to_string())?;
-    let mut fields = fields;
+    let mut fields = serde_json::to_value(&report).map_err(|e| e.to_string())?;
     if let Some(object) = fields.as_object_mut() {
         object.insert("summary".into(), report.summary().into());
     }
@@ -247,9 +246,8 @@ fn log(
     request: &DrillRequest,
     audit: &AuditLog,
     event: &str,
-    fields: serde_json::Value,
+    mut fields: serde_json::Value,
 ) -> Result<(), String> {
-    let mut fields = fields;
     if let Some(object) = fields.as_object_mut() {
         object.insert("drill".into(), request.name.into());
         object.insert(
