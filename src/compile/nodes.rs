@@ -243,7 +243,7 @@ impl<'a> NodeBuilder<'a> {
     pub(super) fn producer_nodes(&self, artifact: &str) -> Vec<usize> {
         let jobs = self.program.jobs.iter().enumerate();
         jobs.filter(|(_, j)| j.produces.iter().any(|p| p.name == artifact))
-            .flat_map(|(i, _)| self.item_nodes(i))
+            .flat_map(|(i, _)| self.job_range(i))
             .collect()
     }
 
