@@ -122,14 +122,20 @@ fn finish(lines: &mut Vec<Line>, line: &mut Line, end: usize, ends_protected: bo
 }
 
 /// Lays the lines out again: indentation from depth, trailing space trimmed, one blank line
-/// at most between two lines, none at either end, one final newline.
+/// at most between two lines, none at either end, one final newline. A file whose first line
+/// ends in CRLF keeps CRLF endings.
 fn render(text: &str, lines: &[Line]) -> String {
+    let newline = match text.find('\n') {
+        Some(at) if at > 0 && text.as_bytes().get(at - 1) == Some(&b'\r') => "\r\n",
+        _ => "\n",
+    };
     let mut out = String::with_capacity(text.len());
     let mut pending_blank = false;
     for line in lines {
         let raw = text.get(line.range.clone()).unwrap_or_default();
         if line.starts_protected {
-            flush_blank(&mut out, &mut pending_blank);
+            flush_blank(&mut out, &mut pending_blank, newline);
+            // The line's own `\r`, if any, is part of it: only the `\n` was split off.
             out.push_str(raw);
             out.push('\n');
             continue;
@@ -144,18 +150,22 @@ fn render(text: &str, lines: &[Line]) -> String {
             pending_blank = !out.is_empty();
             continue;
         }
-        flush_blank(&mut out, &mut pending_blank);
+        flush_blank(&mut out, &mut pending_blank, newline);
         let depth = line.depth.saturating_sub(line.leading_closers);
         out.push_str(&INDENT.repeat(depth));
         out.push_str(body);
-        out.push('\n');
+        if line.ends_protected && newline == "\r\n" && raw.ends_with('\r') {
+            out.push('\n');
+        } else {
+            out.push_str(newline);
+        }
     }
     out
 }
 
-fn flush_blank(out: &mut String, pending_blank: &mut bool) {
+fn flush_blank(out: &mut String, pending_blank: &mut bool, newline: &str) {
     if std::mem::take(pending_blank) {
-        out.push('\n');
+        out.push_str(newline);
     }
 }
 
@@ -209,6 +219,18 @@ job b { run "x" }
         let text = "\n\npipeline p {\n job a {\n run \"x\" }\n}\n\n\n";
         let once = fmt(text);
         assert_eq!(once, "pipeline p {\n  job a {\n    run \"x\" }\n}\n");
+        assert_eq!(fmt(&once), once);
+    }
+
+    #[test]
+    fn a_crlf_file_stays_crlf_inside_and_outside_strings() {
+        let text =
+            "pipeline p {\r\n    job a {\r\n run \"\"\"\r\n   echo hi\r\n   \"\"\"\r\n  }\r\n}\r\n";
+        let once = fmt(text);
+        assert_eq!(
+            once,
+            "pipeline p {\r\n  job a {\r\n    run \"\"\"\r\n   echo hi\r\n   \"\"\"\r\n  }\r\n}\r\n"
+        );
         assert_eq!(fmt(&once), once);
     }
 
