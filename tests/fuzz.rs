@@ -143,6 +143,7 @@ proptest! {
     #[test]
     fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
         assert_plan_or_diagnostic("fuzz.pipe", &text);
+        assert_formatting_keeps_meaning("fuzz.pipe", &text);
     }
 
     #[test]
