@@ -415,6 +415,31 @@ mod tests {
     }
 
     #[test]
+    fn a_drill_never_overlaps_a_deploy_of_its_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held =
+            lock::acquire(dir.path(), "p", "staging", "deploy-run", Duration::ZERO).unwrap();
+        let audit = AuditLog::open(dir.path()).unwrap();
+        let host = Scripted {
+            results: RefCell::new(Vec::new()),
+            ran: RefCell::new(Vec::new()),
+        };
+        let plan = drill(60_000, 3_600_000);
+        let request = DrillRequest {
+            name: "restore_db",
+            drill: &plan,
+            pipeline: "p",
+            state_dir: dir.path(),
+            run_id: "r1",
+            actor: "alice",
+        };
+        let refused = run_drill(&request, &host, &audit).unwrap_err();
+        assert!(refused.contains("deploy-run"), "{refused}");
+        assert!(host.ran.borrow().is_empty(), "nothing ran");
+        assert!(!dir.path().join("evidence").exists());
+    }
+
+    #[test]
     fn backup_times_read_as_unix_seconds_or_rfc_3339() {
         let expected = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         assert_eq!(backup_time("backup_time=1700000000"), Some(expected));
