@@ -39,6 +39,15 @@ echo "staging was rolled back automatically and serves $serving again"
 
 echo "== the release ledger"
 "$pipe" releases
-echo "== the audit log"
+
+echo "== a restore drill of staging's orders database (std/sqlite templates)"
+mkdir -p data restored
+rm -f data/staging.db
+sqlite3 data/staging.db "CREATE TABLE orders(id INTEGER PRIMARY KEY, item TEXT);
+  INSERT INTO orders(item) VALUES ('book'), ('lamp'), ('desk');"
+"$pipe" drill restore_orders
+
+echo "== the audit log, and the evidence report built from it"
 "$pipe" audit verify
+"$pipe" evidence --since "$(date -u +%Y-%m-%d)" | sed -n '1,12p'
 echo "demo: ok"
