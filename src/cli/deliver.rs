@@ -7,7 +7,7 @@ use crate::compilation::compile_file;
 use crate::compile::plan::Plan;
 use crate::deliver::approval::resolve_approver;
 use crate::deliver::drill::{DrillOutcome, DrillReport, DrillRequest, run_drill};
-use crate::deliver::engine::{ApprovalInput, ArtifactRef, PromoteRequest};
+use crate::deliver::engine::{ApprovalInput, ArtifactRef, PromoteRequest, bind_environment};
 use crate::deliver::executor::{DrillRunner, RunnerHost};
 use crate::deliver::host::StepContext;
 use crate::deliver::ledger::{Ledger, Release, environments_with_ledger};
@@ -384,12 +384,7 @@ pub fn drill(args: &DrillArgs) -> i32 {
     };
     audit.set_secrets(standalone.secrets.all_values());
     let mut bindings = standalone.bindings.clone();
-    if let Some(environment) = plan.environments.get(&drill.environment) {
-        for (key, value) in &environment.attributes {
-            bindings.set(format!("env.{key}"), value.clone());
-        }
-    }
-    bindings.set_string("env.name", drill.environment.clone());
+    bind_environment(&mut bindings, &plan.environments, &drill.environment);
     let variables = BTreeMap::from([
         ("PIPE_ENVIRONMENT".to_string(), drill.environment.clone()),
         ("PIPE_DRILL".to_string(), args.name.clone()),

@@ -664,12 +664,7 @@ fn abandon_stale_deploys(
 pub(crate) fn base_context(request: &PromoteRequest, artifact: &ArtifactRef) -> StepContext {
     let environment = &request.promote.environment;
     let mut bindings = request.bindings.clone();
-    if let Some(plan) = request.environments.get(environment) {
-        for (key, value) in &plan.attributes {
-            bindings.set(format!("env.{key}"), value.clone());
-        }
-    }
-    bindings.set_string("env.name", environment.clone());
+    bind_environment(&mut bindings, &request.environments, environment);
     bindings.set_string("artifact.path", artifact.path.clone());
     bindings.set_string("artifact.digest", artifact.digest.clone());
     bindings.set_string("artifact.version", artifact.version.clone());
@@ -681,6 +676,21 @@ pub(crate) fn base_context(request: &PromoteRequest, artifact: &ArtifactRef) -> 
         bindings,
         variables,
     }
+}
+
+/// `env.KEY` for each attribute of `environment`, and `env.name`: what a promote's or a
+/// drill's steps may read of the environment they act on.
+pub(crate) fn bind_environment(
+    bindings: &mut Bindings,
+    environments: &BTreeMap<String, EnvironmentPlan>,
+    environment: &str,
+) {
+    if let Some(plan) = environments.get(environment) {
+        for (key, value) in &plan.attributes {
+            bindings.set(format!("env.{key}"), value.clone());
+        }
+    }
+    bindings.set_string("env.name", environment.to_string());
 }
 
 /// `10` for 10%, `12.5` for 12.5%.
