@@ -2,7 +2,7 @@
 //! is typed (with help lines and secondary labels), `pipe explain` on hover, and `pipe fmt`.
 
 use super::exit;
-use crate::compilation::{Compilation, FileLoader, compile_source};
+use crate::compilation::{FileLoader, compile_source};
 use crate::diagnostics::{Diagnostic, FileId, Severity, SourceMap, Span, explanation};
 use crate::syntax::format::format;
 use lsp_server::{Connection, Message, Notification, Request, Response};
@@ -52,6 +52,7 @@ fn serve(connection: &Connection) -> Result<(), String> {
         connection,
         encoding,
         documents: HashMap::new(),
+        entry_diagnostics: HashMap::new(),
         published: BTreeSet::new(),
     };
     for message in &connection.receiver {
@@ -87,6 +88,8 @@ struct Server<'c> {
     encoding: Encoding,
     /// Open documents by URI.
     documents: HashMap<String, String>,
+    /// The diagnostics of each open document's last check that point into it, for hover.
+    entry_diagnostics: HashMap<String, Vec<Diagnostic>>,
     /// URIs that were last sent a non-empty diagnostic list, so they can be cleared.
     published: BTreeSet<String>,
 }
@@ -118,6 +121,7 @@ impl Server<'_> {
             }
             "textDocument/didClose" => {
                 self.documents.remove(&uri);
+                self.entry_diagnostics.remove(&uri);
                 self.publish(BTreeMap::from([(uri, Vec::new())]));
                 return;
             }
@@ -164,6 +168,10 @@ impl Server<'_> {
             by_file.entry(target).or_default().push(converted);
         }
         self.publish(by_file);
+        let own = compilation.diagnostics.into_iter();
+        let own = own.filter(|d| primary(d).is_some_and(|span| span.file == 0));
+        self.entry_diagnostics
+            .insert(uri.to_string(), own.collect());
     }
 
     fn publish(&mut self, by_file: BTreeMap<String, Vec<Value>>) {
@@ -242,7 +250,8 @@ impl Server<'_> {
         }
     }
 
-    /// Over a diagnostic's primary range: the diagnostic and its `pipe explain` text.
+    /// Over a diagnostic's primary range: the diagnostic and its `pipe explain` text, from the
+    /// document's last check (every change is checked, so it is current).
     fn hover(&self, uri: &str, text: &str, params: &Value) -> Value {
         let line = params.pointer("/position/line").and_then(Value::as_u64);
         let character = params
@@ -252,11 +261,13 @@ impl Server<'_> {
             return Value::Null;
         };
         let offset = offset_of(text, line as usize, character as usize, self.encoding);
-        let compilation: Compilation = compile_source(&path_of(uri), text, &FileLoader);
-        let hit = compilation.diagnostics.iter().find(|d| {
-            primary(d).is_some_and(|s| {
-                s.file == 0 && (s.start as usize..=s.end as usize).contains(&offset)
-            })
+        let checked = self
+            .entry_diagnostics
+            .get(uri)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let hit = checked.iter().find(|d| {
+            primary(d).is_some_and(|s| (s.start as usize..=s.end as usize).contains(&offset))
         });
         let Some(diagnostic) = hit else {
             return Value::Null;
