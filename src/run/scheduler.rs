@@ -430,6 +430,13 @@ impl Scheduler {
                 outputs: result.outputs.clone(),
             },
         );
+        for replaced in &result.replaced {
+            let mut fields = replaced.mismatch.audit_fields();
+            fields["node"] = json!(id);
+            fields["action"] = json!("quarantined and replaced by the fresh build");
+            fields["quarantine"] = json!(replaced.quarantine.display().to_string());
+            self.audit("artifact_verification_failed", fields);
+        }
         for artifact in &result.artifacts {
             self.audit(
                 "artifact_stored",
