@@ -35,5 +35,5 @@ pub(crate) fn verify_before_use(
         "artifact_verification_failed",
         fields,
     )?;
-    Err(format!("refusing to {action} {digest}: {why}"))
+    Err(format!("{why}; refusing to {action} it"))
 }

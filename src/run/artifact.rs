@@ -176,7 +176,7 @@ pub struct Stored {
 
 /// A stored object whose bytes no longer hash to its digest.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the stored artifact at {} does not match its digest: expected {expected}, found {found}", path.display())]
+#[error("the stored artifact {} changed after it was stored (expected {expected}, found {found})", path.display())]
 pub struct Mismatch {
     /// `sha256:HEX`
     pub expected: String,
@@ -217,7 +217,7 @@ pub fn verify_path(path: &Path, digest: &str) -> Result<(), VerifyError> {
     };
     match fs::symlink_metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(mismatch("nothing (missing)".into()));
+            return Err(mismatch("nothing".into()));
         }
         Err(e) => return Err(VerifyError::Io(e)),
         Ok(metadata) if metadata.file_type().is_symlink() => {
