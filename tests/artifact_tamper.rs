@@ -187,3 +187,47 @@ fn a_rebuild_of_the_same_digest_replaces_a_tampered_object_and_deploys_the_real_
     let verify = project.pipe("unused", &["audit", "verify"]);
     assert_eq!(code(&verify), 0, "{}", text(&verify));
 }
+
+#[test]
+fn a_change_between_rollout_steps_stops_the_next_step_and_rolls_back() {
+    let project = Project::new();
+    assert_eq!(code(&project.release(GOOD)), 0);
+    // The first canary step of good2 overwrites the very stored copy it was handed.
+    let tampering_deploy = DEPLOY.replace(
+        "rm -f \"$envdir/probe_count\"",
+        "rm -f \"$envdir/probe_count\"\n\
+         if [ \"${PIPE_ROLLOUT_WEIGHT:-}\" = 50 ] && grep -q '^name=good2' \"$artifact\"; then\n\
+         chmod u+w \"$artifact\"; echo name=evil > \"$artifact\"; fi",
+    );
+    std::fs::write(project.root().join("deploy.sh"), tampering_deploy).unwrap();
+
+    let output = project.release(GOOD2);
+    assert_eq!(
+        code(&output),
+        1,
+        "rolled back and verified: {}",
+        text(&output)
+    );
+    let good2 = digest_of(&project, "production", 1);
+    assert_names_digest(&output, &good2);
+    verification_failures(&project, &good2);
+    assert!(project.has_event("recovery_verified"));
+    assert!(project.serving("production").contains("name=good\n"));
+    let all = text(&output);
+    let production_step = |weight: &str| {
+        all.lines()
+            .any(|l| l.starts_with("[production.deploy] deploying") && l.ends_with(weight))
+    };
+    assert!(production_step("weight 50"), "the first step ran: {all}");
+    assert!(
+        all.lines().any(|l| l.contains("production.deploy")
+            && l.contains("failed")
+            && l.contains("changed after it was stored")),
+        "the deploy node says why it failed: {all}"
+    );
+    assert!(
+        !production_step("weight 100"),
+        "the 100% step never ran: {all}"
+    );
+    assert_eq!(project.statuses("production"), ["stable", "rolled_back"]);
+}

@@ -380,8 +380,13 @@ impl<'a> Promotion<'a> {
 
     fn deploy_step(&mut self, step: usize, weight: f64) -> Result<(), Stop> {
         // The first step was verified just before the release began.
-        if step > 1 {
-            self.verify_artifact().map_err(Stop::Failed)?;
+        if step > 1
+            && let Err(reason) = self.verify_artifact()
+        {
+            let node = self.node_id("deploy");
+            self.host
+                .node_transition(&node, NodeStatus::Failed, Some(&reason));
+            return Err(Stop::Failed(reason));
         }
         let artifact = &self.request.artifact;
         self.log_stop(

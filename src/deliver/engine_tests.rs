@@ -555,7 +555,10 @@ fn a_stored_artifact_changed_after_the_build_is_never_deployed() {
         "{reason}"
     );
     let calls = host.calls();
-    assert!(!calls.iter().any(|c| c.starts_with("staging.deploy ")), "{calls:?}");
+    assert!(
+        !calls.iter().any(|c| c.starts_with("staging.deploy ")),
+        "{calls:?}"
+    );
     let events = events(dir.path());
     assert!(events.contains(&"artifact_verification_failed".to_string()));
     assert!(
