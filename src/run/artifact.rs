@@ -1,13 +1,13 @@
 //! The content-addressed artifact store under `.pipe/artifacts/sha256/`: hashing (a file by its
-//! bytes, a directory by a Merkle walk), read-only immutable copies and their metadata records.
+//! bytes, a directory by a Merkle walk), read-only copies, their verification and metadata.
+
+mod ingest;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fs;
 use std::io::{self, Read};
 use std::os::unix::fs::PermissionsExt;
-
-mod ingest;
 use std::path::{Path, PathBuf};
 
 /// Metadata stored beside each artifact as `HEX.json`.
@@ -241,7 +241,8 @@ fn hex_part(digest: &str) -> &str {
 /// `sha256sum` prints). A directory hashes to the SHA-256 of its canonical listing: one line per
 /// entry, sorted by name, `KIND MODE DIGEST NAME\n` with KIND `f` (file; MODE `x` when
 /// executable, else `-`), `d` (directory, DIGEST its own tree hash) or `l` (symlink, DIGEST the
-/// SHA-256 of the link target); the listing starts with `pipe-tree/v1\n`.
+/// SHA-256 of the link target: the store no longer writes links, older stores may hold them);
+/// the listing starts with `pipe-tree/v1\n`. `ingest` builds the same listing while copying.
 pub fn hash_path(path: &Path) -> io::Result<(String, u64)> {
     let metadata = fs::symlink_metadata(path)?;
     if metadata.is_dir() {
