@@ -501,7 +501,7 @@ mod tests {
                 }
             })
         };
-        for _ in 0..300 {
+        for _ in 0..100 {
             let record = store
                 .store("app", &source, &Provenance::default(), None)
                 .unwrap()
