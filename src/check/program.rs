@@ -60,6 +60,8 @@ pub struct Secret {
 pub struct Artifact {
     pub name: Ident,
     pub path: Spanned<String>,
+    /// `outside_workspace = true`: the path may leave the pipeline's directory (W0104).
+    pub outside_workspace: Option<Spanned<bool>>,
     pub span: Span,
 }
 
@@ -150,6 +152,8 @@ pub struct Job {
     pub matrix: Vec<(Ident, Vec<Spanned<String>>)>,
     pub shell: Option<Spanned<String>>,
     pub workdir: Option<Spanned<String>>,
+    /// `outside_workspace = true`: `workdir` may leave the pipeline's directory (W0104).
+    pub outside_workspace: Option<Spanned<bool>>,
     pub inherit_env: Vec<Spanned<String>>,
     pub span: Span,
 }

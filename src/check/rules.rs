@@ -1,5 +1,5 @@
 //! Rules over the elaborated program: name resolution, expression typing and scopes, and the
-//! delivery-safety checks (E0101 references, E0201/E0203, E0302, E04xx, E05xx, W0101).
+//! delivery-safety checks (E0101 references, E0201/E0203, E0302, E04xx, E05xx, E0107/W0104 paths outside the workspace, W0101).
 
 mod artifacts;
 mod credentials;
@@ -15,6 +15,7 @@ mod test_support;
 mod typing;
 mod unused;
 mod walk;
+mod workspace;
 
 use super::program::Program;
 use crate::diagnostics::{Diagnostic, SourceMap};
@@ -32,6 +33,7 @@ pub(crate) fn check_program(
     names::check(&index, &mut found);
     typing::check(&index, &mut found);
     artifacts::check(&index, &mut found);
+    workspace::check(&index, &mut found);
     delivery::check(&index, &mut found);
     staging_first::check(&index, &mut found);
     environments::check(&index, &mut found);

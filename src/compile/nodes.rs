@@ -115,6 +115,7 @@ impl<'a> NodeBuilder<'a> {
             matrix: Vec::new(),
             shell: None,
             workdir: None,
+            outside_workspace: false,
             inherit_env: Vec::new(),
             environment: None,
             gate: None,
@@ -155,6 +156,7 @@ impl<'a> NodeBuilder<'a> {
         node.matrix = matrix;
         node.shell = job.shell.as_ref().map(|s| s.value.clone());
         node.workdir = job.workdir.as_ref().map(|s| s.value.clone());
+        node.outside_workspace = opted_out(&job.outside_workspace);
         node.inherit_env = job.inherit_env.iter().map(|s| s.value.clone()).collect();
         node.stage = job.stage.as_ref().map(|s| s.name.clone());
         node
@@ -223,6 +225,7 @@ impl<'a> NodeBuilder<'a> {
                 let plan = ArtifactPlan {
                     path: a.path.value.clone(),
                     produced_by,
+                    outside_workspace: opted_out(&a.outside_workspace),
                 };
                 (a.name.name.clone(), plan)
             })
@@ -494,4 +497,9 @@ fn matrix_instance(job: &Job, mut position: usize) -> Instance {
         format!("{}[{}]", job.name.name, values.join(","))
     };
     (id, combo)
+}
+
+/// Whether an item set `outside_workspace = true`.
+fn opted_out(flag: &Option<crate::check::program::Spanned<bool>>) -> bool {
+    flag.as_ref().is_some_and(|flag| flag.value)
 }

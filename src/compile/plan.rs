@@ -82,6 +82,9 @@ pub struct Node {
     pub shell: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workdir: Option<String>,
+    /// `workdir` may resolve outside the pipeline's directory (an explicit opt-in).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub outside_workspace: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inherit_env: Vec<String>,
     /// Promote nodes: the environment.
@@ -180,6 +183,9 @@ pub struct ArtifactPlan {
     /// Relative to the pipeline file's directory.
     pub path: String,
     pub produced_by: String,
+    /// `path` may resolve outside the pipeline's directory (an explicit opt-in).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub outside_workspace: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -5,6 +5,7 @@
 use crate::audit::AuditLog;
 use crate::compile::plan::{EnvironmentPlan, Literal, PromotePlan, StepBlockPlan};
 use crate::deliver::host::{BlockResult, PromoteHost, StepContext};
+use crate::deliver::integrity;
 use crate::deliver::ledger::{Ledger, Release, ReleaseStatus};
 use crate::deliver::lock;
 use crate::deliver::record::DeliveryRecord;
@@ -235,6 +236,9 @@ impl<'a> Promotion<'a> {
             Ok(false) => return self.await_approval(),
             Err(reason) => return self.refuse_before_deploy(reason),
         }
+        if let Err(reason) = self.verify_artifact() {
+            return self.refuse_before_deploy(reason);
+        }
         if let Err(reason) = self.begin_release() {
             return self.refuse_before_deploy(reason);
         }
@@ -359,7 +363,31 @@ impl<'a> Promotion<'a> {
         self.run_node("migrate", &migrate.block, self.forward_context(None))
     }
 
+    /// The stored copy is re-hashed before each deploy: bytes changed since the build (or
+    /// since the previous rollout step) are never deployed.
+    fn verify_artifact(&self) -> Result<(), String> {
+        let artifact = &self.request.artifact;
+        let actor = &self.request.actor;
+        integrity::verify_before_use(
+            self.audit,
+            self.request,
+            actor,
+            "deploy",
+            &artifact.path,
+            &artifact.digest,
+        )
+    }
+
     fn deploy_step(&mut self, step: usize, weight: f64) -> Result<(), Stop> {
+        // The first step was verified just before the release began.
+        if step > 1
+            && let Err(reason) = self.verify_artifact()
+        {
+            let node = self.node_id("deploy");
+            self.host
+                .node_transition(&node, NodeStatus::Failed, Some(&reason));
+            return Err(Stop::Failed(reason));
+        }
         let artifact = &self.request.artifact;
         self.log_stop(
             "deploy_started",

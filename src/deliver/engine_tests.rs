@@ -180,7 +180,7 @@ fn request(state: &Path, plan: PromotePlan, version: &str) -> PromoteRequest {
         state_dir: state.to_path_buf(),
         artifact: ArtifactRef {
             name: "bin".into(),
-            digest: format!("sha256:{version}"),
+            digest: digest_of(version),
             path: stored_artifact(state, version),
             version: version.into(),
         },
@@ -203,6 +203,16 @@ fn promote_staging(
         &request(state, promote_plan("staging", false), version),
         host,
         audit,
+    )
+}
+
+/// The digest of the stand-in artifact of `version` (its content is the version): the engine
+/// re-hashes the copy before deploying or rolling back to it.
+fn digest_of(version: &str) -> String {
+    use sha2::Digest;
+    format!(
+        "sha256:{}",
+        hex::encode(sha2::Sha256::digest(version.as_bytes()))
     )
 }
 
@@ -366,7 +376,10 @@ fn protected_environment_refuses_a_digest_staging_never_held() {
         panic!("{outcome:?}")
     };
     assert!(
-        reason.contains("prod is protected and refuses sha256:v1"),
+        reason.contains(&format!(
+            "prod is protected and refuses {}",
+            digest_of("v1")
+        )),
         "{reason}"
     );
     assert!(reason.contains("(staging)"), "{reason}");
@@ -519,5 +532,37 @@ fn a_rollback_target_whose_stored_copy_is_gone_fails_loudly() {
             .calls()
             .iter()
             .any(|c| c.starts_with("staging.rollback "))
+    );
+}
+
+#[test]
+fn a_stored_artifact_changed_after_the_build_is_never_deployed() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = AuditLog::open(dir.path()).unwrap();
+    let request = request(dir.path(), promote_plan("staging", false), "v1");
+    std::fs::write(&request.artifact.path, "tampered").unwrap();
+    let host = FakeHost::default();
+    let outcome = promote(&request, &host, &audit);
+    let DeliveryOutcome::Failed {
+        rolled_back: false,
+        reason,
+    } = outcome
+    else {
+        panic!("{outcome:?}")
+    };
+    assert!(
+        reason.contains(&format!("expected {}", digest_of("v1"))),
+        "{reason}"
+    );
+    let calls = host.calls();
+    assert!(
+        !calls.iter().any(|c| c.starts_with("staging.deploy ")),
+        "{calls:?}"
+    );
+    let events = events(dir.path());
+    assert!(events.contains(&"artifact_verification_failed".to_string()));
+    assert!(
+        !events.contains(&"deploy_started".to_string()),
+        "{events:?}"
     );
 }

@@ -8,6 +8,7 @@ pub mod drill;
 pub mod engine;
 pub mod executor;
 pub mod host;
+mod integrity;
 pub mod ledger;
 pub mod lock;
 pub mod manual;

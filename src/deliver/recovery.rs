@@ -5,6 +5,7 @@
 use crate::audit::AuditLog;
 use crate::deliver::engine::{ArtifactRef, PromoteRequest, base_context, log_event, now};
 use crate::deliver::host::{BlockResult, PromoteHost, StepContext};
+use crate::deliver::integrity;
 use crate::deliver::ledger::{Ledger, Release, ReleaseStatus};
 use crate::run::artifact::ArtifactStore;
 use crate::run::state::NodeStatus;
@@ -66,6 +67,17 @@ impl Recovery<'_> {
                 "the stored artifact of {} ({}) is missing at {}",
                 target.version, target.digest, target.path
             );
+            return self.fail(ledger, from, why);
+        }
+        let verified = integrity::verify_before_use(
+            self.audit,
+            self.request,
+            self.actor,
+            "roll back to",
+            &target.path,
+            &target.digest,
+        );
+        if let Err(why) = verified {
             return self.fail(ledger, from, why);
         }
         let context = self.rollback_context(target);

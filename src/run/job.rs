@@ -2,7 +2,7 @@
 //! typed outputs from `$PIPE_OUTPUT`, and the artifacts it produces.
 
 use crate::compile::plan::{Literal, Node, Plan, Template};
-use crate::run::artifact::{ArtifactRecord, ArtifactStore, Provenance};
+use crate::run::artifact::{ArtifactRecord, ArtifactStore, Provenance, Replaced, Stored};
 use crate::run::eval::{self, Bindings};
 use crate::run::process::{BlockOutcome, BlockRequest, StepRunner};
 use crate::run::redact::Redactor;
@@ -37,6 +37,8 @@ pub struct JobResult {
     pub outputs: BTreeMap<String, Literal>,
     /// What the job produced, stored.
     pub artifacts: Vec<ArtifactRecord>,
+    /// Corrupt objects found under a produced digest, set aside and replaced.
+    pub replaced: Vec<Replaced>,
 }
 
 pub async fn run_job(context: JobContext, node: Node) -> JobResult {
@@ -57,6 +59,10 @@ pub async fn run_job(context: JobContext, node: Node) -> JobResult {
         Ok(secrets) => secrets,
         Err(e) => return failed(e),
     };
+    let workdir = match confined_workdir(&context.pipeline_dir, &node) {
+        Ok(workdir) => workdir,
+        Err(e) => return failed(e),
+    };
     let request = BlockRequest {
         node: node.id.clone(),
         steps: node.steps.clone(),
@@ -64,7 +70,7 @@ pub async fn run_job(context: JobContext, node: Node) -> JobResult {
         retries: node.retries,
         backoff: node.backoff_ms.map(Duration::from_millis),
         shell: node.shell.clone(),
-        workdir: workdir(&context.pipeline_dir, node.workdir.as_deref()),
+        workdir,
         env,
         pipe_env: BTreeMap::new(),
         secrets,
@@ -106,7 +112,10 @@ pub async fn run_job(context: JobContext, node: Node) -> JobResult {
         }
     }
     match store_artifacts(&context, &node).await {
-        Ok(artifacts) => result.artifacts = artifacts,
+        Ok(stored) => {
+            result.replaced = stored.iter().filter_map(|s| s.replaced.clone()).collect();
+            result.artifacts = stored.into_iter().map(|s| s.record).collect();
+        }
         Err(why) => {
             result.message = Some(redactor.text(&format!("job `{}` failed: {why}", node.id)));
             return result;
@@ -116,7 +125,7 @@ pub async fn run_job(context: JobContext, node: Node) -> JobResult {
     result
 }
 
-async fn store_artifacts(context: &JobContext, node: &Node) -> Result<Vec<ArtifactRecord>, String> {
+async fn store_artifacts(context: &JobContext, node: &Node) -> Result<Vec<Stored>, String> {
     let mut stored = Vec::new();
     for name in &node.produces {
         let Some(artifact) = context.plan.artifacts.get(name) else {
@@ -126,17 +135,19 @@ async fn store_artifacts(context: &JobContext, node: &Node) -> Result<Vec<Artifa
         let store = context.store.clone();
         let provenance = context.provenance.clone();
         let artifact_name = name.clone();
+        let workspace = Some(context.pipeline_dir.clone()).filter(|_| !artifact.outside_workspace);
         // Hashing and copying a large tree is blocking work.
-        let record =
-            tokio::task::spawn_blocking(move || store.store(&artifact_name, &source, &provenance))
-                .await
-                .map_err(|e| format!("artifact `{name}` could not be stored: {e}"))?
-                .map_err(|e| {
-                    format!(
-                        "artifact `{name}` could not be stored from `{}`: {e}",
-                        artifact.path
-                    )
-                })?;
+        let record = tokio::task::spawn_blocking(move || {
+            store.store(&artifact_name, &source, &provenance, workspace.as_deref())
+        })
+        .await
+        .map_err(|e| format!("artifact `{name}` could not be stored: {e}"))?
+        .map_err(|e| {
+            format!(
+                "artifact `{name}` could not be stored from `{}`: {e}",
+                artifact.path
+            )
+        })?;
         stored.push(record);
     }
     Ok(stored)
@@ -173,6 +184,29 @@ pub fn workdir(pipeline_dir: &Path, workdir: Option<&str>) -> PathBuf {
         Some(dir) => pipeline_dir.join(dir),
         None => pipeline_dir.to_path_buf(),
     }
+}
+
+/// The job's working directory, refused when it resolves (symlinks included) outside the
+/// pipeline's directory without `outside_workspace = true`: a plan file written by hand gets
+/// the same confinement `pipe check` gives a `.pipe` file. A directory that does not exist is
+/// left to the step runner, which reports it.
+fn confined_workdir(pipeline_dir: &Path, node: &Node) -> Result<PathBuf, String> {
+    let dir = workdir(pipeline_dir, node.workdir.as_deref());
+    if node.outside_workspace {
+        return Ok(dir);
+    }
+    let (Ok(resolved), Ok(workspace)) = (dir.canonicalize(), pipeline_dir.canonicalize()) else {
+        return Ok(dir);
+    };
+    if resolved.starts_with(&workspace) {
+        return Ok(dir);
+    }
+    Err(format!(
+        "workdir `{}` resolves to {}, outside the workspace {} (set `outside_workspace = true` on the job to allow it)",
+        node.workdir.as_deref().unwrap_or("."),
+        resolved.display(),
+        workspace.display()
+    ))
 }
 
 /// Parses `key=value` lines (the last value of a key wins) and type-checks the declared keys.

@@ -430,6 +430,23 @@ impl Scheduler {
                 outputs: result.outputs.clone(),
             },
         );
+        for replaced in &result.replaced {
+            let mut fields = replaced.mismatch.audit_fields();
+            fields["node"] = json!(id);
+            fields["action"] = json!("quarantined and replaced by the fresh build");
+            fields["quarantine"] = json!(replaced.quarantine.display().to_string());
+            let summary = format!(
+                "{}; quarantined at {} and replaced by this build's verified copy",
+                replaced.mismatch,
+                replaced.quarantine.display()
+            );
+            fields["summary"] = json!(summary);
+            self.audit("artifact_verification_failed", fields);
+            let warning = format!("warning: {summary}");
+            self.setup
+                .console
+                .notice("warning", Some(id), &warning, json!({}));
+        }
         for artifact in &result.artifacts {
             self.audit(
                 "artifact_stored",

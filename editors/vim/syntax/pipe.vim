@@ -16,7 +16,7 @@ syntax match pipeName contained /[A-Za-z0-9_.-]\@1<!\%(git\|date\|jobs\|matrix\|
 syntax match pipeItem /[A-Za-z0-9_.-]\@1<!\%(pipeline\|template\|import\|job\|stage\|gate\|promote\|drill\|secret\|artifact\|environment\)[A-Za-z0-9_.-]\@!/
 syntax match pipeBlock /[A-Za-z0-9_.-]\@1<!\%(env\|outputs\|matrix\|approval\|migrate\|rollout\|deploy\|smoke\|watch\|rollback\|backup\|restore\|verify\)[A-Za-z0-9_.-]\@!/
 syntax match pipeStatement /[A-Za-z0-9_.-]\@1<!\%(run\|require\|warn\|when\|probe\|every\|for\|as\)[A-Za-z0-9_.-]\@!/
-syntax match pipeAttribute /[A-Za-z0-9_.-]\@1<!\%(version\|needs\|after\|timeout\|retries\|backoff\|secrets\|produces\|shell\|workdir\|inherit_env\|scope\|from\|path\|protected\|extends\|approvers\|quorum\|allow_self\|kind\|steps\|pause\|rto\|rpo\)\ze\s*=\%(=\)\@!/
+syntax match pipeAttribute /[A-Za-z0-9_.-]\@1<!\%(version\|needs\|after\|timeout\|retries\|backoff\|secrets\|produces\|shell\|workdir\|outside_workspace\|inherit_env\|scope\|from\|path\|protected\|extends\|approvers\|quorum\|allow_self\|kind\|steps\|pause\|rto\|rpo\)\ze\s*=\%(=\)\@!/
 syntax match pipeOperator /[A-Za-z0-9_.-]\@1<!\%(and\|or\|not\)[A-Za-z0-9_.-]\@!/
 syntax match pipeConstant /[A-Za-z0-9_.-]\@1<!\%(true\|false\|expand\|contract\|canary\)[A-Za-z0-9_.-]\@!/
 syntax match pipeType /[A-Za-z0-9_.-]\@1<!\%(string\|number\|bool\|duration\|percent\|list\)[A-Za-z0-9_.-]\@!/

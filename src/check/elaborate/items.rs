@@ -10,7 +10,7 @@ use crate::diagnostics::{Diagnostic, Span, did_you_mean};
 use crate::syntax::ast::{Block, ExprKind, Ident};
 
 const SECRET: Schema = Schema::attrs_only("a secret", &["from", "scope"]);
-const ARTIFACT: Schema = Schema::attrs_only("an artifact", &["path"]);
+const ARTIFACT: Schema = Schema::attrs_only("an artifact", &["path", "outside_workspace"]);
 const ENVIRONMENT: Schema = Schema {
     what: "an environment",
     attrs: &["protected", "extends"],
@@ -139,8 +139,12 @@ impl Elaborator<'_> {
                 None
             }
         };
+        let outside_workspace = body
+            .attr("outside_workspace")
+            .and_then(|attr| self.bool_value(&attr.value));
         Artifact {
             path: path.unwrap_or(Spanned::new(String::new(), name.span)),
+            outside_workspace,
             name,
             span: block.span,
         }

@@ -22,6 +22,7 @@ const JOB: Schema = Schema {
         "when",
         "shell",
         "workdir",
+        "outside_workspace",
         "inherit_env",
     ],
     blocks: &["env", "outputs", "matrix"],
@@ -164,6 +165,9 @@ impl Elaborator<'_> {
             workdir: body
                 .attr("workdir")
                 .and_then(|attr| self.plain_string(&attr.value)),
+            outside_workspace: body
+                .attr("outside_workspace")
+                .and_then(|attr| self.bool_value(&attr.value)),
             inherit_env: body
                 .attr("inherit_env")
                 .and_then(|attr| self.strings(&attr.value))

@@ -135,6 +135,7 @@ pub fn job(name: &str) -> Job {
         matrix: Vec::new(),
         shell: None,
         workdir: None,
+        outside_workspace: None,
         inherit_env: Vec::new(),
         span: span(10),
     }
@@ -170,6 +171,7 @@ pub fn artifact(name: &str) -> Artifact {
     Artifact {
         name: ident(name),
         path: spanned(format!("target/{name}")),
+        outside_workspace: None,
         span: span(10),
     }
 }
