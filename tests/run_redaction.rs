@@ -94,3 +94,40 @@ fn json_events_are_redacted_too() {
     assert!(console.contains("split: *** done"), "{console}");
     assert_nowhere(&project, &console);
 }
+
+#[test]
+fn a_secret_split_between_stdout_and_stderr_never_reaches_a_log() {
+    const JOBS: usize = 32;
+    let jobs: String = (0..JOBS)
+        .map(|i| format!("job split{i} {{ secrets = [token] run \"sh ./split.sh\" }}\n"))
+        .collect();
+    let project = Project::new(&format!(
+        "pipeline p {{\n secret token {{ from = env(\"PIPE_TEST_SECRET\") }}\n{jobs}}}\n"
+    ));
+    // The first three bytes on stdout without a newline, the rest on stderr.
+    project.write(
+        "split.sh",
+        "rest=${TOKEN#???}\nprintf 'x:%s' \"${TOKEN%\"$rest\"}\"\nprintf '%s\\n' \"$rest\" >&2\n",
+    );
+    let run = project
+        .command(&["run", "--jobs", "8"])
+        .env("PIPE_TEST_SECRET", SECRET)
+        .output()
+        .unwrap();
+    let console = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(run.status.code(), Some(0), "{console}");
+    assert!(
+        !console.contains(SECRET),
+        "secret on the console:\n{console}"
+    );
+    let run_id = project.runs()[0].clone();
+    for i in 0..JOBS {
+        let log = project.read(&format!(".pipe/runs/{run_id}/logs/split{i}.log"));
+        assert!(log.contains("x:"), "split{i}.log holds the output: {log}");
+        assert!(!log.contains(SECRET), "secret in split{i}.log: {log}");
+    }
+}

@@ -2,8 +2,11 @@
 //! across processes. An exclusive `flock` on `.pipe/locks/PIPELINE.ENV.lock`, held by an open
 //! file, so the kernel releases it when the holder dies, even by `kill -9`.
 //!
-//! The holder also writes `…lock.holder` (run id, pid, since) so a waiter can name it. That
-//! sidecar is informative only: the flock alone decides who holds the lock.
+//! The holder also writes `…lock.holder` (run id, pid, since, step supervisor) so a waiter can
+//! name it. A clean release removes it, so a sidecar found beside a free lock was left by a
+//! holder that died: while that holder's step supervisor still lives, its steps may still run,
+//! and the lock is not taken until the supervisor has killed them and exited (no two
+//! deploys of one environment overlap, even after a `kill -9`).
 
 use crate::fsutil::write_atomic;
 use nix::errno::Errno;
@@ -24,6 +27,9 @@ pub struct LockHolder {
     pub pid: u32,
     /// RFC 3339.
     pub since: String,
+    /// The pid of the holder's step supervisor (`run::supervisor`), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supervisor: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -136,7 +142,11 @@ pub fn acquire_unless(
             .open(&path)
             .map_err(io_error)?;
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(flock) => return announce(flock, &path, run).map_err(io_error),
+            Ok(flock) if !dead_holders_steps_live(&path) => {
+                return announce(flock, &path, run).map_err(io_error);
+            }
+            // Released by the kernel, but the dead holder's steps are still being killed.
+            Ok(_) => {}
             Err((_, Errno::EWOULDBLOCK)) => {}
             Err((_, errno)) => return Err(io_error(io::Error::from(errno))),
         }
@@ -157,11 +167,26 @@ pub fn acquire_unless(
     }
 }
 
+/// Whether the sidecar left by a holder that died names a step supervisor that still lives.
+fn dead_holders_steps_live(lock_path: &Path) -> bool {
+    let Ok(bytes) = std::fs::read(holder_path(lock_path)) else {
+        return false;
+    };
+    let Ok(holder) = serde_json::from_slice::<LockHolder>(&bytes) else {
+        return false;
+    };
+    holder.supervisor.is_some_and(|pid| {
+        Some(pid) != crate::run::supervisor::pid()
+            && crate::run::supervisor::is_live_supervisor(pid)
+    })
+}
+
 fn announce(flock: Flock<File>, path: &Path, run: &str) -> io::Result<EnvironmentLock> {
     let holder = LockHolder {
         run: run.to_string(),
         pid: std::process::id(),
         since: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        supervisor: crate::run::supervisor::ensure_started()?,
     };
     let holder_path = holder_path(path);
     let text = serde_json::to_vec(&holder).map_err(io::Error::other)?;
