@@ -33,6 +33,14 @@ fn assert_nowhere(project: &Project, console: &str) {
     }
 }
 
+fn console_of(run: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    )
+}
+
 fn leaky_project() -> Project {
     Project::new(
         r#"pipeline p {
@@ -61,11 +69,7 @@ fn secrets_never_reach_console_logs_state_or_outputs() {
         .env("PIPE_TEST_SECRET", SECRET)
         .output()
         .unwrap();
-    let console = format!(
-        "{}{}",
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr)
-    );
+    let console = console_of(&run);
     assert_eq!(run.status.code(), Some(1), "{console}");
     assert!(console.contains("[leak] whole: ***"), "{console}");
     assert!(console.contains("[leak] split: *** done"), "{console}");
@@ -114,11 +118,7 @@ fn a_secret_split_between_stdout_and_stderr_never_reaches_a_log() {
         .env("PIPE_TEST_SECRET", SECRET)
         .output()
         .unwrap();
-    let console = format!(
-        "{}{}",
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr)
-    );
+    let console = console_of(&run);
     assert_eq!(run.status.code(), Some(0), "{console}");
     assert!(
         !console.contains(SECRET),

@@ -274,6 +274,22 @@ mod tests {
         );
     }
 
+    /// `bytes` cut at the `cuts` that fall inside it.
+    fn chunks_at(bytes: &[u8], cuts: Vec<usize>) -> Vec<&[u8]> {
+        let mut points: Vec<usize> = cuts.into_iter().filter(|c| *c <= bytes.len()).collect();
+        points.sort();
+        points.push(bytes.len());
+        let mut last = 0;
+        points
+            .into_iter()
+            .map(|point| {
+                let chunk = &bytes[last..point];
+                last = point;
+                chunk
+            })
+            .collect()
+    }
+
     proptest! {
         #[test]
         fn streaming_equals_whole_buffer_redaction(
@@ -281,17 +297,8 @@ mod tests {
             cuts in proptest::collection::vec(0usize..200, 0..8),
         ) {
             let redactor = Redactor::new(["abc", "dab", "eeee", "ab"]);
-            let bytes = text.as_bytes();
-            let mut points: Vec<usize> = cuts.into_iter().filter(|c| *c <= bytes.len()).collect();
-            points.sort();
-            let mut chunks = Vec::new();
-            let mut last = 0;
-            for point in points {
-                chunks.push(&bytes[last..point]);
-                last = point;
-            }
-            chunks.push(&bytes[last..]);
-            prop_assert_eq!(stream_all(&redactor, &chunks), redactor.bytes(bytes));
+            let chunks = chunks_at(text.as_bytes(), cuts);
+            prop_assert_eq!(stream_all(&redactor, &chunks), redactor.bytes(text.as_bytes()));
         }
 
         #[test]
@@ -300,20 +307,14 @@ mod tests {
             cuts in proptest::collection::vec(0usize..200, 0..8),
         ) {
             let redactor = Redactor::new(["abc", "dab", "eeee", "ab"]);
-            let bytes = text.as_bytes();
-            let mut points: Vec<usize> = cuts.into_iter().filter(|c| *c <= bytes.len()).collect();
-            points.sort();
-            points.push(bytes.len());
             let mut merged = redactor.merged::<usize>();
             let mut pieces = Vec::new();
-            let mut last = 0;
-            for (index, point) in points.into_iter().enumerate() {
-                merged.push(index % 2, &bytes[last..point], &mut pieces);
-                last = point;
+            for (index, chunk) in chunks_at(text.as_bytes(), cuts).into_iter().enumerate() {
+                merged.push(index % 2, chunk, &mut pieces);
             }
             merged.finish(&mut pieces);
             let joined: Vec<u8> = pieces.into_iter().flat_map(|(_, piece)| piece).collect();
-            prop_assert_eq!(joined, redactor.bytes(bytes));
+            prop_assert_eq!(joined, redactor.bytes(text.as_bytes()));
         }
     }
 }

@@ -94,8 +94,10 @@ fn start(exe: &PathBuf) -> io::Result<Supervisor> {
         .arg(SUBCOMMAND)
         .env_clear()
         .stdin(Stdio::piped())
+        // Nothing to say, and holding the runner's output pipes open would make a caller
+        // that reads them to the end wait for the supervisor too.
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::null())
         .process_group(0)
         .spawn()?;
     let stdin = child
