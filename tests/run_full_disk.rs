@@ -47,14 +47,14 @@ impl Drop for SmallDisk {
     }
 }
 
-/// Runs `pipeline` with its state directory on a 1 MiB disk; returns (exit, console, project).
+/// Runs `pipeline` (where `$FULL_DISK` stands for the disk's path) with its state directory on
+/// a 1 MiB disk; returns (exit, console, project, disk).
 fn run_on_small_disk(pipeline: &str) -> (i32, String, Project, SmallDisk) {
     let disk = SmallDisk::mount("1m");
-    let project = Project::new(pipeline);
+    let project = Project::new(&pipeline.replace("$FULL_DISK", disk.path().to_str().unwrap()));
     let state_dir = disk.path().join("state");
     let output = project
         .command(&["run", "--state-dir", state_dir.to_str().unwrap()])
-        .env("FULL_DISK", disk.path())
         .output()
         .unwrap();
     let console = format!(
@@ -96,7 +96,6 @@ fn a_run_state_that_cannot_be_saved_fails_the_run() {
     let (code, console, project, disk) = run_on_small_disk(
         r#"pipeline p {
              job fill {
-               inherit_env = ["FULL_DISK"]
                run "head -c 4000000 /dev/zero > \"$FULL_DISK/fill\" || true"
              }
              job after { needs = [fill] run "echo after" }
@@ -139,4 +138,29 @@ fn an_audit_append_that_hits_a_full_disk_leaves_the_chain_whole() {
     let summary = pipe::audit::verify(&state_dir).unwrap();
     assert_eq!(summary.events, appended);
     assert!(summary.warnings.is_empty(), "{:?}", summary.warnings);
+}
+
+#[test]
+fn a_disk_that_fills_during_a_deploy_gives_exit_4_with_the_reason() {
+    let (code, console, project, disk) = run_on_small_disk(
+        r#"pipeline svc {
+             artifact app { path = "app.txt" }
+             environment staging { url = "local" }
+             job build {
+               run "echo v1 > app.txt"
+               produces = [app]
+             }
+             promote staging {
+               after    = [build]
+               artifact = app
+               deploy   {
+                 run "head -c 4000000 /dev/zero > \"$FULL_DISK/fill\" 2>/dev/null || true"
+               }
+               rollback { run "true" }
+             }
+           }"#,
+    );
+    assert_eq!(code, 4, "{console}");
+    assert!(console.contains("No space left on device"), "{console}");
+    assert_audit_verifies(&project, &disk);
 }

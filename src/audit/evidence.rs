@@ -14,7 +14,11 @@ const SECTIONS: [(&str, &str, &[&str]); 6] = [
     (
         "releases",
         "Releases",
-        &["deployment_promoted", "release_abandoned"],
+        &[
+            "deployment_promoted",
+            "release_abandoned",
+            "release_unrecorded",
+        ],
     ),
     ("gates", "Gates", &["gate_passed", "gate_failed"]),
     (
