@@ -268,6 +268,36 @@ mod tests {
     }
 
     #[test]
+    fn a_dead_holders_live_supervisor_keeps_the_lock_until_it_exits() {
+        let dir = tempfile::tempdir().unwrap();
+        // Stands in for the supervisor of a runner killed while holding the lock.
+        let mut supervisor = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "sleep 0.5; exit 0",
+                crate::run::supervisor::SUBCOMMAND,
+            ])
+            .spawn()
+            .unwrap();
+        let path = lock_path(dir.path(), "api", "prod");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let dead = LockHolder {
+            run: "run-1".into(),
+            pid: 1,
+            since: "2026-11-29T00:00:00Z".into(),
+            supervisor: Some(supervisor.id()),
+        };
+        std::fs::write(holder_path(&path), serde_json::to_vec(&dead).unwrap()).unwrap();
+        let started = Instant::now();
+        let busy = acquire(dir.path(), "api", "prod", "run-2", Duration::ZERO).unwrap_err();
+        assert!(busy.to_string().contains("locked by run run-1"), "{busy}");
+        let got = acquire(dir.path(), "api", "prod", "run-2", Duration::from_secs(10));
+        assert!(got.is_ok(), "{got:?}");
+        assert!(started.elapsed() >= Duration::from_millis(400));
+        supervisor.wait().unwrap();
+    }
+
+    #[test]
     fn whole_seconds_are_printed_without_decimals() {
         assert_eq!(format_wait(Duration::from_secs(30)), "30s");
         assert_eq!(format_wait(Duration::from_millis(1500)), "1.5s");
