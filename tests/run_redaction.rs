@@ -33,6 +33,14 @@ fn assert_nowhere(project: &Project, console: &str) {
     }
 }
 
+fn console_of(run: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    )
+}
+
 fn leaky_project() -> Project {
     Project::new(
         r#"pipeline p {
@@ -61,11 +69,7 @@ fn secrets_never_reach_console_logs_state_or_outputs() {
         .env("PIPE_TEST_SECRET", SECRET)
         .output()
         .unwrap();
-    let console = format!(
-        "{}{}",
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr)
-    );
+    let console = console_of(&run);
     assert_eq!(run.status.code(), Some(1), "{console}");
     assert!(console.contains("[leak] whole: ***"), "{console}");
     assert!(console.contains("[leak] split: *** done"), "{console}");
@@ -93,4 +97,37 @@ fn json_events_are_redacted_too() {
     let console = String::from_utf8_lossy(&run.stdout).into_owned();
     assert!(console.contains("split: *** done"), "{console}");
     assert_nowhere(&project, &console);
+}
+
+#[test]
+fn a_secret_split_between_stdout_and_stderr_never_reaches_a_log() {
+    const JOBS: usize = 32;
+    let jobs: String = (0..JOBS)
+        .map(|i| format!("job split{i} {{ secrets = [token] run \"sh ./split.sh\" }}\n"))
+        .collect();
+    let project = Project::new(&format!(
+        "pipeline p {{\n secret token {{ from = env(\"PIPE_TEST_SECRET\") }}\n{jobs}}}\n"
+    ));
+    // The first three bytes on stdout without a newline, the rest on stderr.
+    project.write(
+        "split.sh",
+        "rest=${TOKEN#???}\nprintf 'x:%s' \"${TOKEN%\"$rest\"}\"\nprintf '%s\\n' \"$rest\" >&2\n",
+    );
+    let run = project
+        .command(&["run", "--jobs", "8"])
+        .env("PIPE_TEST_SECRET", SECRET)
+        .output()
+        .unwrap();
+    let console = console_of(&run);
+    assert_eq!(run.status.code(), Some(0), "{console}");
+    assert!(
+        !console.contains(SECRET),
+        "secret on the console:\n{console}"
+    );
+    let run_id = project.runs()[0].clone();
+    for i in 0..JOBS {
+        let log = project.read(&format!(".pipe/runs/{run_id}/logs/split{i}.log"));
+        assert!(log.contains("x:"), "split{i}.log holds the output: {log}");
+        assert!(!log.contains(SECRET), "secret in split{i}.log: {log}");
+    }
 }

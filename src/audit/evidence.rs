@@ -18,6 +18,7 @@ const SECTIONS: [(&str, &str, &[&str]); 6] = [
             "deployment_promoted",
             "release_abandoned",
             "artifact_verification_failed",
+            "release_unrecorded",
         ],
     ),
     ("gates", "Gates", &["gate_passed", "gate_failed"]),

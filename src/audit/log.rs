@@ -34,11 +34,26 @@ pub struct AuditLog {
 }
 
 impl AuditLog {
-    /// Opens (creating if needed) `STATE_DIR/audit.jsonl`.
+    /// Opens (creating if needed) `STATE_DIR/audit.jsonl` for a run, a promote, a rollback or a
+    /// drill. The whole chain is verified here, once per opening, rather than on every append
+    /// (which would read the whole log each time): a chain that does not verify is refused,
+    /// naming its first bad line, and so is a missing log where a ledger records releases,
+    /// which would otherwise restart silently at seq 1.
     pub fn open(state_dir: &Path) -> io::Result<AuditLog> {
         fs::create_dir_all(state_dir)?;
         let path = state_dir.join(AUDIT_FILE);
         let existed = path.exists();
+        if existed {
+            refuse_unverified(&path)?;
+        } else if !crate::deliver::ledger::referenced_digests(state_dir)?.is_empty() {
+            let message = format!(
+                "the audit log {} is missing, but the ledger in {} records releases; \
+                 refusing to start a new chain at seq 1 (restore the log from a backup)",
+                path.display(),
+                state_dir.join("ledger").display()
+            );
+            return Err(io::Error::new(io::ErrorKind::NotFound, message));
+        }
         OpenOptions::new().create(true).append(true).open(&path)?;
         if !existed {
             crate::fsutil::sync_dir(state_dir)?;
@@ -86,18 +101,65 @@ impl AuditLog {
             .read(true)
             .append(true)
             .open(&self.path)?;
-        let mut file = lock_exclusive(file)?;
+        let file = lock_exclusive(file)?;
         let tail = read_tail(&file)?;
         let text = lines_to_append(&tail, run, event, actor, fields, &secrets);
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
+        write_whole(&file, tail.length, text.as_bytes())
         // Dropping the `Flock` releases the lock.
-        Ok(())
     }
+}
+
+/// Writes and fsyncs `text` at the end of the file, or leaves the file as it was: a failed or
+/// partial write (a full disk) is cut back to `length` before the error is returned, so the
+/// chain is never left with a torn record by a write that reported failure.
+fn write_whole(mut file: &File, length: u64, text: &[u8]) -> io::Result<()> {
+    let written = file.write_all(text).and_then(|()| file.sync_all());
+    if let Err(error) = written {
+        return match file.set_len(length).and_then(|()| file.sync_all()) {
+            Ok(()) => Err(error),
+            Err(undo) => Err(io::Error::new(
+                error.kind(),
+                format!("{error} (and the partial record could not be removed: {undo})"),
+            )),
+        };
+    }
+    Ok(())
+}
+
+/// An error unless the chain of `path` verifies. A tail of unreadable lines with no record
+/// after them is what a crash mid-append leaves; the next append acknowledges it with a
+/// `log_recovered` record, so it is not refused.
+fn refuse_unverified(path: &Path) -> io::Result<()> {
+    let bytes = fs::read(path)?;
+    match super::verify::verify_bytes(&bytes) {
+        Ok(_) => Ok(()),
+        Err(super::verify::VerifyError::BadLine { line, .. }) if is_torn_tail(&bytes, line) => {
+            Ok(())
+        }
+        Err(super::verify::VerifyError::Io(error)) => Err(error),
+        Err(error) => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "the audit chain of {} does not verify ({error}); refusing to append to it \
+                 (see `pipe audit verify`)",
+                path.display()
+            ),
+        )),
+    }
+}
+
+/// Whether no line from `first_bad` (1-based) on is a readable record.
+fn is_torn_tail(bytes: &[u8], first_bad: usize) -> bool {
+    bytes
+        .split(|&byte| byte == b'\n')
+        .skip(first_bad.saturating_sub(1))
+        .all(|line| line.is_empty() || parse_record(0, line).is_err())
 }
 
 /// What an append needs to know about the end of the file.
 struct Tail {
+    /// The file's length when the lock was taken: where a failed append is cut back to.
+    length: u64,
     /// The last complete record, if any.
     last: Option<AuditRecord>,
     /// Unreadable lines after it (left by interrupted writes), in file order.
@@ -198,6 +260,7 @@ fn read_tail(file: &File) -> io::Result<Tail> {
     let mut torn = Vec::new();
     if length == 0 {
         return Ok(Tail {
+            length,
             last: None,
             torn,
             ends_with_newline,
@@ -214,6 +277,7 @@ fn read_tail(file: &File) -> io::Result<Tail> {
         if let Ok(record) = parse_record(0, &line) {
             torn.reverse();
             return Ok(Tail {
+                length,
                 last: Some(record),
                 torn,
                 ends_with_newline,
@@ -227,6 +291,7 @@ fn read_tail(file: &File) -> io::Result<Tail> {
     }
     torn.reverse();
     Ok(Tail {
+        length,
         last: None,
         torn,
         ends_with_newline,
@@ -254,4 +319,67 @@ fn read_range(file: &File, start: u64, end: u64) -> io::Result<Vec<u8>> {
     let mut buffer = vec![0; length];
     file.read_exact_at(&mut buffer, start)?;
     Ok(buffer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deliver::ledger::{Ledger, Release, ReleaseStatus};
+
+    #[test]
+    fn opening_refuses_a_chain_that_does_not_verify_and_names_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(dir.path()).unwrap();
+        for event in ["a", "b", "c"] {
+            log.append("run-1", event, "ci", Value::Null).unwrap();
+        }
+        let text = fs::read_to_string(log.path()).unwrap();
+        fs::write(
+            log.path(),
+            text.replacen("\"event\":\"b\"", "\"event\":\"x\"", 1),
+        )
+        .unwrap();
+        let error = AuditLog::open(dir.path()).unwrap_err().to_string();
+        assert!(
+            error.contains("does not verify (line 2: hash mismatch"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn opening_accepts_a_torn_tail_that_the_next_append_acknowledges() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(dir.path()).unwrap();
+        log.append("run-1", "a", "ci", Value::Null).unwrap();
+        let mut file = OpenOptions::new().append(true).open(log.path()).unwrap();
+        file.write_all(b"{\"seq\":2,\"ts\n").unwrap();
+        let reopened = AuditLog::open(dir.path()).unwrap();
+        reopened.append("run-2", "b", "ci", Value::Null).unwrap();
+        let summary = super::super::verify::verify(dir.path()).unwrap();
+        assert_eq!(summary.events, 3, "a, log_recovered, b");
+    }
+
+    #[test]
+    fn a_missing_log_is_refused_only_where_a_ledger_records_releases() {
+        let dir = tempfile::tempdir().unwrap();
+        AuditLog::open(dir.path()).unwrap();
+        fs::remove_file(dir.path().join(AUDIT_FILE)).unwrap();
+        let mut ledger = Ledger::load(dir.path(), "svc", "staging").unwrap();
+        ledger
+            .begin(Release {
+                version: "1".into(),
+                artifact: "bin".into(),
+                digest: "sha256:ab".into(),
+                path: "/store/ab".into(),
+                run: "run-1".into(),
+                started_at: "2026-11-23T00:00:00Z".into(),
+                finished_at: None,
+                status: ReleaseStatus::Stable,
+                note: None,
+            })
+            .unwrap();
+        let error = AuditLog::open(dir.path()).unwrap_err().to_string();
+        assert!(error.contains("is missing, but the ledger"), "{error}");
+        assert!(!dir.path().join(AUDIT_FILE).exists());
+    }
 }

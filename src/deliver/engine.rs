@@ -552,9 +552,16 @@ impl<'a> Promotion<'a> {
             &now(),
         );
         if let Err(error) = marked {
-            return DeliveryOutcome::RollbackFailed {
-                reason: format!("the release passed but the ledger could not be written: {error}"),
-            };
+            let reason = format!(
+                "{} passed but the ledger could not record it as stable: {error}",
+                artifact.version
+            );
+            self.host.say(&format!("error: {reason}"));
+            // Best effort: on a full disk the audit log cannot take the reason either.
+            if let Err(why) = self.log("release_unrecorded", json!({"reason": reason})) {
+                self.host.say(&format!("error: {why}"));
+            }
+            return DeliveryOutcome::RollbackFailed { reason };
         }
         let logged = self.log(
             "deployment_promoted",
@@ -565,8 +572,17 @@ impl<'a> Promotion<'a> {
                 "summary": format!("{} is stable", artifact.version),
             }),
         );
-        if let Err(reason) = logged {
-            self.host.say(&format!("warning: {reason}"));
+        // Stable in the ledger but not in the audit log: nothing may build on it unrecorded.
+        if let Err(why) = logged {
+            let reason = format!(
+                "{} is stable in {}, but {why}",
+                artifact.version, self.request.promote.environment
+            );
+            self.host.say(&format!("error: {reason}"));
+            return DeliveryOutcome::Failed {
+                rolled_back: false,
+                reason,
+            };
         }
         self.host.say(&format!(
             "[{}] {} is stable in {}",

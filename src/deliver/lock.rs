@@ -2,8 +2,11 @@
 //! across processes. An exclusive `flock` on `.pipe/locks/PIPELINE.ENV.lock`, held by an open
 //! file, so the kernel releases it when the holder dies, even by `kill -9`.
 //!
-//! The holder also writes `…lock.holder` (run id, pid, since) so a waiter can name it. That
-//! sidecar is informative only: the flock alone decides who holds the lock.
+//! The holder also writes `…lock.holder` (run id, pid, since, step supervisor) so a waiter can
+//! name it. A clean release removes it, so a sidecar found beside a free lock was left by a
+//! holder that died: while that holder's step supervisor still lives, its steps may still run,
+//! and the lock is not taken until the supervisor has killed them and exited (no two
+//! deploys of one environment overlap, even after a `kill -9`).
 
 use crate::fsutil::write_atomic;
 use nix::errno::Errno;
@@ -24,6 +27,9 @@ pub struct LockHolder {
     pub pid: u32,
     /// RFC 3339.
     pub since: String,
+    /// The pid of the holder's step supervisor (`run::supervisor`), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supervisor: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -136,7 +142,11 @@ pub fn acquire_unless(
             .open(&path)
             .map_err(io_error)?;
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(flock) => return announce(flock, &path, run).map_err(io_error),
+            Ok(flock) if !dead_holders_steps_live(&path) => {
+                return announce(flock, &path, run).map_err(io_error);
+            }
+            // Released by the kernel, but the dead holder's steps are still being killed.
+            Ok(_) => {}
             Err((_, Errno::EWOULDBLOCK)) => {}
             Err((_, errno)) => return Err(io_error(io::Error::from(errno))),
         }
@@ -157,11 +167,26 @@ pub fn acquire_unless(
     }
 }
 
+/// Whether the sidecar left by a holder that died names a step supervisor that still lives.
+fn dead_holders_steps_live(lock_path: &Path) -> bool {
+    let Ok(bytes) = std::fs::read(holder_path(lock_path)) else {
+        return false;
+    };
+    let Ok(holder) = serde_json::from_slice::<LockHolder>(&bytes) else {
+        return false;
+    };
+    holder.supervisor.is_some_and(|pid| {
+        Some(pid) != crate::run::supervisor::pid()
+            && crate::run::supervisor::is_live_supervisor(pid)
+    })
+}
+
 fn announce(flock: Flock<File>, path: &Path, run: &str) -> io::Result<EnvironmentLock> {
     let holder = LockHolder {
         run: run.to_string(),
         pid: std::process::id(),
         since: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        supervisor: crate::run::supervisor::ensure_started()?,
     };
     let holder_path = holder_path(path);
     let text = serde_json::to_vec(&holder).map_err(io::Error::other)?;
@@ -240,6 +265,36 @@ mod tests {
         .unwrap_err();
         assert!(matches!(error, LockError::Interrupted { .. }));
         assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_dead_holders_live_supervisor_keeps_the_lock_until_it_exits() {
+        let dir = tempfile::tempdir().unwrap();
+        // Stands in for the supervisor of a runner killed while holding the lock.
+        let mut supervisor = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "sleep 0.5; exit 0",
+                crate::run::supervisor::SUBCOMMAND,
+            ])
+            .spawn()
+            .unwrap();
+        let path = lock_path(dir.path(), "api", "prod");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let dead = LockHolder {
+            run: "run-1".into(),
+            pid: 1,
+            since: "2026-11-29T00:00:00Z".into(),
+            supervisor: Some(supervisor.id()),
+        };
+        std::fs::write(holder_path(&path), serde_json::to_vec(&dead).unwrap()).unwrap();
+        let started = Instant::now();
+        let busy = acquire(dir.path(), "api", "prod", "run-2", Duration::ZERO).unwrap_err();
+        assert!(busy.to_string().contains("locked by run run-1"), "{busy}");
+        let got = acquire(dir.path(), "api", "prod", "run-2", Duration::from_secs(10));
+        assert!(got.is_ok(), "{got:?}");
+        assert!(started.elapsed() >= Duration::from_millis(400));
+        supervisor.wait().unwrap();
     }
 
     #[test]

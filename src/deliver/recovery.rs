@@ -133,7 +133,7 @@ impl Recovery<'_> {
                 return self.fail(ledger, from, why);
             }
         }
-        let _ = self.log(
+        let recorded = self.log(
             "recovery_verified",
             json!({
                 "version": target.version,
@@ -141,6 +141,11 @@ impl Recovery<'_> {
                 "summary": format!("{environment} serves {} again", target.version),
             }),
         );
+        // A recovery the audit log does not hold is not a verified recovery on record.
+        if let Err(why) = recorded {
+            let why = format!("{} serves again (smoke passed), but {why}", target.version);
+            return self.fail(ledger, from, why);
+        }
         let at = now();
         let updated = ledger
             .mark(

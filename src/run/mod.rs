@@ -25,5 +25,6 @@ pub mod selection;
 pub mod start;
 pub mod state;
 pub mod summary;
+pub mod supervisor;
 
 pub use start::{GateOverride, RunOptions, RunOutcome, resume_run, run_plan};

@@ -6,8 +6,10 @@ use crate::compile::plan::Step;
 use crate::run::console::{Console, Stream};
 use crate::run::eval::{self, Bindings};
 use crate::run::interrupt::{Interrupt, InterruptLevel};
-use crate::run::redact::Redactor;
+use crate::run::redact::{MergedStream, Pieces, Redactor};
+use crate::run::supervisor;
 use nix::sys::signal::{Signal, killpg};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -135,8 +137,16 @@ impl Drop for OutputFile {
     }
 }
 
-/// The per-node log file, shared by a process's stdout and stderr readers.
-type LogFile = Arc<Mutex<Option<File>>>;
+/// The per-node log file, and the first write that failed (a full disk): a log that lost
+/// bytes fails its node rather than passing for complete.
+#[derive(Default)]
+struct LogSink {
+    file: Option<File>,
+    path: PathBuf,
+    failure: Option<String>,
+}
+
+type LogFile = Arc<Mutex<LogSink>>;
 
 impl StepRunner {
     /// Runs every step in order, stopping at the first that fails after its retries.
@@ -147,6 +157,7 @@ impl StepRunner {
             .as_ref()
             .map(|dir| dir.join(super::state::log_file_name(&request.node)));
         let log = open_log(log_path.as_deref());
+        let failed_write = |log: &LogFile| lock_log(log).failure.clone();
         let mut result = BlockResult {
             outcome: BlockOutcome::Succeeded,
             exit_code: None,
@@ -166,6 +177,10 @@ impl StepRunner {
                 return result;
             }
         };
+        if let Some(why) = failed_write(&log) {
+            result.outcome = BlockOutcome::Failed(why);
+            return result;
+        }
         let tmp_path = scratch.path().to_path_buf();
         let output_path = OutputFile(tmp_path.with_extension("output"));
         let output_path = &output_path.0;
@@ -195,6 +210,12 @@ impl StepRunner {
                     BlockOutcome::Failed(format!("step {} `{shown}` {why}", index + 1));
                 break;
             }
+        }
+        if let Some(why) = failed_write(&log) {
+            result.outcome = match result.outcome {
+                BlockOutcome::Failed(step) => BlockOutcome::Failed(format!("{step}; {why}")),
+                _ => BlockOutcome::Failed(why),
+            };
         }
         result.output_file = std::fs::read_to_string(output_path).unwrap_or_default();
         result.duration = started.elapsed();
@@ -284,6 +305,10 @@ impl StepRunner {
         log: &LogFile,
         command: &str,
     ) -> (Exit, String) {
+        if let Err(e) = supervisor::ensure_started() {
+            let why = format!("the step supervisor could not be started: {e}");
+            return (Exit::SpawnFailed(why), String::new());
+        }
         let mut child = match spawn(request, env, command) {
             Ok(child) => child,
             Err(e) => return (Exit::SpawnFailed(e.to_string()), String::new()),
@@ -291,26 +316,38 @@ impl StepRunner {
         let Some(pgid) = child.id().map(|id| Pid::from_raw(id as i32)) else {
             return (Exit::SpawnFailed("no process id".into()), String::new());
         };
-        let stdout_reader = child.stdout.take().map(|pipe| {
-            self.spawn_reader(
-                pipe,
-                &request.node,
-                Stream::Stdout,
-                log,
-                request.capture_stdout,
-            )
-        });
+        // From here the step dies with the runner, even if the runner is killed.
+        if let Err(e) = supervisor::register(pgid) {
+            self.terminate_group(&mut child, pgid).await;
+            let why = format!("the step supervisor is gone: {e}");
+            return (Exit::SpawnFailed(why), String::new());
+        }
+        let sink = Arc::new(Mutex::new(ProcessSink {
+            redacting: self.redactor.merged(),
+            log: Arc::clone(log),
+            console: Arc::clone(&self.console),
+            node: request.node.clone(),
+            capture_stdout: request.capture_stdout,
+            partial_lines: [Vec::new(), Vec::new()],
+            captured: Vec::new(),
+        }));
+        let stdout_reader = child
+            .stdout
+            .take()
+            .map(|pipe| spawn_reader(pipe, Stream::Stdout, &sink));
         let stderr_reader = child
             .stderr
             .take()
-            .map(|pipe| self.spawn_reader(pipe, &request.node, Stream::Stderr, log, false));
+            .map(|pipe| spawn_reader(pipe, Stream::Stderr, &sink));
         let exit = self.wait(&mut child, pgid, request.timeout).await;
         // Nothing of the step may outlive it: stragglers in its group are terminated too.
-        if signal_group(pgid, None) {
+        if group_alive(pgid) {
             self.terminate_group(&mut child, pgid).await;
         }
-        let captured = self.join_reader(stdout_reader).await;
-        self.join_reader(stderr_reader).await;
+        let _ = supervisor::unregister(pgid);
+        join_reader(stdout_reader).await;
+        join_reader(stderr_reader).await;
+        let captured = lock_sink(&sink).finish();
         (exit, String::from_utf8_lossy(&captured).into_owned())
     }
 
@@ -347,7 +384,7 @@ impl StepRunner {
         }
         // The leader may be gone while others in its group ignore SIGTERM: wait for the group.
         let deadline = Instant::now() + self.kill_grace;
-        while signal_group(pgid, None) && Instant::now() < deadline {
+        while group_alive(pgid) && Instant::now() < deadline {
             if self.interrupt.level() == InterruptLevel::Immediate {
                 break;
             }
@@ -356,131 +393,154 @@ impl StepRunner {
         signal_group(pgid, Some(Signal::SIGKILL));
         let _ = child.wait().await;
     }
+}
 
-    fn spawn_reader<R>(
-        &self,
-        mut pipe: R,
-        node: &str,
-        stream: Stream,
-        log: &LogFile,
-        capture: bool,
-    ) -> JoinHandle<Vec<u8>>
-    where
-        R: AsyncRead + Unpin + Send + 'static,
+/// Reads one stream of a child into the shared sink until it closes.
+fn spawn_reader<R>(mut pipe: R, stream: Stream, sink: &Arc<Mutex<ProcessSink>>) -> JoinHandle<()>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+{
+    let sink = Arc::clone(sink);
+    tokio::spawn(async move {
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            let read = match pipe.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(read) => read,
+            };
+            lock_sink(&sink).take(stream, &buffer[..read]);
+        }
+    })
+}
+
+/// Waits for a reader to drain; a daemon that left the group may hold the pipe open, so
+/// the wait is bounded.
+async fn join_reader(reader: Option<JoinHandle<()>>) {
+    let Some(mut reader) = reader else {
+        return;
+    };
+    if tokio::time::timeout(Duration::from_secs(2), &mut reader)
+        .await
+        .is_err()
     {
-        let mut redacting = self.redactor.stream();
-        let mut sink = ReaderSink {
-            log: Arc::clone(log),
-            console: (!capture).then(|| Arc::clone(&self.console)),
-            node: node.to_string(),
-            stream,
-            partial_line: Vec::new(),
-            captured: capture.then(Vec::new),
-        };
-        tokio::spawn(async move {
-            let mut buffer = vec![0u8; 64 * 1024];
-            let mut safe = Vec::with_capacity(buffer.len());
-            loop {
-                let read = match pipe.read(&mut buffer).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(read) => read,
-                };
-                safe.clear();
-                redacting.push(&buffer[..read], &mut safe);
-                sink.take(&safe);
-            }
-            safe.clear();
-            redacting.finish(&mut safe);
-            sink.take(&safe);
-            sink.finish()
-        })
-    }
-
-    /// Waits for a reader to drain; a daemon that left the group may hold the pipe open, so
-    /// the wait is bounded.
-    async fn join_reader(&self, reader: Option<JoinHandle<Vec<u8>>>) -> Vec<u8> {
-        let Some(mut reader) = reader else {
-            return Vec::new();
-        };
-        match tokio::time::timeout(Duration::from_secs(2), &mut reader).await {
-            Ok(Ok(captured)) => captured,
-            _ => {
-                reader.abort();
-                Vec::new()
-            }
-        }
+        reader.abort();
     }
 }
 
-/// Where one stream of a child goes once redacted: the log file always; whole lines to the
-/// console unless it is a captured reading; the captured bytes themselves when asked for.
-struct ReaderSink {
+/// Where a child's output goes: both streams through one redactor (a secret split between
+/// stdout and stderr is still one secret in the log), then the log file always; whole lines
+/// to the console, except a captured stdout, which is a reading kept for the result.
+struct ProcessSink {
+    redacting: MergedStream<Stream>,
     log: LogFile,
-    console: Option<Arc<Console>>,
+    console: Arc<Console>,
     node: String,
-    stream: Stream,
-    /// Console output is whole lines; the tail of a chunk waits here for its newline.
-    partial_line: Vec<u8>,
-    captured: Option<Vec<u8>>,
+    capture_stdout: bool,
+    /// Console output is whole lines; per stream, the tail of a chunk waits for its newline.
+    partial_lines: [Vec<u8>; 2],
+    captured: Vec<u8>,
 }
 
-impl ReaderSink {
-    fn take(&mut self, safe: &[u8]) {
-        if safe.is_empty() {
-            return;
+impl ProcessSink {
+    fn take(&mut self, stream: Stream, raw: &[u8]) {
+        let mut pieces = Vec::new();
+        self.redacting.push(stream, raw, &mut pieces);
+        self.write(pieces);
+    }
+
+    fn write(&mut self, pieces: Pieces<Stream>) {
+        for (stream, safe) in pieces {
+            write_log(&self.log, &safe);
+            if self.capture_stdout && stream == Stream::Stdout {
+                self.captured.extend_from_slice(&safe);
+            } else {
+                self.show_lines(stream, &safe);
+            }
         }
-        write_log(&self.log, safe);
-        if let Some(captured) = &mut self.captured {
-            captured.extend_from_slice(safe);
-        }
-        let Some(console) = &self.console else {
-            return;
-        };
+    }
+
+    fn show_lines(&mut self, stream: Stream, safe: &[u8]) {
+        let partial = &mut self.partial_lines[stream as usize];
         match safe.iter().rposition(|b| *b == b'\n') {
             Some(last_newline) => {
-                if self.partial_line.is_empty() {
-                    console.log_lines(&self.node, self.stream, &safe[..=last_newline]);
-                } else {
-                    self.partial_line.extend_from_slice(&safe[..=last_newline]);
-                    console.log_lines(&self.node, self.stream, &self.partial_line);
-                    self.partial_line.clear();
-                }
-                self.partial_line
-                    .extend_from_slice(&safe[last_newline + 1..]);
+                partial.extend_from_slice(&safe[..=last_newline]);
+                self.console.log_lines(&self.node, stream, partial);
+                partial.clear();
+                partial.extend_from_slice(&safe[last_newline + 1..]);
             }
-            None => self.partial_line.extend_from_slice(safe),
+            None => partial.extend_from_slice(safe),
         }
     }
 
-    /// Flushes an unterminated last line to the console and returns what was captured.
-    fn finish(self) -> Vec<u8> {
-        if let Some(console) = &self.console {
-            console.log_lines(&self.node, self.stream, &self.partial_line);
+    /// Flushes the redactor's tail and unterminated last lines; returns what was captured.
+    fn finish(&mut self) -> Vec<u8> {
+        let mut pieces = Vec::new();
+        self.redacting.finish(&mut pieces);
+        self.write(pieces);
+        for stream in [Stream::Stdout, Stream::Stderr] {
+            let partial = std::mem::take(&mut self.partial_lines[stream as usize]);
+            self.console.log_lines(&self.node, stream, &partial);
         }
-        self.captured.unwrap_or_default()
+        std::mem::take(&mut self.captured)
+    }
+}
+
+fn lock_sink(sink: &Mutex<ProcessSink>) -> std::sync::MutexGuard<'_, ProcessSink> {
+    match sink.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
     }
 }
 
 fn open_log(path: Option<&Path>) -> LogFile {
     let open = |path: &Path| OpenOptions::new().create(true).append(true).open(path);
     // The logs directory exists after the first job; create it only when it does not.
-    let file = path.and_then(|path| {
-        open(path).ok().or_else(|| {
-            std::fs::create_dir_all(path.parent()?).ok()?;
-            open(path).ok()
+    let opened = path.map(|path| {
+        open(path).or_else(|_| {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            open(path)
         })
     });
-    Arc::new(Mutex::new(file))
+    let path_buf = path.map(Path::to_path_buf).unwrap_or_default();
+    let sink = match opened {
+        None => LogSink::default(),
+        Some(Ok(file)) => LogSink {
+            file: Some(file),
+            path: path_buf,
+            failure: None,
+        },
+        Some(Err(e)) => LogSink {
+            file: None,
+            failure: Some(log_failure(&path_buf, &e)),
+            path: path_buf,
+        },
+    };
+    Arc::new(Mutex::new(sink))
 }
 
-fn write_log(log: &LogFile, bytes: &[u8]) {
-    let mut guard = match log.lock() {
+fn log_failure(path: &Path, error: &std::io::Error) -> String {
+    format!("the log {} could not be written: {error}", path.display())
+}
+
+fn lock_log(log: &LogFile) -> std::sync::MutexGuard<'_, LogSink> {
+    match log.lock() {
         Ok(guard) => guard,
         Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// Appends to the node's log; the first failure is kept (and writing stops) so the block fails
+/// with the reason instead of leaving a silently truncated log.
+fn write_log(log: &LogFile, bytes: &[u8]) {
+    let mut sink = lock_log(log);
+    let Some(file) = sink.file.as_mut() else {
+        return;
     };
-    if let Some(file) = guard.as_mut() {
-        // A full disk must not kill the run; the console still shows the output.
-        let _ = file.write_all(bytes);
+    if let Err(e) = file.write_all(bytes) {
+        sink.file = None;
+        sink.failure = Some(log_failure(&sink.path, &e));
     }
 }
 
@@ -522,6 +582,20 @@ fn spawn(
 /// Sends `signal` to the group (`None`: probe whether it still exists).
 fn signal_group(pgid: Pid, signal: Option<Signal>) -> bool {
     killpg(pgid, signal).is_ok()
+}
+
+/// Whether anything of the group still lives. Its exited members are reaped first: when `pipe`
+/// is PID 1 (a container without init), orphaned grandchildren become its children and nothing
+/// else would reap them, so their zombies would keep the group "alive" until the kill grace
+/// ran out. Elsewhere they are not our children and the reaping finds nothing.
+fn group_alive(pgid: Pid) -> bool {
+    let group = Pid::from_raw(-pgid.as_raw());
+    while let Ok(status) = waitpid(group, Some(WaitPidFlag::WNOHANG)) {
+        if status == WaitStatus::StillAlive {
+            break;
+        }
+    }
+    signal_group(pgid, None)
 }
 
 fn exit_of(status: std::process::ExitStatus) -> Exit {

@@ -76,8 +76,18 @@ impl Redactor {
     /// A streaming redactor for one output stream.
     pub fn stream(&self) -> RedactingStream {
         RedactingStream {
+            inner: self.merged(),
+        }
+    }
+
+    /// A streaming redactor for several streams written to one sink (a child's stdout and
+    /// stderr into its log): it redacts the bytes in the order they arrive, whichever stream
+    /// they came from, so a value split across the streams is caught too.
+    pub fn merged<T: Copy + PartialEq>(&self) -> MergedStream<T> {
+        MergedStream {
             redactor: self.clone(),
             carry: Vec::new(),
+            runs: Vec::new(),
         }
     }
 }
@@ -85,45 +95,121 @@ impl Redactor {
 /// Redacts a byte stream chunk by chunk. It holds back at most `longest secret - 1` bytes: a
 /// match is only decided once every secret that could start at its position fits in the buffer.
 pub struct RedactingStream {
-    redactor: Redactor,
-    carry: Vec<u8>,
+    inner: MergedStream<()>,
 }
 
 impl RedactingStream {
     /// Feeds `chunk`, appending the bytes that are now safe to write to `out`.
     pub fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
-        let Some(matcher) = self.redactor.matcher.clone() else {
-            out.extend_from_slice(chunk);
-            return;
-        };
-        let joined;
-        let buffer: &[u8] = if self.carry.is_empty() {
-            chunk
-        } else {
-            self.carry.extend_from_slice(chunk);
-            joined = std::mem::take(&mut self.carry);
-            &joined
-        };
-        let hold = self.redactor.longest - 1;
-        let safe_end = buffer.len().saturating_sub(hold);
-        let mut written = 0;
-        for found in matcher.find_iter(buffer) {
-            if found.start() >= safe_end {
-                break;
-            }
-            out.extend_from_slice(&buffer[written..found.start()]);
-            out.extend_from_slice(MASK);
-            written = found.end();
-        }
-        let emit_to = safe_end.max(written);
-        out.extend_from_slice(&buffer[written..emit_to]);
-        self.carry = buffer[emit_to..].to_vec();
+        let mut pieces = Vec::new();
+        self.inner.push((), chunk, &mut pieces);
+        out.extend(pieces.into_iter().flat_map(|(_, bytes)| bytes));
     }
 
     /// Flushes the held-back tail at end of stream.
     pub fn finish(&mut self, out: &mut Vec<u8>) {
-        let tail = std::mem::take(&mut self.carry);
-        out.extend_from_slice(&self.redactor.bytes(&tail));
+        let mut pieces = Vec::new();
+        self.inner.finish(&mut pieces);
+        out.extend(pieces.into_iter().flat_map(|(_, bytes)| bytes));
+    }
+}
+
+/// Safe bytes tagged with the stream they came from; a mask is tagged with the stream where
+/// the secret started.
+pub type Pieces<T> = Vec<(T, Vec<u8>)>;
+
+/// The merged streaming redactor of [`Redactor::merged`]: one carry for all streams, each
+/// byte remembering its stream so a sink can still tell them apart.
+pub struct MergedStream<T> {
+    redactor: Redactor,
+    carry: Vec<u8>,
+    /// The held-back bytes by stream: (stream, end offset in `carry`), in order.
+    runs: Vec<(T, usize)>,
+}
+
+impl<T: Copy + PartialEq> MergedStream<T> {
+    /// Feeds `chunk` of stream `tag`, appending what is now safe to write to `out`.
+    pub fn push(&mut self, tag: T, chunk: &[u8], out: &mut Pieces<T>) {
+        if chunk.is_empty() {
+            return;
+        }
+        if self.redactor.is_empty() {
+            push_piece(out, tag, chunk);
+            return;
+        }
+        self.carry.extend_from_slice(chunk);
+        match self.runs.last_mut() {
+            Some((last, end)) if *last == tag => *end = self.carry.len(),
+            _ => self.runs.push((tag, self.carry.len())),
+        }
+        let hold = self.redactor.longest.saturating_sub(1);
+        self.drain(self.carry.len().saturating_sub(hold), out);
+    }
+
+    /// Flushes the held-back tail at end of all streams.
+    pub fn finish(&mut self, out: &mut Pieces<T>) {
+        self.drain(usize::MAX, out);
+    }
+
+    /// Writes out every byte before `safe_end` (and any secret starting there), redacted.
+    fn drain(&mut self, safe_end: usize, out: &mut Pieces<T>) {
+        let buffer = std::mem::take(&mut self.carry);
+        let runs = std::mem::take(&mut self.runs);
+        let safe_end = safe_end.min(buffer.len());
+        let mut written = 0;
+        if let Some(matcher) = &self.redactor.matcher {
+            for found in matcher.find_iter(&buffer) {
+                if found.start() >= safe_end {
+                    break;
+                }
+                push_plain(&buffer, &runs, written, found.start(), out);
+                push_piece(out, tag_at(&runs, found.start()), MASK);
+                written = found.end();
+            }
+        }
+        let emit_to = safe_end.max(written);
+        push_plain(&buffer, &runs, written, emit_to, out);
+        self.carry = buffer[emit_to..].to_vec();
+        self.runs = runs
+            .into_iter()
+            .filter(|(_, end)| *end > emit_to)
+            .map(|(tag, end)| (tag, end - emit_to))
+            .collect();
+    }
+}
+
+/// Appends `bytes` of `tag`, joining the previous piece when it is of the same stream.
+fn push_piece<T: Copy + PartialEq>(out: &mut Pieces<T>, tag: T, bytes: &[u8]) {
+    if bytes.is_empty() {
+        return;
+    }
+    match out.last_mut() {
+        Some((last, piece)) if *last == tag => piece.extend_from_slice(bytes),
+        _ => out.push((tag, bytes.to_vec())),
+    }
+}
+
+/// The stream of the byte at `offset`.
+fn tag_at<T: Copy>(runs: &[(T, usize)], offset: usize) -> T {
+    let index = runs.partition_point(|(_, end)| *end <= offset);
+    runs[index.min(runs.len() - 1)].0
+}
+
+/// Appends `buffer[from..to]`, split by stream.
+fn push_plain<T: Copy + PartialEq>(
+    buffer: &[u8],
+    runs: &[(T, usize)],
+    from: usize,
+    to: usize,
+    out: &mut Pieces<T>,
+) {
+    let mut start = 0;
+    for (tag, end) in runs {
+        let (a, b) = (start.max(from), (*end).min(to));
+        if a < b {
+            push_piece(out, *tag, &buffer[a..b]);
+        }
+        start = *end;
     }
 }
 
@@ -169,6 +255,41 @@ mod tests {
         assert!(redactor.is_empty());
     }
 
+    #[test]
+    fn masks_a_value_split_across_two_merged_streams() {
+        let redactor = Redactor::new(["topsecret"]);
+        let mut merged = redactor.merged::<u8>();
+        let mut out = Vec::new();
+        merged.push(1, b"x:top", &mut out);
+        merged.push(2, b"secret\n", &mut out);
+        merged.push(1, b"done", &mut out);
+        merged.finish(&mut out);
+        assert_eq!(
+            out,
+            vec![
+                (1, b"x:***".to_vec()),
+                (2, b"\n".to_vec()),
+                (1, b"done".to_vec())
+            ]
+        );
+    }
+
+    /// `bytes` cut at the `cuts` that fall inside it.
+    fn chunks_at(bytes: &[u8], cuts: Vec<usize>) -> Vec<&[u8]> {
+        let mut points: Vec<usize> = cuts.into_iter().filter(|c| *c <= bytes.len()).collect();
+        points.sort();
+        points.push(bytes.len());
+        let mut last = 0;
+        points
+            .into_iter()
+            .map(|point| {
+                let chunk = &bytes[last..point];
+                last = point;
+                chunk
+            })
+            .collect()
+    }
+
     proptest! {
         #[test]
         fn streaming_equals_whole_buffer_redaction(
@@ -176,17 +297,24 @@ mod tests {
             cuts in proptest::collection::vec(0usize..200, 0..8),
         ) {
             let redactor = Redactor::new(["abc", "dab", "eeee", "ab"]);
-            let bytes = text.as_bytes();
-            let mut points: Vec<usize> = cuts.into_iter().filter(|c| *c <= bytes.len()).collect();
-            points.sort();
-            let mut chunks = Vec::new();
-            let mut last = 0;
-            for point in points {
-                chunks.push(&bytes[last..point]);
-                last = point;
+            let chunks = chunks_at(text.as_bytes(), cuts);
+            prop_assert_eq!(stream_all(&redactor, &chunks), redactor.bytes(text.as_bytes()));
+        }
+
+        #[test]
+        fn merged_streams_equal_whole_buffer_redaction(
+            text in "[a-e ]{0,200}",
+            cuts in proptest::collection::vec(0usize..200, 0..8),
+        ) {
+            let redactor = Redactor::new(["abc", "dab", "eeee", "ab"]);
+            let mut merged = redactor.merged::<usize>();
+            let mut pieces = Vec::new();
+            for (index, chunk) in chunks_at(text.as_bytes(), cuts).into_iter().enumerate() {
+                merged.push(index % 2, chunk, &mut pieces);
             }
-            chunks.push(&bytes[last..]);
-            prop_assert_eq!(stream_all(&redactor, &chunks), redactor.bytes(bytes));
+            merged.finish(&mut pieces);
+            let joined: Vec<u8> = pieces.into_iter().flat_map(|(_, piece)| piece).collect();
+            prop_assert_eq!(joined, redactor.bytes(text.as_bytes()));
         }
     }
 }

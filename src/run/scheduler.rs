@@ -78,6 +78,9 @@ pub(crate) struct Scheduler {
     ready_other: BTreeSet<usize>,
     /// Nodes to skip because a predecessor failed or was skipped, with the reason.
     to_skip: VecDeque<(usize, String)>,
+    /// Why the run can no longer record what it does (state not saved, audit not appended):
+    /// it starts nothing more and fails.
+    io_failure: Option<String>,
 }
 
 impl Scheduler {
@@ -86,11 +89,7 @@ impl Scheduler {
             &mut setup.state,
             RunState::new(&setup.plan, "", "", ""),
         )));
-        let saver = StateSaver::start(
-            Arc::clone(&state),
-            setup.run_dir.clone(),
-            Arc::clone(&setup.console),
-        );
+        let saver = StateSaver::start(Arc::clone(&state), setup.run_dir.clone());
         let group_of = setup
             .plan
             .promotes
@@ -136,6 +135,7 @@ impl Scheduler {
             ready_jobs: BTreeSet::new(),
             ready_other: BTreeSet::new(),
             to_skip: VecDeque::new(),
+            io_failure: None,
         }
     }
 
@@ -261,6 +261,9 @@ impl Scheduler {
     /// Skips blocked nodes and starts ready ones until nothing changes (gates decide inline
     /// and can make more nodes ready at once).
     fn advance(&mut self) {
+        if let Some(why) = self.saver.failure() {
+            self.fail_run(format!("the run state could not be saved: {why}"));
+        }
         loop {
             let mut changed = false;
             while let Some((i, reason)) = self.to_skip.pop_front() {
@@ -270,7 +273,7 @@ impl Scheduler {
                     changed = true;
                 }
             }
-            if self.interrupted {
+            if self.interrupted || self.io_failure.is_some() {
                 return;
             }
             while let Some(i) = self.ready_other.pop_first() {
@@ -420,16 +423,7 @@ impl Scheduler {
         }
     }
 
-    fn finish_job(&mut self, id: &str, result: JobResult) {
-        self.setup.bindings.set_job_result(
-            id,
-            &JobFacts {
-                succeeded: result.succeeded,
-                duration_ms: result.duration_ms,
-                exit_code: result.exit_code,
-                outputs: result.outputs.clone(),
-            },
-        );
+    fn finish_job(&mut self, id: &str, mut result: JobResult) {
         for replaced in &result.replaced {
             let mut fields = replaced.mismatch.audit_fields();
             fields["node"] = json!(id);
@@ -447,13 +441,30 @@ impl Scheduler {
                 .console
                 .notice("warning", Some(id), &warning, json!({}));
         }
-        for artifact in &result.artifacts {
-            self.audit(
+        let artifacts = result.artifacts.clone();
+        for artifact in &artifacts {
+            let recorded = self.audit(
                 "artifact_stored",
                 json!({"artifact": artifact.name, "digest": artifact.digest, "size": artifact.size,
                        "node": id, "version": artifact.version, "git_sha": artifact.git_sha}),
             );
+            if !recorded && result.succeeded {
+                result.succeeded = false;
+                result.message = Some(format!(
+                    "job `{id}` failed: the audit log could not record artifact `{}`",
+                    artifact.name
+                ));
+            }
         }
+        self.setup.bindings.set_job_result(
+            id,
+            &JobFacts {
+                succeeded: result.succeeded,
+                duration_ms: result.duration_ms,
+                exit_code: result.exit_code,
+                outputs: result.outputs.clone(),
+            },
+        );
         let status = if result.succeeded {
             NodeStatus::Succeeded
         } else if result.interrupted {
@@ -491,11 +502,15 @@ impl Scheduler {
                 .notice("gate_warning", Some(&id), &human, json!({"gate": id}));
         }
         if verdict.passed() {
-            self.audit(
+            if self.audit(
                 "gate_passed",
                 json!({"gate": id, "warnings": verdict.warnings}),
-            );
-            self.finish_node(&id, NodeStatus::Succeeded, None, |_| {});
+            ) {
+                self.finish_node(&id, NodeStatus::Succeeded, None, |_| {});
+            } else {
+                let message = format!("gate `{id}` passed but could not be audited");
+                self.fail_node(&id, message);
+            }
             return;
         }
         let failures = redactor.text(&verdict.failures.join("; "));
@@ -507,11 +522,17 @@ impl Scheduler {
             .cloned();
         match granted {
             Some(granted) => {
-                self.audit(
+                if !self.audit(
                     "gate_overridden",
                     json!({"gate": id, "reason": granted.reason, "approver": granted.approver,
                            "failures": verdict.failures}),
-                );
+                ) {
+                    let message = format!(
+                        "gate `{id}` failed: {failures} (the override could not be audited)"
+                    );
+                    self.fail_node(&id, message);
+                    return;
+                }
                 if let Some(record) = self.state().overrides.iter_mut().find(|o| o.gate == id) {
                     record.used = true;
                 }
@@ -766,23 +787,42 @@ impl Scheduler {
         }
     }
 
-    fn audit(&self, event: &str, fields: serde_json::Value) {
+    /// Appends to the audit log; false (and the run fails) when it could not be written, so
+    /// the caller does not proceed with what the record would have covered.
+    fn audit(&mut self, event: &str, fields: serde_json::Value) -> bool {
         let Some(audit) = &self.setup.audit else {
-            return;
+            return true;
         };
         let (run, actor) = {
             let state = self.state();
             (state.run_id.clone(), state.initiator.clone())
         };
-        if let Err(e) = audit.append(&run, event, &actor, fields) {
-            let human = format!("warning: audit log could not be written ({event}): {e}");
-            self.setup
-                .console
-                .notice("warning", None, &human, json!({}));
+        match audit.append(&run, event, &actor, fields) {
+            Ok(()) => true,
+            Err(e) => {
+                self.fail_run(format!("the audit log could not be written ({event}): {e}"));
+                false
+            }
         }
     }
 
+    /// Records the first reason the run cannot go on recording itself; nothing new starts.
+    fn fail_run(&mut self, reason: String) {
+        self.worst_exit = self.worst_exit.max(1);
+        if self.io_failure.is_some() {
+            return;
+        }
+        let human = format!("error: {reason}; starting nothing more");
+        self.setup
+            .console
+            .notice("error", None, &human, json!({"reason": reason}));
+        self.io_failure = Some(reason);
+    }
+
     fn finish(mut self) -> RunState {
+        if let Some(why) = self.saver.failure() {
+            self.fail_run(format!("the run state could not be saved: {why}"));
+        }
         let status = if self.interrupted || self.setup.interrupt.is_set() {
             RunStatus::Interrupted
         } else {
@@ -794,17 +834,39 @@ impl Scheduler {
                 _ => RunStatus::Failed,
             }
         };
+        let status = self.record_finish(status);
+        if let Err(e) = self.saver.finish() {
+            self.fail_run(format!("the run state could not be saved: {e}"));
+            self.state().status = failed_if_succeeded(status);
+        }
+        self.state().clone()
+    }
+
+    /// Sets the final status (failed when the run could not record itself) and audits it.
+    fn record_finish(&mut self, status: RunStatus) -> RunStatus {
+        let mut status = status;
+        if self.io_failure.is_some() {
+            status = failed_if_succeeded(status);
+        }
         {
             let mut state = self.state();
             state.status = status;
             state.finished_at = Some(now_rfc3339());
         }
-        self.audit(
-            "run_finished",
-            json!({"status": status, "exit_code": status.exit_code()}),
-        );
-        self.saver.finish();
-        self.state().clone()
+        let fields = json!({"status": status, "exit_code": status.exit_code()});
+        if !self.audit("run_finished", fields) {
+            status = failed_if_succeeded(status);
+            self.state().status = status;
+        }
+        status
+    }
+}
+
+/// A run that could not record itself has not succeeded, whatever its nodes did.
+fn failed_if_succeeded(status: RunStatus) -> RunStatus {
+    match status {
+        RunStatus::Succeeded => RunStatus::Failed,
+        other => other,
     }
 }
 
@@ -818,20 +880,28 @@ fn string_binding(bindings: &Bindings, name: &str) -> String {
 /// transitions of the last few dozen milliseconds (those nodes simply run again on resume).
 struct StateSaver {
     sender: Option<std_mpsc::Sender<()>>,
+    /// The first save that failed on the thread.
+    failure: Arc<Mutex<Option<String>>>,
     thread: Option<std::thread::JoinHandle<()>>,
     state: Arc<Mutex<RunState>>,
     run_dir: RunDir,
-    console: Arc<Console>,
+}
+
+fn lock_failure(failure: &Mutex<Option<String>>) -> MutexGuard<'_, Option<String>> {
+    match failure.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
 }
 
 impl StateSaver {
-    fn start(state: Arc<Mutex<RunState>>, run_dir: RunDir, console: Arc<Console>) -> StateSaver {
+    fn start(state: Arc<Mutex<RunState>>, run_dir: RunDir) -> StateSaver {
         let (sender, receiver) = std_mpsc::channel::<()>();
         let thread_state = Arc::clone(&state);
         let thread_dir = run_dir.clone();
-        let thread_console = Arc::clone(&console);
+        let failure = Arc::new(Mutex::new(None));
+        let thread_failure = Arc::clone(&failure);
         let thread = std::thread::spawn(move || {
-            let mut warned = false;
             let mut last_save: Option<Instant> = None;
             while receiver.recv().is_ok() {
                 // Bursts of transitions share one write; a lone transition is written at once.
@@ -842,22 +912,24 @@ impl StateSaver {
                 }
                 while receiver.try_recv().is_ok() {}
                 last_save = Some(Instant::now());
-                if let Err(e) = save(&thread_state, &thread_dir)
-                    && !warned
-                {
-                    let human = format!("warning: run state could not be saved: {e}");
-                    thread_console.notice("warning", None, &human, json!({}));
-                    warned = true;
+                if let Err(e) = save(&thread_state, &thread_dir) {
+                    let mut failure = lock_failure(&thread_failure);
+                    failure.get_or_insert(e.to_string());
                 }
             }
         });
         StateSaver {
             sender: Some(sender),
+            failure,
             thread: Some(thread),
             state,
             run_dir,
-            console,
         }
+    }
+
+    /// Why a save failed, if one did.
+    fn failure(&self) -> Option<String> {
+        lock_failure(&self.failure).clone()
     }
 
     fn dirty(&self) {
@@ -867,15 +939,12 @@ impl StateSaver {
     }
 
     /// Stops the thread and writes the final state.
-    fn finish(&mut self) {
+    fn finish(&mut self) -> std::io::Result<()> {
         self.sender.take();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-        if let Err(e) = save(&self.state, &self.run_dir) {
-            let human = format!("warning: run state could not be saved: {e}");
-            self.console.notice("warning", None, &human, json!({}));
-        }
+        save(&self.state, &self.run_dir)
     }
 }
 
