@@ -271,12 +271,9 @@ mod tests {
     fn a_dead_holders_live_supervisor_keeps_the_lock_until_it_exits() {
         let dir = tempfile::tempdir().unwrap();
         // Stands in for the supervisor of a runner killed while holding the lock.
+        // It lives until the test ends it, so a busy machine cannot make it exit early.
         let mut supervisor = std::process::Command::new("sh")
-            .args([
-                "-c",
-                "sleep 0.5; exit 0",
-                crate::run::supervisor::SUBCOMMAND,
-            ])
+            .args(["-c", "sleep 60; exit 0", crate::run::supervisor::SUBCOMMAND])
             .spawn()
             .unwrap();
         let path = lock_path(dir.path(), "api", "prod");
@@ -288,13 +285,25 @@ mod tests {
             supervisor: Some(supervisor.id()),
         };
         std::fs::write(holder_path(&path), serde_json::to_vec(&dead).unwrap()).unwrap();
-        let started = Instant::now();
-        let busy = acquire(dir.path(), "api", "prod", "run-2", Duration::ZERO).unwrap_err();
+        // A real supervisor has run long before its runner dies; wait until this one has exec'd.
+        let exec_deadline = Instant::now() + Duration::from_secs(5);
+        while !crate::run::supervisor::is_live_supervisor(supervisor.id()) {
+            assert!(Instant::now() < exec_deadline, "the stand-in never started");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let busy = acquire(
+            dir.path(),
+            "api",
+            "prod",
+            "run-2",
+            Duration::from_millis(300),
+        );
+        let busy = busy.unwrap_err();
         assert!(busy.to_string().contains("locked by run run-1"), "{busy}");
+        supervisor.kill().unwrap();
+        supervisor.wait().unwrap();
         let got = acquire(dir.path(), "api", "prod", "run-2", Duration::from_secs(10));
         assert!(got.is_ok(), "{got:?}");
-        assert!(started.elapsed() >= Duration::from_millis(400));
-        supervisor.wait().unwrap();
     }
 
     #[test]
