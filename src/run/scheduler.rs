@@ -766,7 +766,10 @@ impl Scheduler {
     }
 
     fn finish(mut self) -> RunState {
-        let status = if self.interrupted || self.setup.interrupt.is_set() {
+        // A rollback cut short leaves the environment unknown: that outranks the interrupt.
+        let status = if self.worst_exit == 4 {
+            RunStatus::RollbackFailed
+        } else if self.interrupted || self.setup.interrupt.is_set() {
             RunStatus::Interrupted
         } else {
             match self.worst_exit {
