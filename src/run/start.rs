@@ -118,6 +118,11 @@ pub async fn run_plan(
     apply_selection(&plan, &options, &mut state)?;
     state.overrides = validate_overrides(&plan, &options, &initiator)?;
     let run_dir = RunDir::new(&options.state_dir, &run_id);
+    // The state (with its `--until`/`--only` selection) is written before the plan: a run
+    // killed in between is refused by `resume` (no plan), never resumed as the whole pipeline.
+    run_dir
+        .save_state(&state)
+        .map_err(|e| format!("cannot write {}: {e}", run_dir.state_path().display()))?;
     run_dir
         .save_plan(&plan)
         .map_err(|e| format!("cannot write {}: {e}", run_dir.plan_path().display()))?;
@@ -133,7 +138,8 @@ pub async fn resume_run(
     let run_dir = RunDir::new(&options.state_dir, run_id);
     let (plan, mut state) = match (run_dir.load_plan(), run_dir.load_state()) {
         (Ok(plan), Ok(state)) => (plan, state),
-        // Killed between writing the plan and the first state: nothing had started yet.
+        // No state.json beside the plan (removed by hand, or left by an older pipe that wrote
+        // the plan first): nothing is recorded as done, every node runs.
         (Ok(plan), Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
             let initiator = options
                 .host_env
