@@ -61,13 +61,34 @@ fn deploy_to_staging(project: &Project, release: &str, marker: &str) -> Child {
     child
 }
 
+/// Staging serves GOOD; a run deploying good2 there is interrupted mid-watch.
+fn interrupt_a_second_release(project: &Project) -> Child {
+    expect(&project.pipe(GOOD, &["run", "--until", "staging.watch"]), 0);
+    let child = deploy_to_staging(project, "name=good2;error_rate=0%", "good2");
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, Signal::SIGINT);
+    child
+}
+
+/// Staging has GOOD then GOOD2 stable; `pipe rollback staging` has started.
+fn start_rollback_by_hand(project: &Project) -> Child {
+    expect(&project.pipe(GOOD, &["run", "--until", "staging.watch"]), 0);
+    expect(
+        &project.pipe(GOOD2, &["run", "--until", "staging.watch"]),
+        0,
+    );
+    project
+        .command("unused", &["rollback", "staging", "--approver", "dave"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn a_run_interrupted_mid_promote_resumes_by_promoting_again() {
     let project = Project::with("3s", "for 1s", ROLLBACK);
-    expect(&project.pipe(GOOD, &["run", "--until", "staging.watch"]), 0);
-    let child = deploy_to_staging(&project, "name=good2;error_rate=0%", "good2");
-    std::thread::sleep(Duration::from_millis(300));
-    signal(&child, Signal::SIGINT);
+    let child = interrupt_a_second_release(&project);
     let output = child.wait_with_output().unwrap();
     expect(&output, 130);
     let run = newest_run(&project);
@@ -128,10 +149,7 @@ fn a_failed_release_says_why_it_cannot_resume_and_prints_no_hint() {
 #[test]
 fn a_rollback_cut_short_by_a_second_signal_exits_4() {
     let project = Project::with("5s", "for 1s", SLOW_ROLLBACK);
-    expect(&project.pipe(GOOD, &["run", "--until", "staging.watch"]), 0);
-    let child = deploy_to_staging(&project, "name=good2;error_rate=0%", "good2");
-    std::thread::sleep(Duration::from_millis(300));
-    signal(&child, Signal::SIGINT);
+    let child = interrupt_a_second_release(&project);
     wait_until("rolling back", || {
         ledger_text(&project, "staging").contains("rolling_back")
     });
@@ -150,17 +168,7 @@ fn a_rollback_cut_short_by_a_second_signal_exits_4() {
 #[test]
 fn a_rollback_by_hand_cut_short_by_a_second_signal_exits_4() {
     let project = Project::with("300ms", "for 200ms", SLOW_ROLLBACK);
-    expect(&project.pipe(GOOD, &["run", "--until", "staging.watch"]), 0);
-    expect(
-        &project.pipe(GOOD2, &["run", "--until", "staging.watch"]),
-        0,
-    );
-    let child = project
-        .command("unused", &["rollback", "staging", "--approver", "dave"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = start_rollback_by_hand(&project);
     wait_until("rolling back", || {
         ledger_text(&project, "staging").contains("rolling_back")
     });
@@ -174,17 +182,7 @@ fn a_rollback_by_hand_cut_short_by_a_second_signal_exits_4() {
 #[test]
 fn a_crashed_rollback_is_unknown_until_the_next_rollback_finishes_it() {
     let project = Project::with("300ms", "for 200ms", SLOW_ROLLBACK);
-    expect(&project.pipe(GOOD, &["run", "--until", "staging.watch"]), 0);
-    expect(
-        &project.pipe(GOOD2, &["run", "--until", "staging.watch"]),
-        0,
-    );
-    let mut child = project
-        .command("unused", &["rollback", "staging", "--approver", "dave"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = start_rollback_by_hand(&project);
     wait_until("rolling back", || {
         ledger_text(&project, "staging").contains("rolling_back")
     });

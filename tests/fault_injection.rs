@@ -212,19 +212,13 @@ fn run_trial(trial: &mut Trial, random: &mut Random) -> (Seen, Option<bool>) {
     } else {
         format!("name=c{};error_rate=0%", trial.index)
     };
-    let child = trial
-        .project
-        .command(&release, &["run", "--until", "staging.watch"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let marker = trial.index.is_multiple_of(4).then_some("\"deploying\"");
+    let run = ["run", "--until", "staging.watch"];
     kill_9(
         trial,
-        child,
-        marker,
-        random.delay(trial.seed.run_time * 11 / 10),
+        random,
+        (&release, &run),
+        "deploying",
+        trial.seed.run_time,
     );
     check_crash_invariants(trial);
     check_state_parses(&trial.project);
@@ -241,20 +235,9 @@ fn run_trial(trial: &mut Trial, random: &mut Random) -> (Seen, Option<bool>) {
 /// Kills `pipe rollback staging`, checks the invariants, then recovers with another rollback
 /// (even trials) or a new promote (odd trials) and checks that the ledger agrees.
 fn rollback_trial(trial: &mut Trial, random: &mut Random) -> (Seen, Option<bool>) {
-    let child = trial
-        .project
-        .command("unused", &["rollback", "staging", "--approver", "ops"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let marker = trial.index.is_multiple_of(4).then_some("\"rolling_back\"");
-    kill_9(
-        trial,
-        child,
-        marker,
-        random.delay(trial.seed.rollback_time * 11 / 10),
-    );
+    let rollback = ["rollback", "staging", "--approver", "ops"];
+    let took = trial.seed.rollback_time;
+    kill_9(trial, random, ("unused", &rollback), "rolling_back", took);
     check_crash_invariants(trial);
     let seen = state_after_crash(trial);
     recover_with(trial, trial.index % 2);
@@ -262,20 +245,35 @@ fn rollback_trial(trial: &mut Trial, random: &mut Random) -> (Seen, Option<bool>
     (seen, None)
 }
 
-/// SIGKILLs the child after `delay`, or as soon as the ledger shows `marker`, then stops the
-/// steps it left running (what a supervisor, or the kernel's parent-death signal, would do).
-fn kill_9(trial: &Trial, mut child: std::process::Child, marker: Option<&str>, delay: Duration) {
-    match marker {
-        Some(marker) => {
-            let started = Instant::now();
-            while !ledger_text(&trial.project).contains(marker)
-                && started.elapsed() < Duration::from_secs(20)
-                && child.try_wait().unwrap().is_none()
-            {
-                std::thread::sleep(Duration::from_millis(2));
-            }
+/// Starts `pipe ARGS` (with `RELEASE`) and SIGKILLs it after a random delay up to 1.1 × what
+/// it takes undisturbed, or (one trial in four) as soon as the ledger shows `status`; then
+/// stops the steps it left running (what a supervisor, or the kernel's parent-death signal,
+/// would do).
+fn kill_9(
+    trial: &Trial,
+    random: &mut Random,
+    (release, args): (&str, &[&str]),
+    status: &str,
+    undisturbed: Duration,
+) {
+    let mut child = trial
+        .project
+        .command(release, args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    if trial.index.is_multiple_of(4) {
+        let marker = format!("\"{status}\"");
+        let started = Instant::now();
+        while !ledger_text(&trial.project).contains(&marker)
+            && started.elapsed() < Duration::from_secs(20)
+            && child.try_wait().unwrap().is_none()
+        {
+            std::thread::sleep(Duration::from_millis(2));
         }
-        None => std::thread::sleep(delay),
+    } else {
+        std::thread::sleep(random.delay(undisturbed * 11 / 10));
     }
     let _ = child.kill();
     child.wait().unwrap();

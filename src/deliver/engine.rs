@@ -28,6 +28,18 @@ pub struct ArtifactRef {
     pub version: String,
 }
 
+impl From<&Release> for ArtifactRef {
+    /// The stored artifact a ledger entry deployed.
+    fn from(release: &Release) -> ArtifactRef {
+        ArtifactRef {
+            name: release.artifact.clone(),
+            digest: release.digest.clone(),
+            path: release.path.clone(),
+            version: release.version.clone(),
+        }
+    }
+}
+
 /// Approval input of this attempt: who approves now (from `--approve ENV` and the approver
 /// flags), and who started the run.
 #[derive(Debug, Clone, Default)]

@@ -201,13 +201,7 @@ impl Ledger {
         status: ReleaseStatus,
         finished_at: &str,
     ) -> io::Result<bool> {
-        let found = self
-            .file
-            .releases
-            .iter_mut()
-            .rev()
-            .find(|release| release.run == run && release.digest == digest);
-        let Some(release) = found else {
+        let Some(release) = self.made_by(run, digest) else {
             return Ok(false);
         };
         release.status = status;
@@ -224,13 +218,7 @@ impl Ledger {
         digest: &str,
         target: RollbackTarget,
     ) -> io::Result<bool> {
-        let found = self
-            .file
-            .releases
-            .iter_mut()
-            .rev()
-            .find(|release| release.run == run && release.digest == digest);
-        let Some(release) = found else {
+        let Some(release) = self.made_by(run, digest) else {
             return Ok(false);
         };
         release.status = ReleaseStatus::RollingBack;
@@ -249,13 +237,7 @@ impl Ledger {
         run: &str,
         at: &str,
     ) -> io::Result<()> {
-        if let Some(release) = self
-            .file
-            .releases
-            .iter_mut()
-            .rev()
-            .find(|release| release.run == from_run && release.digest == from_digest)
-        {
+        if let Some(release) = self.made_by(from_run, from_digest) {
             release.status = ReleaseStatus::RolledBack;
             release.finished_at = Some(at.to_string());
             release.rollback_to = None;
@@ -294,6 +276,15 @@ impl Ledger {
     /// The newest release of `digest`, of any status.
     pub fn find_digest(&self, digest: &str) -> Option<&Release> {
         self.file.releases.iter().rev().find(|r| r.digest == digest)
+    }
+
+    /// The newest release of `digest` made by `run`.
+    fn made_by(&mut self, run: &str, digest: &str) -> Option<&mut Release> {
+        self.file
+            .releases
+            .iter_mut()
+            .rev()
+            .find(|release| release.run == run && release.digest == digest)
     }
 
     /// The rollback target: the newest `stable` release whose digest is not `excluding`.
@@ -439,16 +430,22 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_rollback_in_progress_is_an_unknown_state_until_finished_in_one_write() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut ledger = Ledger::load(dir.path(), "api", "prod").unwrap();
+    /// v1, v2, v3 (digests a, b, c, runs r1, r2, r3), all stable, in `prod`.
+    fn three_stable_releases(state_dir: &Path) -> Ledger {
+        let mut ledger = Ledger::load(state_dir, "api", "prod").unwrap();
         for (version, digest, run) in [("v1", "a", "r1"), ("v2", "b", "r2"), ("v3", "c", "r3")] {
             ledger.begin(release(version, digest, run)).unwrap();
             ledger
                 .mark(run, digest, ReleaseStatus::Stable, "t")
                 .unwrap();
         }
+        ledger
+    }
+
+    #[test]
+    fn a_rollback_in_progress_is_an_unknown_state_until_finished_in_one_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = three_stable_releases(dir.path());
         assert_eq!(ledger.unknown_state(), None);
         let target = RollbackTarget {
             version: "v1".into(),
@@ -508,13 +505,7 @@ mod tests {
     #[test]
     fn previous_stable_is_newest_stable_other_than_the_one_deploying() {
         let dir = tempfile::tempdir().unwrap();
-        let mut ledger = Ledger::load(dir.path(), "api", "prod").unwrap();
-        for (version, digest, run) in [("v1", "a", "r1"), ("v2", "b", "r2"), ("v3", "c", "r3")] {
-            ledger.begin(release(version, digest, run)).unwrap();
-            ledger
-                .mark(run, digest, ReleaseStatus::Stable, "t")
-                .unwrap();
-        }
+        let mut ledger = three_stable_releases(dir.path());
         ledger
             .mark("r3", "c", ReleaseStatus::RolledBack, "t")
             .unwrap();

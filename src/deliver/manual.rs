@@ -60,13 +60,12 @@ pub fn rollback_by_hand(
         }),
     )
     .map_err(ManualError::Refused)?;
-    let from_ref = ArtifactRef {
-        name: from.artifact.clone(),
-        digest: from.digest.clone(),
-        path: from.path.clone(),
-        version: from.version.clone(),
-    };
-    match recovery.roll_back(&mut ledger, &from_ref, Some(&target), "rollback by hand") {
+    match recovery.roll_back(
+        &mut ledger,
+        &ArtifactRef::from(&from),
+        Some(&target),
+        "rollback by hand",
+    ) {
         recovery::Result::Verified => Ok(target),
         recovery::Result::Skipped => Err(ManualError::Refused("no rollback target".into())),
         recovery::Result::Failed(why) => Err(ManualError::Failed(why)),

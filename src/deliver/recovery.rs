@@ -177,12 +177,7 @@ impl Recovery<'_> {
                 "summary": summary,
             }),
         );
-        let from_ref = ArtifactRef {
-            name: from.artifact.clone(),
-            digest: from.digest.clone(),
-            path: from.path.clone(),
-            version: from.version.clone(),
-        };
+        let from_ref = ArtifactRef::from(&from);
         if let Err(why) = logged {
             return Some(Result::Failed(why));
         }
@@ -254,13 +249,7 @@ impl Recovery<'_> {
     /// `artifact.*` and `previous.*` both name the target: the rollback redeploys it and the
     /// verification smoke checks the environment serves it.
     fn rollback_context(&self, target: &Release) -> StepContext {
-        let artifact = ArtifactRef {
-            name: target.artifact.clone(),
-            digest: target.digest.clone(),
-            path: target.path.clone(),
-            version: target.version.clone(),
-        };
-        let mut context = base_context(self.request, &artifact);
+        let mut context = base_context(self.request, &ArtifactRef::from(target));
         context
             .bindings
             .set_string("previous.path", target.path.clone());
