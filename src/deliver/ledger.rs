@@ -108,12 +108,12 @@ impl fmt::Display for UnknownState {
         match self {
             UnknownState::RollingBack { from, to } => write!(
                 f,
-                "a rollback from {} to {} started by {} at {} never finished; the next promote or `pipe rollback` re-runs it and verifies it",
+                "a rollback from {} to {} started by {} at {} has not finished (unless that process still holds the environment's lock, it died); the next promote or `pipe rollback` re-runs it and verifies it",
                 from.version, to.version, to.by_run, to.since
             ),
             UnknownState::Deploying(release) => write!(
                 f,
-                "the deploy of {} by run {} (started {}) never finished; the next promote deploys afresh, `pipe rollback` restores the last stable release",
+                "the deploy of {} by run {} (started {}) has not finished (unless that run still holds the environment's lock, it died); the next promote deploys afresh, `pipe rollback` restores the last stable release",
                 release.version, release.run, release.started_at
             ),
             UnknownState::Failed(release) => write!(
