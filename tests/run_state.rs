@@ -163,7 +163,15 @@ fn resume_warns_when_the_source_changed_and_rejects_unknown_runs() {
     assert_eq!(project.run(&["run"]).code(), 1);
     let run_id = project.runs()[0].clone();
     project.write("pipeline.pipe", r#"pipeline p { job a { run "true" } }"#);
-    let resumed = project.run(&["resume", &run_id]);
+    let refused = project.run(&["resume", &run_id]);
+    assert_eq!(
+        refused.code(),
+        2,
+        "a changed source refuses: {}",
+        refused.all()
+    );
+    assert!(refused.stderr().contains("--force"), "{}", refused.all());
+    let resumed = project.run(&["resume", &run_id, "--force"]);
     assert_eq!(
         resumed.code(),
         1,

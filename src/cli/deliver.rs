@@ -164,15 +164,21 @@ pub fn releases(args: &ReleasesArgs) -> i32 {
         None => environments_with_ledger(&state_dir, &pipeline).unwrap_or_default(),
     };
     let mut rows = Vec::new();
+    let mut unknown = Vec::new();
     for environment in &environments {
         match Ledger::load(&state_dir, &pipeline, environment) {
-            Ok(ledger) => rows.extend(
-                ledger
-                    .releases()
-                    .iter()
-                    .rev()
-                    .map(|r| (environment.clone(), r.clone())),
-            ),
+            Ok(ledger) => {
+                if let Some(why) = ledger.unknown_state() {
+                    unknown.push(format!("{environment}: state unknown: {why}"));
+                }
+                rows.extend(
+                    ledger
+                        .releases()
+                        .iter()
+                        .rev()
+                        .map(|r| (environment.clone(), r.clone())),
+                )
+            }
             Err(error) => {
                 return failure(&format!("cannot read the ledger of {environment}: {error}"));
             }
@@ -196,6 +202,10 @@ pub fn releases(args: &ReleasesArgs) -> i32 {
             );
         }
         OutputFormat::Text => print!("{}", releases_table(&pipeline, &rows)),
+    }
+    // On stderr, so `--format json` stays a plain array of releases.
+    for line in &unknown {
+        eprintln!("warning: {line}");
     }
     exit::SUCCESS
 }

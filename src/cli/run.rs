@@ -76,6 +76,13 @@ pub struct ResumeArgs {
     /// The state directory [default: `.pipe` in the current directory]
     #[arg(long, value_name = "DIR", default_value = ".pipe")]
     pub state_dir: PathBuf,
+    /// The pipeline file of this checkout [default: the run's pipeline file name in the
+    /// current directory]; steps run in its directory
+    #[arg(long, short = 'f', value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Resume even though the pipeline file no longer matches the stored plan (audited)
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub common: CommonRunFlags,
 }
@@ -119,7 +126,13 @@ pub fn resume(args: ResumeArgs) -> i32 {
 }
 
 pub fn resume_with(args: ResumeArgs, delivery: Option<Arc<dyn DeliveryExecutor>>) -> i32 {
-    let options = options(&args.common, args.state_dir.clone(), PathBuf::from("."));
+    let mut options = options(
+        &args.common,
+        args.state_dir.clone(),
+        absolute(Path::new(".")),
+    );
+    options.source_path = args.file.as_deref().map(absolute);
+    options.force = args.force;
     let run_id = args.run.clone();
     execute(options, move |options| {
         Box::pin(async move { crate::run::resume_run(&run_id, options, delivery).await })

@@ -29,6 +29,18 @@ pub struct ArtifactRef {
     pub version: String,
 }
 
+impl From<&Release> for ArtifactRef {
+    /// The stored artifact a ledger entry deployed.
+    fn from(release: &Release) -> ArtifactRef {
+        ArtifactRef {
+            name: release.artifact.clone(),
+            digest: release.digest.clone(),
+            path: release.path.clone(),
+            version: release.version.clone(),
+        }
+    }
+}
+
 /// Approval input of this attempt: who approves now (from `--approve ENV` and the approver
 /// flags), and who started the run.
 #[derive(Debug, Clone, Default)]
@@ -93,6 +105,9 @@ pub fn promote(
         Err(lock::LockError::Interrupted { .. }) => return DeliveryOutcome::Interrupted,
         Err(error) => return refuse(host, &request.promote, error.to_string()),
     };
+    if let Err(outcome) = finish_unfinished_rollback(request, host, audit) {
+        return outcome;
+    }
     let mut promotion = match Promotion::start(request, host, audit) {
         Ok(promotion) => promotion,
         Err(reason) => return refuse(host, &request.promote, reason),
@@ -100,6 +115,46 @@ pub fn promote(
     let outcome = promotion.run();
     promotion.finish(&outcome);
     outcome
+}
+
+/// Before anything else, a rollback a crash left `rolling_back` is re-run to its recorded
+/// target and verified: the new release's rollback target must be what actually serves.
+fn finish_unfinished_rollback(
+    request: &PromoteRequest,
+    host: &dyn PromoteHost,
+    audit: &AuditLog,
+) -> Result<(), DeliveryOutcome> {
+    let environment = &request.promote.environment;
+    let mut ledger =
+        Ledger::load(&request.state_dir, &request.pipeline, environment).map_err(|e| {
+            refuse(
+                host,
+                &request.promote,
+                format!("cannot read the ledger for {environment}: {e}"),
+            )
+        })?;
+    if let Some(unknown) = ledger.unknown_state() {
+        host.say(&format!(
+            "warning: [{environment}] the environment's state is unknown: {unknown}"
+        ));
+    }
+    let recovery = Recovery {
+        request,
+        host,
+        audit,
+        actor: &request.actor,
+    };
+    match recovery.finish_unfinished(&mut ledger) {
+        None | Some(recovery::Result::Verified) => Ok(()),
+        Some(recovery::Result::Skipped) => Err(refuse(
+            host,
+            &request.promote,
+            format!(
+                "{environment}: an unfinished rollback has no target in the ledger; its state is unknown"
+            ),
+        )),
+        Some(recovery::Result::Failed(reason)) => Err(DeliveryOutcome::RollbackFailed { reason }),
+    }
 }
 
 /// Takes the environment's lock, saying once who holds it when it has to wait.
@@ -155,6 +210,8 @@ pub(crate) struct Promotion<'a> {
     pub(crate) ledger: Ledger,
     pub(crate) record: DeliveryRecord,
     pub(crate) previous: Option<Release>,
+    /// How this run's earlier attempt at the promote ended (`interrupted`, `rolled_back`, …).
+    earlier_outcome: Option<String>,
 }
 
 /// Why the forward path stopped.
@@ -191,7 +248,7 @@ impl<'a> Promotion<'a> {
         record.version = request.artifact.version.clone();
         record.digest = request.artifact.digest.clone();
         record.previous = previous.clone();
-        record.outcome = None;
+        let earlier_outcome = record.outcome.take();
         let promotion = Promotion {
             request,
             host,
@@ -199,6 +256,7 @@ impl<'a> Promotion<'a> {
             ledger,
             record,
             previous,
+            earlier_outcome,
         };
         promotion.record_previous_stable()?;
         Ok(promotion)
@@ -257,7 +315,9 @@ impl<'a> Promotion<'a> {
     }
 
     /// `pipe resume` re-runs what did not succeed; a promote whose watch or smoke already
-    /// rolled this release back in this run must not deploy the same bad artifact again.
+    /// rolled this release back in this run must not deploy the same bad artifact again. A
+    /// release rolled back only because the run was interrupted is not known bad: it is
+    /// promoted again, deliberately and audited.
     fn check_not_rolled_back_by_this_run(&self) -> Result<(), String> {
         let artifact = &self.request.artifact;
         let undone = self.ledger.releases().iter().any(|release| {
@@ -268,10 +328,22 @@ impl<'a> Promotion<'a> {
         if !undone {
             return Ok(());
         }
+        let environment = &self.request.promote.environment;
+        if self.earlier_outcome.as_deref() == Some("interrupted") {
+            let summary = format!(
+                "re-promoting {} to {environment}: this run's interrupt rolled it back, not a failure",
+                artifact.version
+            );
+            self.host.say(&format!("[{environment}] {summary}"));
+            return self.log(
+                "repromote_after_interrupt",
+                json!({"version": artifact.version, "digest": artifact.digest, "summary": summary}),
+            );
+        }
         Err(format!(
-            "{} was rolled back from {} earlier in this run; resuming will not deploy it again \
+            "{} was rolled back from {environment} earlier in this run because it failed; resuming will not deploy it again \
              (fix the release and start a new run, or `pipe rollback` by hand)",
-            artifact.version, self.request.promote.environment
+            artifact.version
         ))
     }
 
@@ -333,6 +405,7 @@ impl<'a> Promotion<'a> {
                 finished_at: None,
                 status: ReleaseStatus::Deploying,
                 note: None,
+                rollback_to: None,
             })
             .map_err(|e| format!("cannot write the ledger: {e}"))
     }
@@ -592,6 +665,14 @@ impl<'a> Promotion<'a> {
     }
 
     fn recover(&mut self, reason: String, interrupted: bool) -> DeliveryOutcome {
+        if interrupted {
+            // Saved before the rollback runs: a resume after a crash mid-rollback must know the
+            // release was rolled back for the interrupt, not for a failure.
+            self.record.outcome = Some("interrupted".to_string());
+            let _ = self
+                .record
+                .save(&self.request.state_dir, &self.request.run_id);
+        }
         let target = self.previous.clone();
         let outcome = Recovery {
             request: self.request,

@@ -39,6 +39,9 @@ pub enum ReleaseStatus {
     RolledBack,
     /// Failed and not (verifiably) rolled back.
     Failed,
+    /// Being rolled away from (to `rollback_to`): set before the rollback touches anything, so
+    /// a crash mid-rollback leaves the environment visibly unknown and the target recorded.
+    RollingBack,
 }
 
 impl fmt::Display for ReleaseStatus {
@@ -48,6 +51,7 @@ impl fmt::Display for ReleaseStatus {
             ReleaseStatus::Stable => "stable",
             ReleaseStatus::RolledBack => "rolled_back",
             ReleaseStatus::Failed => "failed",
+            ReleaseStatus::RollingBack => "rolling_back",
         };
         f.write_str(text)
     }
@@ -72,6 +76,53 @@ pub struct Release {
     /// Why this entry exists when it is not a plain promote, e.g. "redeployed by rollback".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// While `rolling_back`: the release the environment is being rolled back to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_to: Option<RollbackTarget>,
+}
+
+/// The target of a rollback in progress, named by version and digest (the release itself is
+/// the newest ledger entry with that digest).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackTarget {
+    pub version: String,
+    pub digest: String,
+    /// The run (or `pipe rollback` invocation) that started the rollback.
+    pub by_run: String,
+    pub since: String,
+}
+
+/// Why the ledger cannot say what an environment serves.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UnknownState {
+    /// A rollback was started and never finished.
+    RollingBack { from: Release, to: RollbackTarget },
+    /// A deploy was started and never finished.
+    Deploying(Release),
+    /// The newest release failed and was not (verifiably) rolled back.
+    Failed(Release),
+}
+
+impl fmt::Display for UnknownState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UnknownState::RollingBack { from, to } => write!(
+                f,
+                "a rollback from {} to {} started by {} at {} has not finished (unless that process still holds the environment's lock, it died); the next promote or `pipe rollback` re-runs it and verifies it",
+                from.version, to.version, to.by_run, to.since
+            ),
+            UnknownState::Deploying(release) => write!(
+                f,
+                "the deploy of {} by run {} (started {}) has not finished (unless that run still holds the environment's lock, it died); the next promote deploys afresh, `pipe rollback` restores the last stable release",
+                release.version, release.run, release.started_at
+            ),
+            UnknownState::Failed(release) => write!(
+                f,
+                "{} (run {}) failed and was not verifiably rolled back; a new promote or `pipe rollback` replaces it",
+                release.version, release.run
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -150,18 +201,90 @@ impl Ledger {
         status: ReleaseStatus,
         finished_at: &str,
     ) -> io::Result<bool> {
-        let found = self
-            .file
-            .releases
-            .iter_mut()
-            .rev()
-            .find(|release| release.run == run && release.digest == digest);
-        let Some(release) = found else {
+        let Some(release) = self.made_by(run, digest) else {
             return Ok(false);
         };
         release.status = status;
         release.finished_at = Some(finished_at.to_string());
+        release.rollback_to = None;
         self.save().map(|()| true)
+    }
+
+    /// Marks the newest release of `digest` made by `run` as `rolling_back` to `target`, before
+    /// the rollback runs. Returns false (and writes nothing) when there is no such release.
+    pub fn mark_rolling_back(
+        &mut self,
+        run: &str,
+        digest: &str,
+        target: RollbackTarget,
+    ) -> io::Result<bool> {
+        let Some(release) = self.made_by(run, digest) else {
+            return Ok(false);
+        };
+        release.status = ReleaseStatus::RollingBack;
+        release.rollback_to = Some(target);
+        self.save().map(|()| true)
+    }
+
+    /// A verified rollback in one write: the release of `from_digest` by `from_run` becomes
+    /// `rolled_back` and `target` serves again (see [`Ledger::record_restored`]). One write, so
+    /// a crash never leaves the one done without the other.
+    pub fn finish_rollback(
+        &mut self,
+        from_run: &str,
+        from_digest: &str,
+        target: &Release,
+        run: &str,
+        at: &str,
+    ) -> io::Result<()> {
+        if let Some(release) = self.made_by(from_run, from_digest) {
+            release.status = ReleaseStatus::RolledBack;
+            release.finished_at = Some(at.to_string());
+            release.rollback_to = None;
+        }
+        self.push_restored(target, run, at);
+        self.save()
+    }
+
+    /// What makes the environment's state unknown right now: a release left `rolling_back`,
+    /// or a newest release left `deploying` or `failed`. (While a run holds the lock, a
+    /// `deploying` or `rolling_back` entry is work in progress.)
+    pub fn unknown_state(&self) -> Option<UnknownState> {
+        let rolling_back = self
+            .file
+            .releases
+            .iter()
+            .rev()
+            .find(|r| r.status == ReleaseStatus::RollingBack);
+        if let Some(release) = rolling_back {
+            return Some(match &release.rollback_to {
+                Some(to) => UnknownState::RollingBack {
+                    from: release.clone(),
+                    to: to.clone(),
+                },
+                None => UnknownState::Failed(release.clone()),
+            });
+        }
+        let latest = self.latest()?;
+        match latest.status {
+            ReleaseStatus::Deploying => Some(UnknownState::Deploying(latest.clone())),
+            ReleaseStatus::Failed => Some(UnknownState::Failed(latest.clone())),
+            ReleaseStatus::Stable | ReleaseStatus::RolledBack | ReleaseStatus::RollingBack => None,
+        }
+    }
+
+    /// The newest release of `digest`, of any status.
+    pub fn find_digest(&self, digest: &str) -> Option<&Release> {
+        self.file.releases.iter().rev().find(|r| r.digest == digest)
+    }
+
+    /// The newest release of `digest` made by `run`.
+    fn made_by(&mut self, run: &str, digest: &str) -> Option<&mut Release> {
+        self.file
+            .releases
+            .iter_mut()
+            .rev()
+            .find(|release| release.run == run && release.digest == digest)
     }
 
     /// The rollback target: the newest `stable` release whose digest is not `excluding`.
@@ -209,11 +332,20 @@ impl Ledger {
     /// Records that `target` serves again after a rollback, so "newest stable" names it.
     /// Appends a fresh entry only when another stable release is newer than it.
     pub fn record_restored(&mut self, target: &Release, run: &str, at: &str) -> io::Result<()> {
+        if self.push_restored(target, run, at) {
+            self.save()
+        } else {
+            Ok(())
+        }
+    }
+
+    /// [`Ledger::record_restored`] without the save; true when an entry was appended.
+    fn push_restored(&mut self, target: &Release, run: &str, at: &str) -> bool {
         let already_current = self
             .current_stable()
             .is_some_and(|current| current.digest == target.digest);
         if already_current {
-            return Ok(());
+            return false;
         }
         self.file.releases.push(Release {
             run: run.to_string(),
@@ -224,9 +356,10 @@ impl Ledger {
                 "redeployed by rollback (first released by run {})",
                 target.run
             )),
+            rollback_to: None,
             ..target.clone()
         });
-        self.save()
+        true
     }
 
     fn save(&self) -> io::Result<()> {
@@ -293,7 +426,46 @@ mod tests {
             finished_at: None,
             status: ReleaseStatus::Stable,
             note: None,
+            rollback_to: None,
         }
+    }
+
+    /// v1, v2, v3 (digests a, b, c, runs r1, r2, r3), all stable, in `prod`.
+    fn three_stable_releases(state_dir: &Path) -> Ledger {
+        let mut ledger = Ledger::load(state_dir, "api", "prod").unwrap();
+        for (version, digest, run) in [("v1", "a", "r1"), ("v2", "b", "r2"), ("v3", "c", "r3")] {
+            ledger.begin(release(version, digest, run)).unwrap();
+            ledger
+                .mark(run, digest, ReleaseStatus::Stable, "t")
+                .unwrap();
+        }
+        ledger
+    }
+
+    #[test]
+    fn a_rollback_in_progress_is_an_unknown_state_until_finished_in_one_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = three_stable_releases(dir.path());
+        assert_eq!(ledger.unknown_state(), None);
+        let target = RollbackTarget {
+            version: "v1".into(),
+            digest: "a".into(),
+            by_run: "rb".into(),
+            since: "t".into(),
+        };
+        assert!(ledger.mark_rolling_back("r3", "c", target.clone()).unwrap());
+        let reloaded = Ledger::load(dir.path(), "api", "prod").unwrap();
+        let unknown = reloaded.unknown_state().unwrap();
+        assert!(unknown.to_string().contains("from v3 to v1"), "{unknown}");
+        assert_eq!(reloaded.releases()[2].status.to_string(), "rolling_back");
+        let mut ledger = reloaded;
+        let v1 = ledger.find_digest("a").unwrap().clone();
+        ledger.finish_rollback("r3", "c", &v1, "rb", "t2").unwrap();
+        let reloaded = Ledger::load(dir.path(), "api", "prod").unwrap();
+        assert_eq!(reloaded.unknown_state(), None);
+        assert_eq!(reloaded.current_stable().unwrap().version, "v1");
+        assert_eq!(reloaded.releases()[2].status, ReleaseStatus::RolledBack);
+        assert_eq!(reloaded.releases()[2].rollback_to, None);
     }
 
     #[test]
@@ -333,13 +505,7 @@ mod tests {
     #[test]
     fn previous_stable_is_newest_stable_other_than_the_one_deploying() {
         let dir = tempfile::tempdir().unwrap();
-        let mut ledger = Ledger::load(dir.path(), "api", "prod").unwrap();
-        for (version, digest, run) in [("v1", "a", "r1"), ("v2", "b", "r2"), ("v3", "c", "r3")] {
-            ledger.begin(release(version, digest, run)).unwrap();
-            ledger
-                .mark(run, digest, ReleaseStatus::Stable, "t")
-                .unwrap();
-        }
+        let mut ledger = three_stable_releases(dir.path());
         ledger
             .mark("r3", "c", ReleaseStatus::RolledBack, "t")
             .unwrap();

@@ -5,7 +5,7 @@
 use crate::audit::AuditLog;
 use crate::deliver::engine::{ArtifactRef, PromoteRequest, log_event, take_lock};
 use crate::deliver::host::PromoteHost;
-use crate::deliver::ledger::{Ledger, Release, ReleaseStatus};
+use crate::deliver::ledger::{Ledger, Release, ReleaseStatus, UnknownState};
 use crate::deliver::recovery::{self, Recovery};
 use serde_json::json;
 use std::path::Path;
@@ -21,8 +21,16 @@ pub fn rollback_by_hand(
 ) -> Result<Release, ManualError> {
     let environment = &request.promote.environment;
     let _lock = take_lock(request, host).map_err(|e| ManualError::Refused(e.to_string()))?;
-    let mut ledger = Ledger::load(&request.state_dir, &request.pipeline, environment)
-        .map_err(|e| ManualError::Refused(format!("cannot read the ledger: {e}")))?;
+    let recovery = Recovery {
+        request,
+        host,
+        audit,
+        actor: &request.actor,
+    };
+    let mut ledger = load_ledger(request)?;
+    if let Some(restored) = finish_unfinished(&recovery, &mut ledger, to_version)? {
+        return Ok(restored);
+    }
     let latest = ledger.latest().cloned().ok_or_else(|| {
         ManualError::Refused(format!(
             "the ledger of {environment} has no releases: nothing to roll back"
@@ -52,23 +60,53 @@ pub fn rollback_by_hand(
         }),
     )
     .map_err(ManualError::Refused)?;
-    let from_ref = ArtifactRef {
-        name: from.artifact.clone(),
-        digest: from.digest.clone(),
-        path: from.path.clone(),
-        version: from.version.clone(),
-    };
-    let recovery = Recovery {
-        request,
-        host,
-        audit,
-        actor: &request.actor,
-    };
-    match recovery.roll_back(&mut ledger, &from_ref, Some(&target), "rollback by hand") {
+    match recovery.roll_back(
+        &mut ledger,
+        &ArtifactRef::from(&from),
+        Some(&target),
+        "rollback by hand",
+    ) {
         recovery::Result::Verified => Ok(target),
         recovery::Result::Skipped => Err(ManualError::Refused("no rollback target".into())),
         recovery::Result::Failed(why) => Err(ManualError::Failed(why)),
     }
+}
+
+fn load_ledger(request: &PromoteRequest) -> Result<Ledger, ManualError> {
+    Ledger::load(
+        &request.state_dir,
+        &request.pipeline,
+        &request.promote.environment,
+    )
+    .map_err(|e| ManualError::Refused(format!("cannot read the ledger: {e}")))
+}
+
+/// A rollback a crash left unfinished is finished first, to its recorded target. When that is
+/// what the operator asked for (no `--to`, or `--to` that target) it is the whole job: returns
+/// the restored release. Otherwise the ledger is reloaded for the rollback asked for.
+fn finish_unfinished(
+    recovery: &Recovery,
+    ledger: &mut Ledger,
+    to_version: Option<&str>,
+) -> Result<Option<Release>, ManualError> {
+    let Some(UnknownState::RollingBack { to, .. }) = ledger.unknown_state() else {
+        return Ok(None);
+    };
+    match recovery.finish_unfinished(ledger) {
+        None | Some(recovery::Result::Verified) => {}
+        Some(recovery::Result::Skipped) => {
+            return Err(ManualError::Failed(format!(
+                "the unfinished rollback's target {} is not in the ledger; the environment's state is unknown",
+                to.version
+            )));
+        }
+        Some(recovery::Result::Failed(why)) => return Err(ManualError::Failed(why)),
+    }
+    if to_version.is_none_or(|version| version == to.version) {
+        return Ok(ledger.find_digest(&to.digest).cloned());
+    }
+    *ledger = load_ledger(recovery.request)?;
+    Ok(None)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -89,7 +127,7 @@ fn rolled_back_from(ledger: &Ledger, latest: Release) -> Release {
         ReleaseStatus::Stable | ReleaseStatus::RolledBack => {
             ledger.current_stable().cloned().unwrap_or(latest)
         }
-        ReleaseStatus::Failed | ReleaseStatus::Deploying => latest,
+        ReleaseStatus::Failed | ReleaseStatus::Deploying | ReleaseStatus::RollingBack => latest,
     }
 }
 
@@ -125,9 +163,13 @@ fn choose_target(
             known.join(", ")
         ))
     })?;
-    if release.status == ReleaseStatus::Deploying {
+    if matches!(
+        release.status,
+        ReleaseStatus::Deploying | ReleaseStatus::RollingBack
+    ) {
         return Err(ManualError::Refused(format!(
-            "{version} is still marked deploying in {environment}; it is not a known-good release"
+            "{version} is still marked {} in {environment}; it is not a known-good release",
+            release.status
         )));
     }
     Ok(release)

@@ -6,7 +6,7 @@ use crate::audit::AuditLog;
 use crate::deliver::engine::{ArtifactRef, PromoteRequest, base_context, log_event, now};
 use crate::deliver::host::{BlockResult, PromoteHost, StepContext};
 use crate::deliver::integrity;
-use crate::deliver::ledger::{Ledger, Release, ReleaseStatus};
+use crate::deliver::ledger::{Ledger, Release, ReleaseStatus, RollbackTarget, UnknownState};
 use crate::run::artifact::ArtifactStore;
 use crate::run::state::NodeStatus;
 use serde_json::json;
@@ -56,6 +56,7 @@ impl Recovery<'_> {
                 "to_version": target.version,
                 "to_digest": target.digest,
                 "reason": reason,
+                "ledger": "rolling_back",
             }),
         );
         if let Err(why) = started {
@@ -78,6 +79,9 @@ impl Recovery<'_> {
             &target.digest,
         );
         if let Err(why) = verified {
+            return self.fail(ledger, from, why);
+        }
+        if let Err(why) = self.mark_rolling_back(ledger, from, target) {
             return self.fail(ledger, from, why);
         }
         let context = self.rollback_context(target);
@@ -147,14 +151,13 @@ impl Recovery<'_> {
             return self.fail(ledger, from, why);
         }
         let at = now();
-        let updated = ledger
-            .mark(
-                &from_run(from, ledger),
-                &from.digest,
-                ReleaseStatus::RolledBack,
-                &at,
-            )
-            .and_then(|_| ledger.record_restored(target, &self.request.run_id, &at));
+        let updated = ledger.finish_rollback(
+            &from_run(from, ledger),
+            &from.digest,
+            target,
+            &self.request.run_id,
+            &at,
+        );
         if let Err(error) = updated {
             return Result::Failed(format!(
                 "rolled back, but the ledger could not be written: {error}"
@@ -165,6 +168,63 @@ impl Recovery<'_> {
             target.version
         ));
         Result::Verified
+    }
+
+    /// Re-runs the rollback a crash left `rolling_back` in the ledger, to its recorded target,
+    /// and verifies it. `None` when no rollback was left unfinished.
+    pub fn finish_unfinished(&self, ledger: &mut Ledger) -> Option<Result> {
+        let Some(UnknownState::RollingBack { from, to }) = ledger.unknown_state() else {
+            return None;
+        };
+        let environment = &self.request.promote.environment;
+        let summary = format!(
+            "the rollback of {environment} from {} to {} started by {} never finished; re-running it",
+            from.version, to.version, to.by_run
+        );
+        self.host
+            .say(&format!("warning: [{environment}] {summary}"));
+        let logged = self.log(
+            "rollback_resumed",
+            json!({
+                "from_version": from.version,
+                "from_digest": from.digest,
+                "to_version": to.version,
+                "to_digest": to.digest,
+                "abandoned_run": to.by_run,
+                "summary": summary,
+            }),
+        );
+        let from_ref = ArtifactRef::from(&from);
+        if let Err(why) = logged {
+            return Some(Result::Failed(why));
+        }
+        let target = ledger.find_digest(&to.digest).cloned();
+        Some(self.roll_back(
+            ledger,
+            &from_ref,
+            target.as_ref(),
+            "finishing a rollback a crash left unfinished",
+        ))
+    }
+
+    /// The marker a crash leaves behind: `from` is `rolling_back` to `target` until the
+    /// rollback is verified or has failed.
+    fn mark_rolling_back(
+        &self,
+        ledger: &mut Ledger,
+        from: &ArtifactRef,
+        target: &Release,
+    ) -> std::result::Result<(), String> {
+        let marker = RollbackTarget {
+            version: target.version.clone(),
+            digest: target.digest.clone(),
+            by_run: self.request.run_id.clone(),
+            since: now(),
+        };
+        ledger
+            .mark_rolling_back(&from_run(from, ledger), &from.digest, marker)
+            .map(|_| ())
+            .map_err(|e| format!("cannot mark the ledger rolling_back: {e}"))
     }
 
     fn skip(&self, ledger: &mut Ledger, from: &ArtifactRef, reason: &str) -> Result {
@@ -206,13 +266,7 @@ impl Recovery<'_> {
     /// `artifact.*` and `previous.*` both name the target: the rollback redeploys it and the
     /// verification smoke checks the environment serves it.
     fn rollback_context(&self, target: &Release) -> StepContext {
-        let artifact = ArtifactRef {
-            name: target.artifact.clone(),
-            digest: target.digest.clone(),
-            path: target.path.clone(),
-            version: target.version.clone(),
-        };
-        let mut context = base_context(self.request, &artifact);
+        let mut context = base_context(self.request, &ArtifactRef::from(target));
         context
             .bindings
             .set_string("previous.path", target.path.clone());

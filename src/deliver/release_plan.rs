@@ -38,6 +38,10 @@ pub struct PromoteSummary {
     pub approvers: Option<String>,
     /// Why the newest release here rolled back, when it did.
     pub last_rollback: Option<String>,
+    /// Why the ledger cannot say what the environment serves (a deploy or rollback that never
+    /// finished, or a failure not rolled back).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_unknown: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -154,6 +158,7 @@ fn summarise(
             format!("{who} (quorum {}{self_note})", a.quorum.max(1))
         }),
         last_rollback: last_rollback(&ledger, state_dir),
+        state_unknown: ledger.unknown_state().map(|why| why.to_string()),
     })
 }
 
@@ -241,6 +246,9 @@ fn render_promote(out: &mut String, p: &PromoteSummary) {
         "none — a failed first release cannot be rolled back".to_string(),
         |r| format!("{} ({}, run {})", r.version, r.digest, r.run),
     );
+    if let Some(why) = &p.state_unknown {
+        line(out, "STATE UNKNOWN", why);
+    }
     line(out, "previous stable", &previous);
     line(out, "approval", p.approvers.as_deref().unwrap_or("none"));
     line(out, "migration", p.migration.as_deref().unwrap_or("none"));

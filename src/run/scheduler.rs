@@ -823,7 +823,10 @@ impl Scheduler {
         if let Some(why) = self.saver.failure() {
             self.fail_run(format!("the run state could not be saved: {why}"));
         }
-        let status = if self.interrupted || self.setup.interrupt.is_set() {
+        // A rollback cut short leaves the environment unknown: that outranks the interrupt.
+        let status = if self.worst_exit == 4 {
+            RunStatus::RollbackFailed
+        } else if self.interrupted || self.setup.interrupt.is_set() {
             RunStatus::Interrupted
         } else {
             match self.worst_exit {

@@ -53,6 +53,8 @@ pub struct RunOptions {
     pub interrupt: Interrupt,
     /// The host environment (`PATH`, `HOME`, … and secrets' `env(...)` sources).
     pub host_env: BTreeMap<String, String>,
+    /// `resume --force`: resume the stored plan although the checkout's pipeline file differs.
+    pub force: bool,
 }
 
 impl RunOptions {
@@ -72,6 +74,7 @@ impl RunOptions {
             console: Arc::new(Console::plain()),
             interrupt: Interrupt::never(),
             host_env: host_environment(),
+            force: false,
         }
     }
 }
@@ -115,6 +118,11 @@ pub async fn run_plan(
     apply_selection(&plan, &options, &mut state)?;
     state.overrides = validate_overrides(&plan, &options, &initiator)?;
     let run_dir = RunDir::new(&options.state_dir, &run_id);
+    // The state (with its `--until`/`--only` selection) is written before the plan: a run
+    // killed in between is refused by `resume` (no plan), never resumed as the whole pipeline.
+    run_dir
+        .save_state(&state)
+        .map_err(|e| format!("cannot write {}: {e}", run_dir.state_path().display()))?;
     run_dir
         .save_plan(&plan)
         .map_err(|e| format!("cannot write {}: {e}", run_dir.plan_path().display()))?;
@@ -130,7 +138,8 @@ pub async fn resume_run(
     let run_dir = RunDir::new(&options.state_dir, run_id);
     let (plan, mut state) = match (run_dir.load_plan(), run_dir.load_state()) {
         (Ok(plan), Ok(state)) => (plan, state),
-        // Killed between writing the plan and the first state: nothing had started yet.
+        // No state.json beside the plan (removed by hand, or left by an older pipe that wrote
+        // the plan first): nothing is recorded as done, every node runs.
         (Ok(plan), Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
             let initiator = options
                 .host_env
@@ -143,10 +152,7 @@ pub async fn resume_run(
         }
         _ => return Err(no_such_run(&options, run_id)),
     };
-    if !state.pipeline_dir.is_empty() {
-        options.pipeline_dir = PathBuf::from(&state.pipeline_dir);
-    }
-    warn_if_source_changed(&plan, &state, &options.console);
+    check_checkout(&plan, &mut state, &mut options)?;
     for record in state.nodes.values_mut() {
         if !matches!(record.status, NodeStatus::Succeeded | NodeStatus::Excluded) {
             *record = NodeRecord::pending();
@@ -191,22 +197,76 @@ fn no_such_run(options: &RunOptions, run_id: &str) -> String {
     )
 }
 
-fn warn_if_source_changed(plan: &Plan, state: &RunState, console: &Console) {
-    let Some(source) = &state.source_path else {
-        return;
-    };
-    let Ok(bytes) = std::fs::read(source) else {
-        return;
-    };
+/// A resume runs in the current checkout, never in the directory `state.json` names: the
+/// pipeline file there (`--file`, else the stored source's file name in the current directory)
+/// must be the one the stored plan was compiled from, unless `--force` (audited).
+fn check_checkout(
+    plan: &Plan,
+    state: &mut RunState,
+    options: &mut RunOptions,
+) -> Result<(), String> {
+    let file = checkout_file(plan, state, options);
+    options.pipeline_dir = file
+        .parent()
+        .map_or_else(|| options.pipeline_dir.clone(), PathBuf::from);
+    state.pipeline_dir = options.pipeline_dir.display().to_string();
+    state.source_path = Some(file.display().to_string());
+    let bytes = std::fs::read(&file).map_err(|e| {
+        format!(
+            "cannot read the pipeline file {} of this checkout ({e}); resume from the checkout run {} started from, or give --file",
+            file.display(),
+            state.run_id
+        )
+    })?;
     use sha2::Digest;
     let current = hex::encode(sha2::Sha256::digest(&bytes));
-    if current != plan.source_sha256 {
-        let human = format!(
-            "warning: {source} changed since run {} started; resuming the stored plan, not the new source",
-            state.run_id
-        );
-        console.notice("warning", None, &human, json!({"source": source}));
+    if current == plan.source_sha256 {
+        return Ok(());
     }
+    let (shown, run) = (file.display(), &state.run_id);
+    if !options.force {
+        return Err(format!(
+            "{shown} does not match the plan of run {run}: the plan was compiled from sha256:{} and the file is sha256:{current}; \
+             resume from the checkout the run started from, or pass --force to resume the stored plan anyway",
+            plan.source_sha256
+        ));
+    }
+    let human = format!(
+        "warning: {shown} changed since run {run} started; resuming the stored plan, not the new source (--force)"
+    );
+    options.console.notice(
+        "warning",
+        None,
+        &human,
+        json!({"source": shown.to_string()}),
+    );
+    let audit = AuditLog::open(&options.state_dir)
+        .map_err(|e| format!("cannot open the audit log: {e}"))?;
+    let fields = json!({
+        "source": shown.to_string(),
+        "plan_sha256": plan.source_sha256,
+        "file_sha256": current,
+        "summary": format!("resume forced although {shown} no longer matches the stored plan"),
+    });
+    audit
+        .append(run, "resume_forced", &state.initiator, fields)
+        .map_err(|e| format!("cannot write the audit log: {e}"))
+}
+
+/// `--file` when given, else the stored source's file name in the current checkout.
+fn checkout_file(plan: &Plan, state: &RunState, options: &RunOptions) -> PathBuf {
+    if let Some(file) = &options.source_path {
+        return file.clone();
+    }
+    let stored = state
+        .source_path
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .unwrap_or(&plan.source_file);
+    let name = std::path::Path::new(stored)
+        .file_name()
+        .map_or_else(|| "pipeline.pipe".into(), |n| n.to_os_string());
+    options.pipeline_dir.join(name)
 }
 
 /// Succeeded nodes' results, for gates and templates downstream.

@@ -98,15 +98,21 @@ pub fn render(plan: &Plan, state: &RunState, run_dir: &str) -> String {
     }
     let status = state.status;
     out.push_str(&format!("state and logs: {run_dir}\n"));
-    out.push_str(&format!(
-        "exit {}: {}\n",
-        status.exit_code(),
-        exit_meaning(status)
-    ));
-    if matches!(
+    let refused = refused_on_resume(state);
+    let meaning = match (status, refused.is_empty()) {
+        (RunStatus::Interrupted, false) => "interrupted",
+        _ => exit_meaning(status),
+    };
+    out.push_str(&format!("exit {}: {meaning}\n", status.exit_code()));
+    let resumable = matches!(
         status,
         RunStatus::Interrupted | RunStatus::AwaitingApproval | RunStatus::Failed
-    ) {
+    );
+    if resumable && !refused.is_empty() {
+        for why in &refused {
+            out.push_str(&format!("not resumable: {why}\n"));
+        }
+    } else if resumable {
         let approvals: String = awaiting_environments(plan, state)
             .iter()
             .map(|env| format!(" --approve {env}"))
@@ -117,6 +123,22 @@ pub fn render(plan: &Plan, state: &RunState, run_dir: &str) -> String {
         ));
     }
     out
+}
+
+/// Why a resume of this run would be refused: a promote rolled its release back because it
+/// failed, and a resume never deploys that release again.
+fn refused_on_resume(state: &RunState) -> Vec<String> {
+    state
+        .delivery
+        .iter()
+        .filter(|(_, record)| record["outcome"] == "rolled_back")
+        .map(|(environment, record)| {
+            let version = record["version"].as_str().unwrap_or("the release");
+            format!(
+                "{version} failed in {environment} and was rolled back; a resume would not deploy it again (start a new run with a fixed release)"
+            )
+        })
+        .collect()
 }
 
 /// Environments whose promote stopped for an approval.

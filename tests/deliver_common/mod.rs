@@ -202,3 +202,51 @@ pub fn code(output: &Output) -> i32 {
 
 pub const GOOD: &str = "name=good;error_rate=0%";
 pub const GOOD2: &str = "name=good2;error_rate=0.5%";
+
+/// SIGKILLs every process working in `root` (or below it) and waits until they are gone: the
+/// steps a `kill -9`ed runner left behind, which would otherwise keep changing the
+/// environment while a test checks it.
+pub fn stop_orphans(root: &Path) {
+    let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let working_here = processes_under(&root);
+        if working_here.is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "processes under {} survived SIGKILL: {working_here:?}",
+            root.display()
+        );
+        for pid in working_here {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Live (not zombie) processes whose working directory is `root` or below it.
+fn processes_under(root: &Path) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(root))
+        })
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().next());
+            !matches!(state, Some("Z") | None)
+        })
+        .collect()
+}
