@@ -428,6 +428,7 @@ impl Scheduler {
                 duration_ms: result.duration_ms,
                 exit_code: result.exit_code,
                 outputs: result.outputs.clone(),
+                redacted_outputs: result.redacted_outputs.clone(),
             },
         );
         for artifact in &result.artifacts {
@@ -450,6 +451,7 @@ impl Scheduler {
             record.exit_code = result.exit_code;
             record.attempts = result.attempts;
             record.outputs = result.outputs;
+            record.redacted_outputs = result.redacted_outputs;
             record.artifacts = result
                 .artifacts
                 .iter()
