@@ -7,7 +7,7 @@ use crate::run::eval::{self, Bindings};
 /// Where a hole sits in the command text, as the shell will read it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Placement {
-    /// Outside any quotes: the value is wrapped in `'…'`.
+    /// Outside any quotes: the value is wrapped in `'…'` unless it is a plain word.
     Unquoted,
     /// Inside `"…"`: `$`, `` ` ``, `"` and `\` are backslash-escaped.
     DoubleQuoted,
@@ -35,6 +35,7 @@ pub fn quote(value: &str, placement: Placement) -> Result<String, String> {
         return Err("the value contains a NUL byte, which no command line can carry".into());
     }
     Ok(match placement {
+        Placement::Unquoted if is_plain_word(value) => value.to_string(),
         Placement::Unquoted => format!("'{}'", value.replace('\'', r"'\''")),
         Placement::SingleQuoted => value.replace('\'', r"'\''"),
         Placement::DoubleQuoted => {
@@ -52,16 +53,47 @@ pub fn quote(value: &str, placement: Placement) -> Result<String, String> {
     })
 }
 
-/// A value as it reaches a command: typed values (numbers, percents, durations, bools) print
-/// as plain tokens such as `25`, `0.8%`, `1m30s` and need no quotes outside them; strings are
-/// always quoted.
+/// Words the shell reads as syntax when they stand alone.
+const RESERVED_WORDS: &[&str] = &[
+    "case",
+    "coproc",
+    "do",
+    "done",
+    "elif",
+    "else",
+    "end",
+    "esac",
+    "fi",
+    "for",
+    "foreach",
+    "function",
+    "if",
+    "in",
+    "nocorrect",
+    "noglob",
+    "repeat",
+    "select",
+    "then",
+    "time",
+    "until",
+    "while",
+];
+
+/// A non-empty value the shell reads as one literal word outside quotes: no character of it
+/// expands, splits, globs, quotes or assigns (`=` is left out, so `NAME=…` cannot form), and it
+/// is not a reserved word. It is inserted as is, so logs and dry runs stay readable.
+fn is_plain_word(value: &str) -> bool {
+    !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_./:@%+,-".contains(c))
+        && !RESERVED_WORDS.contains(&value)
+}
+
+/// A value as it reaches a command. Typed values (numbers, percents, durations, bools) print
+/// as plain words (`25`, `0.8%`, `1m30s`), so they read the same as before quoting.
 fn quote_literal(literal: &Literal, placement: Placement) -> Result<String, String> {
-    let text = eval::display(literal);
-    match literal {
-        Literal::String(_) => quote(&text, placement),
-        _ if placement == Placement::Comment => quote(&text, placement),
-        _ => Ok(text),
-    }
+    quote(&eval::display(literal), placement)
 }
 
 /// Why a command could not be rendered.
@@ -474,15 +506,20 @@ mod tests {
         scanner.placement()
     }
 
-    /// What `sh -c` prints for the command.
+    /// What `sh -c` prints for the command; bash (the other common `shell`) must agree.
     fn sh(command: &str) -> Vec<u8> {
-        let output = std::process::Command::new("/bin/sh")
-            .arg("-c")
-            .arg(command)
-            .env_clear()
-            .output()
-            .unwrap();
+        let run = |shell: &str| {
+            std::process::Command::new(shell)
+                .arg("-c")
+                .arg(command)
+                .env_clear()
+                .output()
+        };
+        let output = run("/bin/sh").unwrap();
         assert!(output.status.success(), "{command:?}: {output:?}");
+        if let Ok(bash) = run("bash") {
+            assert_eq!(bash.stdout, output.stdout, "bash differs on {command:?}");
+        }
         output.stdout
     }
 
@@ -570,6 +607,22 @@ mod tests {
     }
 
     #[test]
+    fn only_plain_words_go_unquoted() {
+        for plain in ["1.2.3", "v-1_2", "http://h:80/a,b@c%2B+d", "25"] {
+            assert_eq!(quote(plain, Placement::Unquoted).unwrap(), plain);
+        }
+        for word in [
+            "", "if", "a=b", "~root", "a b", "*", "$x", "{a,b}", "a\nb", "é",
+        ] {
+            assert_eq!(
+                quote(word, Placement::Unquoted).unwrap(),
+                format!("'{word}'"),
+                "{word:?}"
+            );
+        }
+    }
+
+    #[test]
     fn typed_values_are_plain_tokens_and_strings_are_quoted() {
         let mut bindings = Bindings::new();
         bindings.set("w", Literal::Number(25.0));
@@ -590,7 +643,7 @@ mod tests {
         };
         assert_eq!(
             render_command(&t, &bindings, None).unwrap(),
-            "scale --weight=25 --version '1.2.3'"
+            "scale --weight=25 --version 1.2.3"
         );
         assert_eq!(
             render_command(&template("a=@"), &crate::run::eval::Bindings::new(), None).unwrap_err(),
