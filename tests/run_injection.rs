@@ -341,3 +341,43 @@ fn std_sqlite_refuses_a_backup_path_sqlite3_would_misread() {
     assert!(args_of(&project, "sqlite3").is_empty());
     assert_eq!(pwned(&project), Vec::<String>::new());
 }
+
+#[test]
+fn a_redacted_output_in_a_deploy_env_fails_the_deploy() {
+    let project = Project::new(
+        r#"pipeline p {
+             secret token { from = env("PIPE_TEST_TOKEN") }
+             artifact app { path = "app.txt" }
+             environment staging { url = "ENV" }
+             job build {
+               secrets = [token]
+               run "echo app > app.txt; echo \"tok=$TOKEN\" >> \"$PIPE_OUTPUT\""
+               outputs { tok: string }
+               produces = [app]
+             }
+             promote staging {
+               after    = [build]
+               artifact = app
+               deploy   { env { T = "${{ jobs.build.outputs.tok }}" }  run "printf '%s' \"$T\" > t.out" }
+               smoke    { run "true" }
+               rollback { run "true" }
+             }
+           }"#,
+    );
+    let run = project
+        .command(&["run"])
+        .env("PIPE_TEST_TOKEN", "hunter2-secret")
+        .output()
+        .unwrap();
+    let all =
+        String::from_utf8_lossy(&run.stdout).into_owned() + &String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("env `T`: `jobs.build.outputs.tok` held a secret"),
+        "{all}"
+    );
+    assert!(
+        !project.path().join("t.out").exists(),
+        "the deploy ran with the mask"
+    );
+}
