@@ -317,6 +317,9 @@ impl Scanner {
             }
             Frame::Arith { parens } => {
                 match c {
+                    // Quotes would hide parentheses from the count; bash's `$((` may even be
+                    // a subshell in a command substitution.
+                    '\'' | '"' | '`' | '\\' => self.give_up("after quotes inside `$(( … ))`"),
                     '(' => self.set_top(Frame::Arith { parens: parens + 1 }),
                     ')' if parens <= 1 => {
                         self.stack.pop();
@@ -350,6 +353,10 @@ impl Scanner {
             (Some('{'), _) => {
                 self.stack.push(Frame::Brace { in_double });
                 2
+            }
+            (Some('['), _) => {
+                self.give_up("after a bash `$[ … ]` arithmetic expansion");
+                1
             }
             (Some('\''), _) if !in_double => {
                 self.give_up("after a `$'…'` string");
@@ -385,6 +392,11 @@ impl Scanner {
         match rest[0] {
             '}' => {
                 self.stack.pop();
+                1
+            }
+            // Shells disagree on whether a nested `{` needs its own `}`.
+            '{' => {
+                self.give_up("after a `{` inside a `${…}` expansion");
                 1
             }
             '\\' => {
@@ -557,6 +569,16 @@ mod tests {
             ("echo `a` ", Err("after a backtick command substitution")),
             ("echo \"`", Err("after a backtick command substitution")),
             ("echo $'a' ", Err("after a `$'…'` string")),
+            ("echo $((')')) ", Err("after quotes inside `$(( … ))`")),
+            (
+                "echo $[1] ",
+                Err("after a bash `$[ … ]` arithmetic expansion"),
+            ),
+            (
+                "echo ${x:-{a}} ",
+                Err("after a `{` inside a `${…}` expansion"),
+            ),
+            ("echo $(( (1) + 2 )) ", Ok(Unquoted)),
             ("cat <<EOF > f\n", Err("inside a here-document body")),
             (
                 "echo $(case a in a) x;; esac) ",
