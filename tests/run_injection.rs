@@ -224,9 +224,10 @@ fn a_redacted_output_fails_the_step_instead_of_running_with_the_mask() {
 }
 
 #[test]
-fn a_hole_where_no_quoting_is_safe_fails_the_step_with_the_reason() {
+fn a_hole_where_no_quoting_is_safe_is_refused_before_anything_runs() {
     let project = Project::new(
         r#"pipeline p {
+             job first { run "touch first.out" }
              job a {
                run """
                  cat > notes.txt <<EOF
@@ -237,13 +238,14 @@ fn a_hole_where_no_quoting_is_safe_fails_the_step_with_the_reason() {
            }"#,
     );
     let run = project.run(&["run"]);
-    assert_eq!(run.code(), 1, "{}", run.all());
+    assert_eq!(run.code(), 2, "{}", run.all());
+    assert!(run.all().contains("E0504"), "{}", run.all());
     assert!(
-        run.all()
-            .contains("`${{ git.branch }}` sits inside a here-document body"),
+        run.all().contains("inside a here-document body"),
         "{}",
         run.all()
     );
+    assert!(!project.path().join("first.out").exists());
     assert!(!project.path().join("notes.txt").exists());
 }
 

@@ -12,7 +12,7 @@ macro_rules! explanations {
 explanations!(
     "E0001", "E0002", "E0101", "E0102", "E0103", "E0104", "E0105", "E0201", "E0202", "E0203",
     "E0301", "E0302", "E0401", "E0402", "E0403", "E0404", "E0405", "E0406", "E0501", "E0502",
-    "E0503", "W0101",
+    "E0503", "E0504", "W0101",
 );
 
 /// Every code the tool can emit, in order.
