@@ -19,6 +19,14 @@ const HOSTILE: &[&str] = &[
     "a b\\ * ? [x] ~ # ; & | < > ( ) { } $HOME ${IFS} \\$ \\\\",
 ];
 
+/// `pipe ARGS` with one extra environment variable: the exit code and both streams.
+fn run_with(project: &Project, args: &[&str], var: &str, value: &str) -> (i32, String) {
+    let run = project.command(args).env(var, value).output().unwrap();
+    let all =
+        String::from_utf8_lossy(&run.stdout).into_owned() + &String::from_utf8_lossy(&run.stderr);
+    (run.status.code().unwrap_or(-1), all)
+}
+
 /// The marker files an injection would leave, relative to the project.
 fn pwned(project: &Project) -> Vec<String> {
     let mut found = Vec::new();
@@ -203,14 +211,8 @@ fn a_redacted_output_fails_the_step_instead_of_running_with_the_mask() {
              job b { run "printf '%s' ${{ jobs.a.outputs.tok }} > used.out" }
            }"#,
     );
-    let run = project
-        .command(&["run"])
-        .env("PIPE_TEST_TOKEN", "hunter2-secret")
-        .output()
-        .unwrap();
-    let all =
-        String::from_utf8_lossy(&run.stdout).into_owned() + &String::from_utf8_lossy(&run.stderr);
-    assert_eq!(run.status.code(), Some(1), "{all}");
+    let (code, all) = run_with(&project, &["run"], "PIPE_TEST_TOKEN", "hunter2-secret");
+    assert_eq!(code, 1, "{all}");
     assert!(
         all.contains("`jobs.a.outputs.tok` held a secret and was redacted"),
         "{all}"
@@ -290,14 +292,13 @@ fn std_k8s_passes_hostile_branch_names_to_kubectl_intact() {
     );
     stub(&project, "kubectl");
     on_branch(&project, branch);
-    let run = project
-        .command(&["run", "--jobs", "1"])
-        .env("PATH", path_with_stubs(&project))
-        .output()
-        .unwrap();
-    let all =
-        String::from_utf8_lossy(&run.stdout).into_owned() + &String::from_utf8_lossy(&run.stderr);
-    assert_eq!(run.status.code(), Some(0), "{all}");
+    let (code, all) = run_with(
+        &project,
+        &["run", "--jobs", "1"],
+        "PATH",
+        &path_with_stubs(&project),
+    );
+    assert_eq!(code, 0, "{all}");
     let image = format!("app=registry.example/app:{branch}");
     let deployment = format!("deployment/{branch}");
     let expected: Vec<&str> = vec![
@@ -328,14 +329,8 @@ fn std_sqlite_refuses_a_backup_path_sqlite3_would_misread() {
     );
     stub(&project, "sqlite3");
     on_branch(&project, "x';touch${IFS}p;'");
-    let run = project
-        .command(&["run"])
-        .env("PATH", path_with_stubs(&project))
-        .output()
-        .unwrap();
-    let all =
-        String::from_utf8_lossy(&run.stdout).into_owned() + &String::from_utf8_lossy(&run.stderr);
-    assert_eq!(run.status.code(), Some(1), "{all}");
+    let (code, all) = run_with(&project, &["run"], "PATH", &path_with_stubs(&project));
+    assert_eq!(code, 1, "{all}");
     assert!(
         all.contains("sqlite3 cannot take a backup path holding a quote"),
         "{all}"
@@ -366,14 +361,8 @@ fn a_redacted_output_in_a_deploy_env_fails_the_deploy() {
              }
            }"#,
     );
-    let run = project
-        .command(&["run"])
-        .env("PIPE_TEST_TOKEN", "hunter2-secret")
-        .output()
-        .unwrap();
-    let all =
-        String::from_utf8_lossy(&run.stdout).into_owned() + &String::from_utf8_lossy(&run.stderr);
-    assert_eq!(run.status.code(), Some(1), "{all}");
+    let (code, all) = run_with(&project, &["run"], "PIPE_TEST_TOKEN", "hunter2-secret");
+    assert_eq!(code, 1, "{all}");
     assert!(
         all.contains("env `T`: `jobs.build.outputs.tok` held a secret"),
         "{all}"
