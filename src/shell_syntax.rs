@@ -83,7 +83,7 @@ fn is_plain_word(value: &str) -> bool {
     !value.is_empty()
         && value
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_./:@%+,-".contains(c))
+            .all(|c| c.is_ascii_alphanumeric() || "_./:@%+-".contains(c))
         && !RESERVED_WORDS.contains(&value)
 }
 
@@ -458,11 +458,12 @@ mod tests {
 
     #[test]
     fn only_plain_words_go_unquoted() {
-        for plain in ["1.2.3", "v-1_2", "http://h:80/a,b@c%2B+d", "25"] {
+        for plain in ["1.2.3", "v-1_2", "http://h:80/a@c%2B+d", "25"] {
             assert_eq!(quote(plain, Placement::Unquoted).unwrap(), plain);
         }
+        // `,` stays quoted: after the author's own `{a,`, bash would split it as a brace list.
         for word in [
-            "", "if", "a=b", "~root", "a b", "*", "$x", "{a,b}", "a\nb", "é",
+            "", "if", "a=b", "~root", "a b", "*", "$x", "{a,b}", "b,c", "a\nb", "é",
         ] {
             assert_eq!(
                 quote(word, Placement::Unquoted).unwrap(),
