@@ -80,22 +80,29 @@ fn render_holes(
                 out.push_str(text);
             }
             TemplatePart::Expr(expression) => {
-                let placement = if quotes_for(shell) {
-                    scanner.placement().map_err(|why| format!(
-                        "sits {why}, where no quoting keeps a value from becoming shell code; pass it through `env {{ … }}` and use the variable there instead"
-                    ))
-                } else {
-                    Err(format!(
-                        "cannot be quoted for shell `{}`; pass the value through `env {{ … }}` and read the variable instead",
-                        shell.unwrap_or_default()
-                    ))
-                };
+                let placement = placement_for(&scanner, shell);
                 out.push_str(&hole(expression, placement)?);
                 scanner.after_hole();
             }
         }
     }
     Ok(out)
+}
+
+/// Where the next hole sits, or why no quoting is safe there (a shell outside the sh family
+/// takes none).
+fn placement_for(scanner: &Scanner, shell: Option<&str>) -> Result<Placement, String> {
+    if !quotes_for(shell) {
+        return Err(format!(
+            "cannot be quoted for shell `{}`; pass the value through `env {{ … }}` and read the variable instead",
+            shell.unwrap_or_default()
+        ));
+    }
+    scanner.placement().map_err(|why| {
+        format!(
+            "sits {why}, where no quoting keeps a value from becoming shell code; pass it through `env {{ … }}` and use the variable there instead"
+        )
+    })
 }
 
 #[cfg(test)]
