@@ -10,4 +10,5 @@ pub mod deliver;
 pub mod diagnostics;
 pub mod fsutil;
 pub mod run;
+pub mod shell_syntax;
 pub mod syntax;

@@ -2,6 +2,7 @@
 //! delivery-safety checks (E0101 references, E0201/E0203, E0302, E04xx, E05xx, E0107/W0104 paths outside the workspace, W0101).
 
 mod artifacts;
+mod commands;
 mod credentials;
 mod delivery;
 mod environments;
@@ -39,6 +40,7 @@ pub(crate) fn check_program(
     environments::check(&index, &mut found);
     secrets::check(&index, &mut found);
     credentials::check(program, sources, &mut found);
+    commands::check(program, &mut found);
     unused::check(&index, &mut found);
     // A stage's `after` is copied into each of its jobs: report each reference once.
     for diagnostic in found {

@@ -35,6 +35,16 @@ impl Lowerer<'_> {
             let part = match segment {
                 Segment::Text(t) => TemplatePart::Text(t.clone()),
                 Segment::Interp(expr) => match self.tree(expr, names) {
+                    // A matrix value or environment attribute is a value, not the author's
+                    // text in this string: it stays a hole, so a command quotes it as data.
+                    tree @ ExprTree::Lit(Literal::String(_))
+                        if matches!(expr.kind, ExprKind::Path(_)) =>
+                    {
+                        TemplatePart::Expr(Expression {
+                            source: self.sources.snippet(expr.span).trim().to_string(),
+                            tree,
+                        })
+                    }
                     ExprTree::Lit(literal) => TemplatePart::Text(literal_text(&literal)),
                     tree => TemplatePart::Expr(Expression {
                         source: self.sources.snippet(expr.span).trim().to_string(),
@@ -89,6 +99,10 @@ impl Lowerer<'_> {
             .iter()
             .map(|part| match part {
                 TemplatePart::Text(t) => t.clone(),
+                TemplatePart::Expr(Expression {
+                    tree: ExprTree::Lit(literal),
+                    ..
+                }) => literal_text(literal),
                 TemplatePart::Expr(e) => format!("${{{{ {} }}}}", e.source),
             })
             .collect()

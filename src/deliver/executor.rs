@@ -223,15 +223,18 @@ impl RunnerHost {
         node: &str,
         block: &StepBlockPlan,
         context: &StepContext,
-    ) -> BlockRequest {
+    ) -> Result<BlockRequest, String> {
         let mut env = self.pipeline_env.clone();
         for (key, template) in &block.env {
-            env.insert(
-                key.clone(),
-                eval::render_lenient(template, &context.bindings),
-            );
+            let value = match eval::render(template, &context.bindings) {
+                Ok(value) => value,
+                // A redacted value is never handed on as its mask.
+                Err(e @ eval::EvalError::Redacted(_)) => return Err(format!("env `{key}`: {e}")),
+                Err(_) => eval::render_lenient(template, &context.bindings),
+            };
+            env.insert(key.clone(), value);
         }
-        BlockRequest {
+        Ok(BlockRequest {
             node: node.to_string(),
             steps: block.steps.clone(),
             timeout: block.timeout_s.map(Duration::from_secs),
@@ -245,7 +248,7 @@ impl RunnerHost {
             inherit_env: Vec::new(),
             bindings: context.bindings.clone(),
             capture_stdout: false,
-        }
+        })
     }
 
     fn report_record(&self, request: &engine::PromoteRequest) {
@@ -306,7 +309,10 @@ pub(crate) struct DrillRunner {
 
 impl DrillHost for DrillRunner {
     fn run_block(&self, node: &str, block: &StepBlockPlan) -> DrillBlock {
-        let request = self.host.block_request(node, block, &self.context);
+        let request = match self.host.block_request(node, block, &self.context) {
+            Ok(request) => request,
+            Err(why) => return DrillBlock::Failed(why),
+        };
         let result = self
             .host
             .handle
@@ -329,7 +335,10 @@ impl PromoteHost for RunnerHost {
         context: &StepContext,
         during_recovery: bool,
     ) -> BlockResult {
-        let request = self.block_request(node, block, context);
+        let request = match self.block_request(node, block, context) {
+            Ok(request) => request,
+            Err(why) => return BlockResult::Failed(why),
+        };
         let runner = if during_recovery {
             &self.recovery_steps
         } else {
@@ -358,7 +367,16 @@ impl PromoteHost for RunnerHost {
             timeout_s: None,
             ..StepBlockPlan::default()
         };
-        let mut request = self.block_request(node, &block, context);
+        let mut request = match self.block_request(node, &block, context) {
+            Ok(request) => request,
+            Err(why) => {
+                return ProbeRun {
+                    succeeded: false,
+                    status: why,
+                    stdout: String::new(),
+                };
+            }
+        };
         request.timeout = Some(timeout);
         request.capture_stdout = true;
         let result = self.handle.block_on(self.steps.run_block(&request));

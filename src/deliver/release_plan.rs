@@ -7,6 +7,7 @@ use crate::deliver::ledger::{Ledger, Release, ReleaseStatus};
 use crate::deliver::probe_value::format_duration;
 use crate::deliver::record::DeliveryRecord;
 use crate::run::eval::{self, Bindings};
+use crate::run::shell_quote;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::io;
@@ -166,7 +167,7 @@ fn commands(block: &StepBlockPlan, bindings: &Bindings) -> Vec<String> {
     block
         .steps
         .iter()
-        .map(|step| eval::render_lenient(&step.run, bindings))
+        .map(|step| shell_quote::render_command_lenient(&step.run, bindings, None))
         .collect()
 }
 

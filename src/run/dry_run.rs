@@ -6,6 +6,7 @@ use crate::compile::plan::{Node, NodeKind, Plan, PromotePlan, StepBlockPlan};
 use crate::deliver::ledger::Ledger;
 use crate::run::eval::{self, Bindings, format_duration_ms};
 use crate::run::redact::Redactor;
+use crate::run::shell_quote;
 use std::collections::BTreeSet;
 use std::fmt::Write;
 use std::path::Path;
@@ -93,7 +94,7 @@ fn describe_job(out: &mut String, step: usize, input: &DryRunInput<'_>, node: &N
         let _ = writeln!(
             out,
             "       $ {}",
-            eval::render_lenient(&run.run, input.bindings)
+            shell_quote::render_command_lenient(&run.run, input.bindings, node.shell.as_deref())
         );
     }
     let mut settings = Vec::new();
@@ -242,7 +243,7 @@ fn describe_promote(out: &mut String, step: usize, input: &DryRunInput<'_>, prom
             format_duration_ms(watch.duration_ms)
         );
         for probe in &watch.probes {
-            let command = eval::render_lenient(&probe.command, &bindings);
+            let command = shell_quote::render_command_lenient(&probe.command, &bindings, None);
             let every = format_duration_ms(probe.every_ms);
             let _ = writeln!(
                 out,
@@ -276,7 +277,7 @@ fn describe_block(out: &mut String, name: &str, block: &StepBlockPlan, bindings:
         let _ = writeln!(
             out,
             "       {name}: $ {}",
-            eval::render_lenient(&run.run, bindings)
+            shell_quote::render_command_lenient(&run.run, bindings, None)
         );
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::compile::plan::{ExprTree, Expression, Literal, Template, TemplatePart};
 use crate::syntax::ast::{BinaryOp, Type};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// Values visible to expressions, by dotted name (`git.sha`, `jobs.test.outputs.coverage`).
@@ -11,6 +11,9 @@ use std::fmt;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Bindings {
     values: BTreeMap<String, Literal>,
+    /// Names whose value held a secret and was stored as `***`: reading one is an error,
+    /// never the literal mask.
+    redacted: BTreeSet<String>,
 }
 
 impl Bindings {
@@ -53,6 +56,9 @@ impl Bindings {
         for (key, value) in &result.outputs {
             self.set(format!("{prefix}.outputs.{key}"), value.clone());
         }
+        for key in &result.redacted_outputs {
+            self.redacted.insert(format!("{prefix}.outputs.{key}"));
+        }
     }
 }
 
@@ -63,12 +69,16 @@ pub struct JobFacts {
     pub duration_ms: u64,
     pub exit_code: Option<i32>,
     pub outputs: BTreeMap<String, Literal>,
+    /// Outputs that held a secret (their stored value is `***`).
+    pub redacted_outputs: BTreeSet<String>,
 }
 
 /// Why an expression could not be evaluated.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EvalError {
     UnknownName(String),
+    /// The value held a secret and only its redacted form was kept.
+    Redacted(String),
     TypeMismatch {
         op: &'static str,
         lhs: String,
@@ -83,6 +93,10 @@ impl fmt::Display for EvalError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             EvalError::UnknownName(name) => write!(f, "`{name}` has no value in this run"),
+            EvalError::Redacted(name) => write!(
+                f,
+                "`{name}` held a secret and was redacted, so its value cannot be used; read the secret itself from its environment variable instead"
+            ),
             EvalError::TypeMismatch { op, lhs, rhs } => {
                 write!(
                     f,
@@ -99,6 +113,9 @@ pub fn eval(tree: &ExprTree, bindings: &Bindings) -> Result<Literal, EvalError> 
         ExprTree::Lit(literal) => Ok(literal.clone()),
         ExprTree::Name(path) => {
             let name = path.join(".");
+            if bindings.redacted.contains(&name) {
+                return Err(EvalError::Redacted(name));
+            }
             bindings
                 .get(&name)
                 .cloned()

@@ -8,7 +8,7 @@ use crate::run::process::{BlockOutcome, BlockRequest, StepRunner};
 use crate::run::redact::Redactor;
 use crate::run::secrets::SecretValues;
 use crate::syntax::ast::Type;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +35,8 @@ pub struct JobResult {
     pub duration_ms: u64,
     pub attempts: u32,
     pub outputs: BTreeMap<String, Literal>,
+    /// Outputs that held a secret, kept only as `***`.
+    pub redacted_outputs: BTreeSet<String>,
     /// What the job produced, stored.
     pub artifacts: Vec<ArtifactRecord>,
     /// Corrupt objects found under a produced digest, set aside and replaced.
@@ -105,7 +107,10 @@ pub async fn run_job(context: JobContext, node: Node) -> JobResult {
         }
     }
     match parse_outputs(&block.output_file, &node.outputs, redactor) {
-        Ok(outputs) => result.outputs = outputs,
+        Ok(parsed) => {
+            result.outputs = parsed.values;
+            result.redacted_outputs = parsed.redacted;
+        }
         Err(why) => {
             result.message = Some(redactor.text(&format!("job `{}` failed: {why}", node.id)));
             return result;
@@ -209,20 +214,28 @@ fn confined_workdir(pipeline_dir: &Path, node: &Node) -> Result<PathBuf, String>
     ))
 }
 
+/// A job's declared outputs, typed and redacted.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ParsedOutputs {
+    pub values: BTreeMap<String, Literal>,
+    /// Keys whose value held a secret: what is kept is the mask, not the value.
+    pub redacted: BTreeSet<String>,
+}
+
 /// Parses `key=value` lines (the last value of a key wins) and type-checks the declared keys.
 /// Undeclared keys are ignored. Values are redacted before they are kept.
 pub fn parse_outputs(
     text: &str,
     declared: &BTreeMap<String, Type>,
     redactor: &Redactor,
-) -> Result<BTreeMap<String, Literal>, String> {
+) -> Result<ParsedOutputs, String> {
     let mut raw: BTreeMap<&str, &str> = BTreeMap::new();
     for line in text.lines() {
         if let Some((key, value)) = line.split_once('=') {
             raw.insert(key.trim(), value);
         }
     }
-    let mut outputs = BTreeMap::new();
+    let mut outputs = ParsedOutputs::default();
     for (key, ty) in declared {
         let Some(value) = raw.get(key.as_str()) else {
             return Err(format!(
@@ -232,10 +245,16 @@ pub fn parse_outputs(
         let literal = eval::parse_typed(value, ty)
             .map_err(|why| redactor.text(&format!("output `{key}`: {why}")))?;
         let literal = match literal {
-            Literal::String(text) => Literal::String(redactor.text(&text)),
+            Literal::String(text) => {
+                let shown = redactor.text(&text);
+                if shown != text {
+                    outputs.redacted.insert(key.clone());
+                }
+                Literal::String(shown)
+            }
             other => other,
         };
-        outputs.insert(key.clone(), literal);
+        outputs.values.insert(key.clone(), literal);
     }
     Ok(outputs)
 }
@@ -268,8 +287,9 @@ mod tests {
             &redactor,
         )
         .unwrap();
-        assert_eq!(outputs["coverage"], Literal::Percent(83.5));
-        assert_eq!(outputs["note"], Literal::String("pw ***".into()));
+        assert_eq!(outputs.values["coverage"], Literal::Percent(83.5));
+        assert_eq!(outputs.values["note"], Literal::String("pw ***".into()));
+        assert_eq!(outputs.redacted, BTreeSet::from(["note".to_string()]));
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod redact;
 mod scheduler;
 pub mod secrets;
 pub mod selection;
+pub mod shell_quote;
 pub mod start;
 pub mod state;
 pub mod summary;

@@ -8,6 +8,7 @@ use crate::run::eval::{self, Bindings};
 use crate::run::interrupt::{Interrupt, InterruptLevel};
 use crate::run::redact::{MergedStream, Pieces, Redactor};
 use crate::run::supervisor;
+use crate::run::shell_quote;
 use nix::sys::signal::{Signal, killpg};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
@@ -186,7 +187,8 @@ impl StepRunner {
         let output_path = &output_path.0;
         let env = self.environment(request, output_path, &tmp_path);
         for (index, step) in request.steps.iter().enumerate() {
-            let command = match eval::render(&step.run, &request.bindings) {
+            let shell = request.shell.as_deref();
+            let command = match shell_quote::render_command(&step.run, &request.bindings, shell) {
                 Ok(command) => command,
                 Err(e) => {
                     result.outcome = BlockOutcome::Failed(

@@ -463,6 +463,7 @@ impl Scheduler {
                 duration_ms: result.duration_ms,
                 exit_code: result.exit_code,
                 outputs: result.outputs.clone(),
+                redacted_outputs: result.redacted_outputs.clone(),
             },
         );
         let status = if result.succeeded {
@@ -478,6 +479,7 @@ impl Scheduler {
             record.exit_code = result.exit_code;
             record.attempts = result.attempts;
             record.outputs = result.outputs;
+            record.redacted_outputs = result.redacted_outputs;
             record.artifacts = result
                 .artifacts
                 .iter()

@@ -278,6 +278,7 @@ fn bind_finished_jobs(bindings: &mut Bindings, state: &RunState) {
                 duration_ms: record.duration_ms.unwrap_or(0),
                 exit_code: record.exit_code,
                 outputs: record.outputs.clone(),
+                redacted_outputs: record.redacted_outputs.clone(),
             };
             bindings.set_job_result(id, &facts);
         }

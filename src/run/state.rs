@@ -4,7 +4,7 @@
 use crate::compile::plan::{Literal, Plan};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -83,6 +83,9 @@ pub struct NodeRecord {
     pub attempts: u32,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub outputs: BTreeMap<String, Literal>,
+    /// Outputs that held a secret: stored as `***`, so no command may use them.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub redacted_outputs: BTreeSet<String>,
     /// Artifact name → `sha256:HEX` of what this node produced.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub artifacts: BTreeMap<String, String>,
@@ -105,6 +108,7 @@ impl NodeRecord {
             exit_code: None,
             attempts: 0,
             outputs: BTreeMap::new(),
+            redacted_outputs: BTreeSet::new(),
             artifacts: BTreeMap::new(),
             reused_from: None,
         }
