@@ -376,6 +376,7 @@ mod tests {
                 finished_at: None,
                 status: ReleaseStatus::Stable,
                 note: None,
+                rollback_to: None,
             })
             .unwrap();
         let error = AuditLog::open(dir.path()).unwrap_err().to_string();
