@@ -198,7 +198,7 @@ fn a_crashed_rollback_is_unknown_until_the_next_rollback_finishes_it() {
     let plan = project.pipe("unused", &["plan"]);
     assert!(text(&plan).contains("STATE UNKNOWN"), "{}", text(&plan));
 
-    stop_orphans(project.root());
+    await_orphans_gone(project.root());
     std::fs::write(project.root().join("fast"), "").unwrap();
     let finished = project.pipe("unused", &["rollback", "staging", "--approver", "erin"]);
     expect(&finished, 0);
@@ -224,7 +224,7 @@ fn a_crashed_automatic_rollback_is_finished_by_the_next_promote_first() {
     });
     child.kill().unwrap();
     child.wait().unwrap();
-    stop_orphans(project.root());
+    await_orphans_gone(project.root());
     std::fs::write(project.root().join("fast"), "").unwrap();
     let output = project.pipe(GOOD2, &["run", "--until", "staging.watch"]);
     expect(&output, 0);

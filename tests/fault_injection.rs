@@ -277,7 +277,7 @@ fn kill_9(
     }
     let _ = child.kill();
     child.wait().unwrap();
-    stop_orphans(trial.project.root());
+    await_orphans_gone(trial.project.root());
 }
 
 fn ledger_text(project: &Project) -> String {
