@@ -141,7 +141,7 @@ impl Loader for FileLoader {
                 resolved.display()
             ));
         }
-        read_import(&real).map(|text| (name, text))
+        read_import(&real, &resolved).map(|text| (name, text))
     }
 }
 
@@ -167,9 +167,9 @@ fn import_root(base: &Path) -> PathBuf {
 
 /// Reads a regular file of at most [`MAX_IMPORT_BYTES`]; devices, FIFOs and directories are
 /// refused before they are opened, and the read is bounded even if the file grows meanwhile.
-fn read_import(path: &Path) -> Result<String, String> {
+fn read_import(path: &Path, as_written: &Path) -> Result<String, String> {
     use std::io::Read;
-    let shown = path.display();
+    let shown = as_written.display();
     let metadata = std::fs::metadata(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
     if !metadata.is_file() {
         return Err(format!("{shown} is not a regular file"));
