@@ -414,3 +414,16 @@ fn the_plan_corpus_loads_or_is_refused_as_recorded() {
         assert_plan_loads_or_is_refused(&text);
     }
 }
+
+/// What the compiler writes, the loader accepts: validation never refuses a compiled plan.
+#[test]
+fn every_example_compiles_to_a_plan_that_loads() {
+    for plan in plan_seeds() {
+        let text = plan.to_string();
+        assert!(
+            Plan::from_json(&text).is_ok(),
+            "{:?}",
+            Plan::from_json(&text).err()
+        );
+    }
+}

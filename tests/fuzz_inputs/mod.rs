@@ -214,23 +214,26 @@ pub fn mutate_plan(plan: &mut Value, mutation: &PlanMutation) {
         }
         PlanMutation::Need { from, to } => {
             let ids = node_ids(plan);
-            if let (Some(nodes), false) = (plan["nodes"].as_array_mut(), ids.is_empty()) {
+            let nodes = plan.get_mut("nodes").and_then(Value::as_array_mut);
+            if let (Some(nodes), false) = (nodes, ids.is_empty()) {
                 let target = ids[to % ids.len()].clone();
                 if let Some(needs) = nodes
                     .get_mut(from % ids.len())
-                    .and_then(|n| n["needs"].as_array_mut())
+                    .and_then(|n| n.get_mut("needs"))
+                    .and_then(Value::as_array_mut)
                 {
                     needs.push(Value::String(target));
                 }
             }
         }
         PlanMutation::MissingNeed { from } => {
-            let nodes = plan["nodes"].as_array_mut();
+            let nodes = plan.get_mut("nodes").and_then(Value::as_array_mut);
             let node = nodes.and_then(|nodes| {
                 let len = nodes.len().max(1);
                 nodes.get_mut(from % len)
             });
-            if let Some(needs) = node.and_then(|n| n["needs"].as_array_mut()) {
+            let needs = node.and_then(|n| n.get_mut("needs"));
+            if let Some(needs) = needs.and_then(Value::as_array_mut) {
                 needs.push(Value::String("no-such-node".into()));
             }
         }
