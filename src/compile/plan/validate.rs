@@ -1,7 +1,10 @@
 //! Validation of a plan read from disk (`pipe run plan.json`, resume, `pipe plan`): a corrupt or
 //! hand-edited plan is refused, naming the node and field at fault, before anything runs.
 
-use super::{Node, NodeKind, PLAN_SCHEMA, Plan, PromotePlan};
+use super::{
+    ExprTree, Expression, Literal, Node, NodeKind, PLAN_SCHEMA, Plan, PromotePlan, Template,
+    TemplatePart,
+};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
@@ -67,6 +70,14 @@ impl Plan {
 
     fn check_node_fields(&self, node: &Node) -> Result<(), PlanError> {
         let id = &node.id;
+        let expressions = node.when.iter().chain(
+            node.gate
+                .iter()
+                .flat_map(|gate| gate.require.iter().chain(&gate.warn)),
+        );
+        check_literals(expressions, || node_field(id, "when/gate"))?;
+        let templates = node.steps.iter().map(|s| &s.run).chain(node.env.values());
+        check_literals(templates.flat_map(holes), || node_field(id, "steps/env"))?;
         if node.kind == NodeKind::Gate && node.gate.is_none() {
             return Err(error(
                 node_field(id, "gate"),
@@ -107,6 +118,11 @@ impl Plan {
         if let Some(missing) = promote.nodes.iter().find(|n| !ids.contains(n.as_str())) {
             return Err(error(at("nodes"), format!("no node `{missing}`")));
         }
+        let conditions = promote.watch.iter().flat_map(|watch| {
+            let all = watch.rollback_when.iter().chain(&watch.warn_when);
+            all.map(|c| &c.condition)
+        });
+        check_literals(promote.when.iter().chain(conditions), || at("when/watch"))?;
         if promote.approval.as_ref().is_some_and(|a| a.quorum == 0) {
             return Err(error(at("approval.quorum"), "must be at least 1"));
         }
@@ -280,4 +296,38 @@ fn check_rollout(steps: &[f64]) -> Result<(), String> {
         return Err("the last step must be 100".into());
     }
     Ok(())
+}
+
+fn holes(template: &Template) -> impl Iterator<Item = &Expression> {
+    template.parts.iter().filter_map(|part| match part {
+        TemplatePart::Expr(expression) => Some(expression),
+        TemplatePart::Text(_) => None,
+    })
+}
+
+/// Literals the parser would have refused: a percentage outside 0–100, a number that is not
+/// finite.
+fn check_literals<'a>(
+    expressions: impl IntoIterator<Item = &'a Expression>,
+    location: impl Fn() -> String,
+) -> Result<(), PlanError> {
+    for expression in expressions {
+        if let Some(bad) = bad_literal(&expression.tree) {
+            let source = &expression.source;
+            return Err(error(location(), format!("in `{source}`: {bad}")));
+        }
+    }
+    Ok(())
+}
+
+fn bad_literal(tree: &ExprTree) -> Option<String> {
+    match tree {
+        ExprTree::Lit(Literal::Percent(p)) if !(0.0..=100.0).contains(p) => {
+            Some(format!("{p}% is not a percentage between 0 and 100"))
+        }
+        ExprTree::Lit(Literal::Number(n)) if !n.is_finite() => Some(format!("{n} is not a number")),
+        ExprTree::Not(inner) => bad_literal(inner),
+        ExprTree::Binary { lhs, rhs, .. } => bad_literal(lhs).or_else(|| bad_literal(rhs)),
+        _ => None,
+    }
 }
