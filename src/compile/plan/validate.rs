@@ -70,14 +70,7 @@ impl Plan {
 
     fn check_node_fields(&self, node: &Node) -> Result<(), PlanError> {
         let id = &node.id;
-        let expressions = node.when.iter().chain(
-            node.gate
-                .iter()
-                .flat_map(|gate| gate.require.iter().chain(&gate.warn)),
-        );
-        check_literals(expressions, || node_field(id, "when/gate"))?;
-        let templates = node.steps.iter().map(|s| &s.run).chain(node.env.values());
-        check_literals(templates.flat_map(holes), || node_field(id, "steps/env"))?;
+        check_node_literals(node)?;
         if node.kind == NodeKind::Gate && node.gate.is_none() {
             return Err(error(
                 node_field(id, "gate"),
@@ -296,6 +289,18 @@ fn check_rollout(steps: &[f64]) -> Result<(), String> {
         return Err("the last step must be 100".into());
     }
     Ok(())
+}
+
+fn check_node_literals(node: &Node) -> Result<(), PlanError> {
+    let id = &node.id;
+    let expressions = node.when.iter().chain(
+        node.gate
+            .iter()
+            .flat_map(|gate| gate.require.iter().chain(&gate.warn)),
+    );
+    check_literals(expressions, || node_field(id, "when/gate"))?;
+    let templates = node.steps.iter().map(|s| &s.run).chain(node.env.values());
+    check_literals(templates.flat_map(holes), || node_field(id, "steps/env"))
 }
 
 fn holes(template: &Template) -> impl Iterator<Item = &Expression> {
