@@ -105,13 +105,40 @@ pub fn compile_source(name: &str, text: &str, loader: &dyn Loader) -> Compilatio
 
 /// Reads and compiles a pipeline file; relative imports resolve against its directory.
 pub fn compile_file(path: &Path) -> Compilation {
-    match std::fs::read_to_string(path) {
+    match read_entry(path) {
         Ok(text) => compile_source(&normalize(path), &text, &FileLoader),
-        Err(error) => Compilation {
-            failure: Some(format!("cannot read {}: {error}", path.display())),
+        Err(failure) => Compilation {
+            failure: Some(failure),
             ..Compilation::default()
         },
     }
+}
+
+/// Pipeline files larger than this are refused rather than read into memory.
+pub const MAX_PIPELINE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The entry file's text: a regular file or a pipe (`pipe check /dev/stdin`), read up to
+/// [`MAX_PIPELINE_BYTES`]; a device such as `/dev/zero` would be read until memory runs out.
+pub fn read_entry(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    use std::os::unix::fs::FileTypeExt;
+    let shown = path.display();
+    let metadata = std::fs::metadata(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let kind = metadata.file_type();
+    if kind.is_char_device() || kind.is_block_device() || kind.is_dir() || kind.is_socket() {
+        return Err(format!("cannot read {shown}: not a regular file"));
+    }
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_PIPELINE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read {shown}: {e}"))?;
+    if bytes.len() as u64 > MAX_PIPELINE_BYTES {
+        return Err(format!(
+            "cannot read {shown}: larger than {MAX_PIPELINE_BYTES} bytes"
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| format!("cannot read {shown}: not UTF-8 text"))
 }
 
 /// Loads imports from disk, relative to the importing file, and only files of the repository:

@@ -532,3 +532,19 @@ fn resume_names_a_corrupt_state_file_and_its_parse_error() {
         out.stderr
     );
 }
+
+#[test]
+fn a_device_as_the_pipeline_file_is_refused_not_read_forever() {
+    for args in [
+        ["check", "/dev/zero"],
+        ["fmt", "/dev/zero"],
+        ["run", "/dev/zero"],
+    ] {
+        let out = Test::new().args(&args).expect_exit(2);
+        assert!(
+            out.stderr.contains("/dev/zero: not a regular file"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+}

@@ -225,8 +225,8 @@ fn report(console: &Console, outcome: Result<RunOutcome, String>) -> i32 {
 fn load_plan(file: &Path) -> Result<(Plan, Option<PathBuf>, PathBuf), i32> {
     let is_json = file.extension().is_some_and(|ext| ext == "json");
     if is_json {
-        let text = std::fs::read_to_string(file).map_err(|e| {
-            eprintln!("error: cannot read {}: {e}", file.display());
+        let text = crate::compilation::read_entry(file).map_err(|failure| {
+            eprintln!("error: {failure}");
             exit::USAGE
         })?;
         let plan = Plan::from_json(&text).map_err(|e| {
