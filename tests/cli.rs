@@ -511,19 +511,20 @@ fn a_state_directory_that_is_a_file_is_a_usage_error_everywhere() {
 }
 
 #[test]
-fn resume_names_a_corrupt_state_file_and_its_parse_error() {
+fn resume_names_a_corrupt_state_or_plan_file_and_what_is_wrong() {
     let test = Test::new().pipeline(CLEAN).args(&["run"]);
     test.expect_exit(0);
     let runs = test.path(".pipe/runs");
     let run = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap();
     let run_id = run.file_name().to_string_lossy().into_owned();
-    std::fs::write(run.path().join("state.json"), "{\"run_id\": \n  oops").unwrap();
-    let out = Test {
+    let resume = Test {
         args: Vec::new(),
         ..test
     }
-    .args(&["resume", &run_id])
-    .expect_exit(2);
+    .args(&["resume", &run_id]);
+
+    std::fs::write(run.path().join("state.json"), "{\"run_id\": \n  oops").unwrap();
+    let out = resume.expect_exit(2);
     assert!(out.stderr.contains("state.json"), "{}", out.stderr);
     assert!(out.stderr.contains("line 2 column 3"), "{}", out.stderr);
     assert!(
@@ -531,6 +532,15 @@ fn resume_names_a_corrupt_state_file_and_its_parse_error() {
         "not mistaken for a missing run: {}",
         out.stderr
     );
+
+    let plan_path = run.path().join("plan.json");
+    let mut plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan_path).unwrap()).unwrap();
+    plan["nodes"][0]["needs"] = serde_json::json!(["build"]);
+    std::fs::write(&plan_path, plan.to_string()).unwrap();
+    let out = resume.expect_exit(2);
+    let expected = "plan.json: node `build`, field `needs`: the node needs itself";
+    assert!(out.stderr.contains(expected), "{}", out.stderr);
 }
 
 #[test]
