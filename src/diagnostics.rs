@@ -1,6 +1,7 @@
 //! Diagnostics: the one error type every static phase reports, the source map it points
 //! into, and its rendering (miette graphical or JSON lines).
 
+mod excerpt;
 mod explain;
 mod render;
 
@@ -55,6 +56,28 @@ pub struct SourceFile {
     /// Byte offset of the start of every line, so positions resolve in O(log n): plans give
     /// every node a line and column, and a 100k-job file must not rescan itself per node.
     line_starts: Vec<usize>,
+    /// `char_marks[k]`: characters that start in the first `k * MARK_STRIDE` bytes, so a column
+    /// on a long line costs at most one stride of counting, not the whole line: a line with
+    /// thousands of diagnostics must not be rescanned for each.
+    char_marks: Vec<usize>,
+}
+
+const MARK_STRIDE: usize = 4096;
+
+/// A UTF-8 byte that starts a character (not a continuation byte).
+fn starts_char(byte: &u8) -> bool {
+    (*byte as i8) >= -0x40
+}
+
+impl SourceFile {
+    /// Characters that start before byte `offset`.
+    fn chars_before(&self, offset: usize) -> usize {
+        let block = offset / MARK_STRIDE;
+        let counted = self.char_marks.get(block).copied().unwrap_or(0);
+        let from = block * MARK_STRIDE;
+        let rest = self.text.as_bytes().get(from..offset).unwrap_or_default();
+        counted + rest.iter().filter(|b| starts_char(b)).count()
+    }
 }
 
 /// Every file a compilation read, so diagnostics can be rendered after the fact.
@@ -73,10 +96,17 @@ impl SourceMap {
         let line_starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
+        let char_marks = std::iter::once(0)
+            .chain(text.as_bytes().chunks(MARK_STRIDE).scan(0, |total, chunk| {
+                *total += chunk.iter().filter(|b| starts_char(b)).count();
+                Some(*total)
+            }))
+            .collect();
         self.files.push(SourceFile {
             name: name.into(),
             text,
             line_starts,
+            char_marks,
         });
         FileId::try_from(self.files.len() - 1).unwrap_or(FileId::MAX)
     }
@@ -112,10 +142,7 @@ impl SourceMap {
             .get(line.wrapping_sub(1))
             .copied()
             .unwrap_or(0);
-        let column = source
-            .text
-            .get(line_start..offset)
-            .map_or(0, |s| s.chars().count());
+        let column = source.chars_before(offset) - source.chars_before(line_start);
         (line.max(1), column + 1)
     }
 
@@ -127,7 +154,7 @@ impl SourceMap {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Error,
@@ -136,7 +163,7 @@ pub enum Severity {
 
 /// A labelled span. The primary label marks where the problem is; secondary labels give context
 /// (the first definition of a duplicate, the template a bad call refers to).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Label {
     pub span: Span,
     pub text: String,
@@ -144,7 +171,7 @@ pub struct Label {
 }
 
 /// One problem found in the source. `code` is a stable code from SPEC §8 (`E0101`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Diagnostic {
     pub code: &'static str,
     pub severity: Severity,
@@ -255,5 +282,19 @@ mod tests {
         assert_eq!(sources.line_col(file, 7), (3, 1));
         assert_eq!(sources.line_col(file, 8), (4, 1));
         assert_eq!(sources.line_col(file, 99), (4, 2), "past the end clamps");
+    }
+
+    #[test]
+    fn columns_on_a_long_line_count_characters_across_strides() {
+        let line = format!("{}{}x", "é".repeat(5000), " ".repeat(7000));
+        let mut sources = SourceMap::new();
+        let file = sources.add("a.pipe", format!("a\n{line}"));
+        let x = u32::try_from(2 + line.len() - 1).unwrap();
+        assert_eq!(sources.line_col(file, x), (2, 12_001));
+        assert_eq!(
+            sources.line_col(file, 2 + 4),
+            (2, 3),
+            "two é of two bytes each"
+        );
     }
 }

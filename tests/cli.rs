@@ -340,3 +340,221 @@ fn fmt_refuses_a_file_that_does_not_parse() {
         broken
     );
 }
+
+// ---- Hostile inputs: never a panic, bounded output, a clear refusal with the right exit code.
+
+#[test]
+fn an_error_past_column_65535_is_shown_in_a_window_by_every_command() {
+    let source = format!("pipeline p {{{}@ }}\n", " ".repeat(70_000));
+    for args in [
+        vec!["check"],
+        vec!["fmt", "pipeline.pipe"],
+        vec!["compile"],
+        vec!["graph"],
+        vec!["plan"],
+        vec!["run"],
+    ] {
+        let out = Test::new().pipeline(&source).args(&args).expect_exit(2);
+        assert!(!out.stderr.contains("panicked"), "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("pipeline.pipe:1:70013]"),
+            "{args:?}: the real column in characters: {}",
+            out.stderr
+        );
+        assert!(out.stderr.contains("…"), "{args:?}: {}", out.stderr);
+        assert!(out.stderr.len() < 2_000, "{args:?}: {}", out.stderr.len());
+    }
+}
+
+#[test]
+fn thousands_of_errors_on_one_line_print_a_bounded_report() {
+    let source = format!(
+        "pipeline p {{ job a {{ run \"{}\" }} }}\n",
+        "${{ x }}".repeat(3_000)
+    );
+    let out = Test::new()
+        .pipeline(&source)
+        .args(&["check"])
+        .expect_exit(2);
+    assert!(
+        out.stderr
+            .contains("… and 2800 more diagnostics (2800 errors) not shown"),
+        "{}",
+        &out.stderr[out.stderr.len().saturating_sub(500)..]
+    );
+    assert!(
+        out.stderr.ends_with("3000 errors found\n"),
+        "the count stays exact"
+    );
+    assert!(out.stderr.len() < 200_000, "{} bytes", out.stderr.len());
+}
+
+#[test]
+fn imports_outside_the_repository_or_of_non_files_are_refused_unread() {
+    let test = Test::new()
+        .file("repo/.git/HEAD", "ref: refs/heads/main\n")
+        .file("outside.pipe", "template t() { run \"x\" }\n")
+        .file("repo/big.pipe", &format!("// {}\n", "x".repeat(1_100_000)))
+        .file("repo/dir/keep", "");
+    std::os::unix::fs::symlink(test.path("outside.pipe"), test.path("repo/link.pipe")).unwrap();
+    let cases = [
+        ("/dev/zero", "cannot be absolute"),
+        ("/etc/passwd", "cannot be absolute"),
+        ("../outside.pipe", "is outside the"),
+        ("./link.pipe", "is outside the"),
+        ("./big.pipe", "larger than the import limit"),
+        ("./dir", "is not a regular file"),
+    ];
+    for (import, why) in cases {
+        let source = format!("import \"{import}\"\npipeline p {{ job a {{ run \"x\" }} }}\n");
+        std::fs::write(test.path("repo/pipeline.pipe"), source).unwrap();
+        let result = Command::new(env!("CARGO_BIN_EXE_pipe"))
+            .args(["check", "pipeline.pipe"])
+            .current_dir(test.path("repo"))
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert_eq!(result.status.code(), Some(2), "{import}: {stderr}");
+        assert!(
+            stderr.contains("E0105") && stderr.contains(why),
+            "{import}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("root:"),
+            "{import}: never quotes the file: {stderr}"
+        );
+    }
+}
+
+/// A compiled plan of [`CLEAN`], edited by `edit`, run with `pipe run plan.json`.
+fn run_edited_plan(edit: impl FnOnce(&mut serde_json::Value)) -> Output {
+    let test = Test::new().pipeline(CLEAN).args(&["compile"]);
+    let mut plan: serde_json::Value = serde_json::from_str(&test.expect_exit(0).stdout).unwrap();
+    edit(&mut plan);
+    let test = test.file("plan.json", &plan.to_string()).args(&[]);
+    let out = Command::new(env!("CARGO_BIN_EXE_pipe"))
+        .args(["run", "plan.json"])
+        .current_dir(test.path(""))
+        .output()
+        .unwrap();
+    assert!(!test.path(".pipe/runs").exists(), "nothing ran");
+    Output {
+        stdout: String::from_utf8_lossy(&out.stdout).to_string(),
+        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
+        code: out.status.code().unwrap_or(-1),
+    }
+}
+
+#[test]
+fn a_plan_that_cannot_run_is_refused_naming_the_node_and_field() {
+    type Edit = fn(&mut serde_json::Value);
+    let cases: [(Edit, &str); 5] = [
+        (
+            |p| p["nodes"][0]["needs"] = serde_json::json!(["build"]),
+            "node `build`, field `needs`: the node needs itself",
+        ),
+        (
+            |p| p["nodes"][0]["needs"] = serde_json::json!(["test"]),
+            "node `test`, field `needs`: the needs form a cycle (test → build → test)",
+        ),
+        (
+            |p| p["nodes"][1]["needs"] = serde_json::json!(["ghost"]),
+            "node `test`, field `needs`: names `ghost`, which is not a node",
+        ),
+        (
+            |p| p["schema"] = "pipe.plan/v999".into(),
+            "field `schema`: `pipe.plan/v999` is not supported",
+        ),
+        (
+            |p| p["nodes"][0]["retries"] = (-1).into(),
+            "invalid value: integer `-1`",
+        ),
+    ];
+    for (edit, expected) in cases {
+        let out = run_edited_plan(edit);
+        assert_eq!(out.code, 2, "{expected}: {}", out.stderr);
+        assert!(
+            out.stderr
+                .contains("plan.json is not a valid pipe.plan/v1 plan"),
+            "{}",
+            out.stderr
+        );
+        assert!(out.stderr.contains(expected), "{expected}: {}", out.stderr);
+    }
+}
+
+#[test]
+fn a_state_directory_that_is_a_file_is_a_usage_error_everywhere() {
+    let commands: [&[&str]; 8] = [
+        &["releases"],
+        &["plan"],
+        &["rollback", "staging"],
+        &["audit", "verify"],
+        &["audit", "show"],
+        &["evidence"],
+        &["resume", "some-run"],
+        &["run"],
+    ];
+    for args in commands {
+        let out = Test::new()
+            .pipeline(CLEAN)
+            .file(".pipe", "not a directory\n")
+            .args(args)
+            .expect_exit(2);
+        assert!(
+            out.stderr.contains(".pipe is not a directory"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn resume_names_a_corrupt_state_or_plan_file_and_what_is_wrong() {
+    let test = Test::new().pipeline(CLEAN).args(&["run"]);
+    test.expect_exit(0);
+    let runs = test.path(".pipe/runs");
+    let run = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap();
+    let run_id = run.file_name().to_string_lossy().into_owned();
+    let resume = Test {
+        args: Vec::new(),
+        ..test
+    }
+    .args(&["resume", &run_id]);
+
+    std::fs::write(run.path().join("state.json"), "{\"run_id\": \n  oops").unwrap();
+    let out = resume.expect_exit(2);
+    assert!(out.stderr.contains("state.json"), "{}", out.stderr);
+    assert!(out.stderr.contains("line 2 column 3"), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("no run"),
+        "not mistaken for a missing run: {}",
+        out.stderr
+    );
+
+    let plan_path = run.path().join("plan.json");
+    let mut plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan_path).unwrap()).unwrap();
+    plan["nodes"][0]["needs"] = serde_json::json!(["build"]);
+    std::fs::write(&plan_path, plan.to_string()).unwrap();
+    let out = resume.expect_exit(2);
+    let expected = "plan.json: node `build`, field `needs`: the node needs itself";
+    assert!(out.stderr.contains(expected), "{}", out.stderr);
+}
+
+#[test]
+fn a_device_as_the_pipeline_file_is_refused_not_read_forever() {
+    for args in [
+        ["check", "/dev/zero"],
+        ["fmt", "/dev/zero"],
+        ["run", "/dev/zero"],
+    ] {
+        let out = Test::new().args(&args).expect_exit(2);
+        assert!(
+            out.stderr.contains("/dev/zero: not a regular file"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+}

@@ -4,8 +4,12 @@
 #![allow(clippy::unwrap_used)]
 
 use pipe::compilation::{FileLoader, compile_source};
+use pipe::compile::plan::Plan;
 use pipe::syntax::format::format;
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
+
+mod fuzz_inputs;
 
 const SEEDS: &[(&str, &str)] = &[
     (
@@ -124,8 +128,25 @@ fn assert_plan_or_diagnostic(name: &str, source: &str) {
     let _ = compilation.render_json();
 }
 
+/// Cases per property: `default` in CI (the suite stays well under a minute), or
+/// `PIPE_FUZZ_CASES` for a long run. Failures are persisted in `tests/fuzz.proptest-regressions`
+/// (checked in) and replayed first on every run.
+fn config(default: u32) -> ProptestConfig {
+    let cases = std::env::var("PIPE_FUZZ_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default);
+    ProptestConfig {
+        cases,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
+        ..ProptestConfig::default()
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(config(256))]
 
     #[test]
     fn mutated_examples_never_panic(
@@ -254,5 +275,155 @@ fn a_file_with_its_layout_destroyed_is_formatted_back() {
             })
             .collect();
         assert_eq!(format(0, &flattened).ok().as_deref(), Some(*text));
+    }
+}
+
+/// Diagnostics rendered for a terminal stay proportional to the input (a window around each
+/// label, at most a bounded number of diagnostics), however the input is shaped.
+fn assert_bounded_output(name: &str, source: &str) {
+    let compilation = compile_source(name, source, &FileLoader);
+    let rendered = compilation.render(false).len();
+    let limit = 64 * source.len() + 256 * 1024;
+    assert!(
+        rendered <= limit,
+        "{rendered} bytes of diagnostics for {} bytes of input",
+        source.len()
+    );
+}
+
+proptest! {
+    #![proptest_config(config(48))]
+
+    #[test]
+    fn hostile_sources_never_panic_and_render_bounded(
+        text in fuzz_inputs::hostile_source(SEEDS),
+    ) {
+        assert_plan_or_diagnostic("fuzz.pipe", &text);
+        assert_bounded_output("fuzz.pipe", &text);
+        assert_formatting_keeps_meaning("fuzz.pipe", &text);
+    }
+}
+
+/// The compiled plans of the examples, as JSON values to mutate.
+fn plan_seeds() -> &'static [serde_json::Value] {
+    static SEEDS: std::sync::OnceLock<Vec<serde_json::Value>> = std::sync::OnceLock::new();
+    SEEDS.get_or_init(|| {
+        ["minimal", "monorepo", "rust-service", "release"]
+            .iter()
+            .map(|example| {
+                let path = format!(
+                    "{}/examples/{example}/pipeline.pipe",
+                    env!("CARGO_MANIFEST_DIR")
+                );
+                let plan = pipe::compilation::compile_file(std::path::Path::new(&path))
+                    .plan
+                    .unwrap_or_else(|| panic!("{path} compiles"));
+                serde_json::to_value(&plan).unwrap()
+            })
+            .collect()
+    })
+}
+
+/// The plan loader never panics: a plan either loads (and then is a runnable DAG that
+/// survives a round trip) or is refused with a message.
+fn assert_plan_loads_or_is_refused(text: &str) {
+    match Plan::from_json(text) {
+        Ok(plan) => {
+            let graph = pipe::run::graph::Graph::new(&plan);
+            assert_eq!(graph.len(), plan.nodes.len());
+            assert_all_nodes_can_start(&graph);
+            let again = Plan::from_json(&plan.to_json());
+            assert_eq!(again.as_ref().ok(), Some(&plan), "round trip of\n{text}");
+        }
+        Err(error) => assert!(!error.to_string().is_empty()),
+    }
+}
+
+/// Kahn's algorithm over the runner's graph: a loaded plan has no node that can never start.
+fn assert_all_nodes_can_start(graph: &pipe::run::graph::Graph) {
+    let mut waiting: Vec<usize> = graph.needs.iter().map(Vec::len).collect();
+    let mut ready: Vec<usize> = (0..graph.len()).filter(|&i| waiting[i] == 0).collect();
+    let mut started = 0;
+    while let Some(node) = ready.pop() {
+        started += 1;
+        for &next in &graph.dependents[node] {
+            waiting[next] -= 1;
+            if waiting[next] == 0 {
+                ready.push(next);
+            }
+        }
+    }
+    assert_eq!(
+        started,
+        graph.len(),
+        "a loaded plan has a node that never starts"
+    );
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    #[test]
+    fn mutated_plans_load_or_are_refused_never_panic(
+        seed in 0..4usize,
+        mutations in proptest::collection::vec(fuzz_inputs::plan_mutation(), 1..5),
+    ) {
+        let mut plan = plan_seeds()[seed].clone();
+        for mutation in &mutations {
+            fuzz_inputs::mutate_plan(&mut plan, mutation);
+        }
+        assert_plan_loads_or_is_refused(&plan.to_string());
+    }
+
+    #[test]
+    fn arbitrary_text_is_refused_as_a_plan(text in "\\PC{0,300}") {
+        assert_plan_loads_or_is_refused(&text);
+    }
+}
+
+/// Every input the fuzz suite (or a bug report) ever found interesting, replayed on each run.
+#[test]
+fn the_source_corpus_replays_without_panics() {
+    for (path, text) in fuzz_inputs::corpus("pipe", "pipe") {
+        let name = path.display().to_string();
+        assert_plan_or_diagnostic(&name, &text);
+        assert_bounded_output(&name, &text);
+        assert_formatting_keeps_meaning(&name, &text);
+    }
+}
+
+/// Plans named `ok-*` must load; `bad-*` must be refused with a message naming `expect`
+/// (the file's `_expect` field, when present, or just refused).
+#[test]
+fn the_plan_corpus_loads_or_is_refused_as_recorded() {
+    for (path, text) in fuzz_inputs::corpus("plan", "json") {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let loaded = Plan::from_json(&text);
+        if name.starts_with("ok-") {
+            assert!(loaded.is_ok(), "{name}: {:?}", loaded.err());
+        } else {
+            let error = loaded
+                .err()
+                .unwrap_or_else(|| panic!("{name} loaded"))
+                .to_string();
+            let expected = std::fs::read_to_string(path.with_extension("expect")).ok();
+            if let Some(expected) = expected {
+                assert!(error.contains(expected.trim()), "{name}: {error}");
+            }
+        }
+        assert_plan_loads_or_is_refused(&text);
+    }
+}
+
+/// What the compiler writes, the loader accepts: validation never refuses a compiled plan.
+#[test]
+fn every_example_compiles_to_a_plan_that_loads() {
+    for plan in plan_seeds() {
+        let text = plan.to_string();
+        assert!(
+            Plan::from_json(&text).is_ok(),
+            "{:?}",
+            Plan::from_json(&text).err()
+        );
     }
 }

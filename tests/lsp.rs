@@ -172,3 +172,58 @@ fn an_editor_sees_diagnostics_hovers_them_and_formats_through_the_server() {
     let status = client.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+/// The fuzz corpus (`tests/fuzz_corpus/pipe`) through the server: every file is opened,
+/// diagnosed, hovered at its start, middle and end (in UTF-16, the editor default), and
+/// formatted; the server answers each and exits cleanly, so nothing in it crashed.
+#[test]
+fn the_fuzz_corpus_never_crashes_the_server() {
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_corpus/pipe");
+    let mut files: Vec<_> = std::fs::read_dir(&corpus)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    let dir = tempfile::tempdir().unwrap();
+    let mut client = Client::start();
+    client.request("initialize", json!({"capabilities": {}}));
+    client.notify("initialized", json!({}));
+    for (n, path) in files.iter().enumerate() {
+        let text = String::from_utf8_lossy(&std::fs::read(path).unwrap()).into_owned();
+        let uri = format!("file://{}/corpus{n}.pipe", dir.path().display());
+        let open = json!({"uri": uri, "languageId": "pipe", "version": 1, "text": text});
+        client.notify("textDocument/didOpen", json!({"textDocument": open}));
+        client.diagnostics(&uri);
+        let lines = text.lines().count();
+        for (line, character) in [
+            (0, 0),
+            (lines / 2, 3),
+            (lines, 70_000),
+            (u32::MAX as usize, 9),
+        ] {
+            let at = json!({"line": line, "character": character});
+            let hover = client.request(
+                "textDocument/hover",
+                json!({"textDocument": {"uri": uri}, "position": at}),
+            );
+            assert!(hover.get("error").is_none(), "{}: {hover}", path.display());
+        }
+        let options = json!({"tabSize": 2, "insertSpaces": true});
+        let edits = client.request(
+            "textDocument/formatting",
+            json!({"textDocument": {"uri": uri}, "options": options}),
+        );
+        assert!(edits.get("error").is_none(), "{}: {edits}", path.display());
+        client.notify(
+            "textDocument/didClose",
+            json!({"textDocument": {"uri": uri}}),
+        );
+    }
+    assert_eq!(
+        client.request("shutdown", Value::Null)["result"],
+        Value::Null
+    );
+    client.notify("exit", Value::Null);
+    assert!(client.child.wait().unwrap().success());
+}

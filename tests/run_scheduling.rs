@@ -298,6 +298,7 @@ const PROTECTED_PLAN: &str = r#"{
      "span": {"file": "p", "line": 2, "column": 1}}
   ],
   "environments": {"production": {"protected": true}},
+  "artifacts": {"bin": {"path": "bin", "produced_by": "quality"}},
   "promotes": {"production": {
     "environment": "production", "artifact": "bin", "protected": true,
     "rollout": {"strategy": "all", "steps": [100.0]},

@@ -130,7 +130,7 @@ impl Resolver<'_> {
             Err(reason) => {
                 self.diagnostics.push(
                     Diagnostic::error("E0105", format!("cannot import `{}`: {reason}", import.path))
-                        .primary(import.path_span, "file not found or unreadable")
+                        .primary(import.path_span, "cannot be imported")
                         .help("import paths are relative to the importing file, e.g. `import \"./ci/common.pipe\"`"),
                 );
                 None

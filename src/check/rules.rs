@@ -42,9 +42,11 @@ pub(crate) fn check_program(
     credentials::check(program, sources, &mut found);
     commands::check(program, &mut found);
     unused::check(&index, &mut found);
-    // A stage's `after` is copied into each of its jobs: report each reference once.
+    // A stage's `after` is copied into each of its jobs: report each reference once. A set, not
+    // a scan of the list per diagnostic: a line of 100,000 bad holes gives 100,000 of them.
+    let mut reported: std::collections::HashSet<Diagnostic> = diagnostics.iter().cloned().collect();
     for diagnostic in found {
-        if !diagnostics.contains(&diagnostic) {
+        if reported.insert(diagnostic.clone()) {
             diagnostics.push(diagnostic);
         }
     }

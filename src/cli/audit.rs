@@ -44,6 +44,10 @@ pub enum ShowFormat {
 
 /// Runs one `pipe audit` command and returns its exit code.
 pub fn audit(command: AuditCommand) -> i32 {
+    let (AuditCommand::Verify { state_dir } | AuditCommand::Show { state_dir, .. }) = &command;
+    if let Err(code) = super::require_state_dir(state_dir) {
+        return code;
+    }
     match command {
         AuditCommand::Verify { state_dir } => verify(&state_dir),
         AuditCommand::Show {
@@ -161,6 +165,9 @@ fn parse_since(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
 /// `pipe evidence`: refuses a log whose chain does not verify (the report would vouch for
 /// records that may have been edited), then prints the report.
 pub fn evidence(args: &EvidenceArgs) -> i32 {
+    if let Err(code) = super::require_state_dir(&args.state_dir) {
+        return code;
+    }
     let summary = match audit::verify(&args.state_dir) {
         Ok(summary) => summary,
         Err(error) => {

@@ -108,16 +108,18 @@ fn load_plan(file: &Path, state_dir: &Path) -> Result<Plan, String> {
             _ => Err(compilation.render(super::stderr_color())),
         };
     }
-    newest_stored_plan(state_dir).ok_or_else(|| {
+    let (path, text) = newest_stored_plan(state_dir).ok_or_else(|| {
         format!(
             "{} not found and no stored run plan under {}",
             file.display(),
             state_dir.join("runs").display()
         )
-    })
+    })?;
+    Plan::from_json(&text).map_err(|e| format!("{} is not a valid plan: {e}", path.display()))
 }
 
-fn newest_stored_plan(state_dir: &Path) -> Option<Plan> {
+/// The path and text of the newest run's `plan.json`.
+fn newest_stored_plan(state_dir: &Path) -> Option<(PathBuf, String)> {
     let mut runs: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(state_dir.join("runs"))
         .ok()?
         .filter_map(Result::ok)
@@ -126,12 +128,16 @@ fn newest_stored_plan(state_dir: &Path) -> Option<Plan> {
         .collect();
     runs.sort();
     let (_, path) = runs.pop()?;
-    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    let text = std::fs::read_to_string(&path).ok()?;
+    Some((path, text))
 }
 
 /// `pipe plan [FILE]`
 pub fn plan(args: &PlanArgs) -> i32 {
     let state_dir = state_dir_for(&args.file, args.state_dir.as_ref());
+    if let Err(code) = super::require_state_dir(&state_dir) {
+        return code;
+    }
     let plan = match load_plan(&args.file, &state_dir) {
         Ok(plan) => plan,
         Err(message) => return usage_error(&message),
@@ -155,13 +161,25 @@ pub fn plan(args: &PlanArgs) -> i32 {
 /// `pipe releases [ENV]`
 pub fn releases(args: &ReleasesArgs) -> i32 {
     let state_dir = state_dir_for(&args.file, args.state_dir.as_ref());
+    if let Err(code) = super::require_state_dir(&state_dir) {
+        return code;
+    }
     let pipeline = match load_plan(&args.file, &state_dir) {
         Ok(plan) => plan.pipeline,
         Err(message) => return usage_error(&message),
     };
     let environments = match &args.environment {
         Some(environment) => vec![environment.clone()],
-        None => environments_with_ledger(&state_dir, &pipeline).unwrap_or_default(),
+        None => match environments_with_ledger(&state_dir, &pipeline) {
+            Ok(environments) => environments,
+            Err(error) => {
+                let dir = state_dir.join("ledger").join(&pipeline);
+                return usage_error(&format!(
+                    "cannot read the ledgers in {}: {error}",
+                    dir.display()
+                ));
+            }
+        },
     };
     let mut rows = Vec::new();
     let mut unknown = Vec::new();
@@ -242,6 +260,9 @@ fn releases_table(pipeline: &str, rows: &[(String, crate::deliver::ledger::Relea
 /// `pipe rollback ENV [--to VERSION]`
 pub fn rollback(args: &RollbackArgs) -> i32 {
     let state_dir = state_dir_for(&args.file, args.state_dir.as_ref());
+    if let Err(code) = super::require_state_dir(&state_dir) {
+        return code;
+    }
     let plan = match load_plan(&args.file, &state_dir) {
         Ok(plan) => plan,
         Err(message) => return usage_error(&message),
@@ -360,6 +381,9 @@ pub struct DrillArgs {
 /// `pipe drill NAME`: backup → timed restore → verify, judged against the RTO and RPO.
 pub fn drill(args: &DrillArgs) -> i32 {
     let state_dir = state_dir_for(&args.file, args.state_dir.as_ref());
+    if let Err(code) = super::require_state_dir(&state_dir) {
+        return code;
+    }
     let plan = match load_plan(&args.file, &state_dir) {
         Ok(plan) => plan,
         Err(message) => return usage_error(&message),

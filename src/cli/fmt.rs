@@ -37,10 +37,10 @@ pub fn fmt(args: &FmtArgs) -> i32 {
 }
 
 fn fmt_file(file: &Path, check: bool) -> Outcome {
-    let text = match std::fs::read_to_string(file) {
+    let text = match crate::compilation::read_entry(file) {
         Ok(text) => text,
-        Err(error) => {
-            eprintln!("error: cannot read {}: {error}", file.display());
+        Err(failure) => {
+            eprintln!("error: {failure}");
             return Outcome::Failed;
         }
     };

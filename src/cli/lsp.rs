@@ -2,7 +2,7 @@
 //! is typed (with help lines and secondary labels), `pipe explain` on hover, and `pipe fmt`.
 
 use super::exit;
-use crate::compilation::{FileLoader, compile_source};
+use crate::compilation::{FileLoader, MAX_RENDERED, compile_source};
 use crate::diagnostics::{Diagnostic, FileId, Severity, SourceMap, Span, explanation};
 use crate::syntax::format::format;
 use lsp_server::{Connection, Message, Notification, Request, Response};
@@ -161,7 +161,9 @@ impl Server<'_> {
         };
         let compilation = compile_source(&path_of(uri), text, &FileLoader);
         let mut by_file: BTreeMap<String, Vec<Value>> = BTreeMap::from([(uri.to_string(), vec![])]);
-        for diagnostic in &compilation.diagnostics {
+        // Each position costs a scan of the text: a bounded number keeps a file of 100,000
+        // errors from stalling the editor (the terminal report stops at the same count).
+        for diagnostic in compilation.diagnostics.iter().take(MAX_RENDERED) {
             let file = primary(diagnostic).map_or(0, |span| span.file);
             let target = uri_of(file, uri, &compilation.sources);
             let converted = self.diagnostic(diagnostic, uri, &compilation.sources);

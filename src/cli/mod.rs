@@ -80,6 +80,22 @@ pub fn stderr_color() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
+/// A state directory that exists but is not a directory (a stray file named `.pipe`) is a usage
+/// error (exit 2): read through, it would look like "nothing recorded yet".
+pub(crate) fn require_state_dir(dir: &std::path::Path) -> Result<(), i32> {
+    match std::fs::metadata(dir) {
+        Ok(metadata) if !metadata.is_dir() => {
+            eprintln!(
+                "error: the state directory {} is not a directory; move the file away or pass \
+                 --state-dir",
+                dir.display()
+            );
+            Err(exit::USAGE)
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Parses arguments and runs the command, returning the process exit code.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {

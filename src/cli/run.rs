@@ -108,6 +108,9 @@ pub fn run_with(args: RunArgs, delivery: Option<Arc<dyn DeliveryExecutor>>) -> i
         .state_dir
         .clone()
         .unwrap_or_else(|| pipeline_dir.join(".pipe"));
+    if let Err(code) = super::require_state_dir(&state_dir) {
+        return code;
+    }
     if args.dry_run {
         return dry(&plan, &args, &pipeline_dir, &state_dir);
     }
@@ -126,6 +129,9 @@ pub fn resume(args: ResumeArgs) -> i32 {
 }
 
 pub fn resume_with(args: ResumeArgs, delivery: Option<Arc<dyn DeliveryExecutor>>) -> i32 {
+    if let Err(code) = super::require_state_dir(&args.state_dir) {
+        return code;
+    }
     let mut options = options(
         &args.common,
         args.state_dir.clone(),
@@ -232,12 +238,15 @@ fn report(console: &Console, outcome: Result<RunOutcome, String>) -> i32 {
 fn load_plan(file: &Path) -> Result<(Plan, Option<PathBuf>, PathBuf), i32> {
     let is_json = file.extension().is_some_and(|ext| ext == "json");
     if is_json {
-        let text = std::fs::read_to_string(file).map_err(|e| {
-            eprintln!("error: cannot read {}: {e}", file.display());
+        let text = crate::compilation::read_entry(file).map_err(|failure| {
+            eprintln!("error: {failure}");
             exit::USAGE
         })?;
-        let plan: Plan = serde_json::from_str(&text).map_err(|e| {
-            eprintln!("error: {} is not a pipe.plan/v1 plan: {e}", file.display());
+        let plan = Plan::from_json(&text).map_err(|e| {
+            eprintln!(
+                "error: {} is not a valid pipe.plan/v1 plan: {e}",
+                file.display()
+            );
             exit::USAGE
         })?;
         let dir = plan_pipeline_dir(&plan, file);

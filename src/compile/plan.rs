@@ -7,6 +7,9 @@ use crate::syntax::ast::{BinaryOp, Type};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+mod validate;
+pub use validate::PlanError;
+
 pub const PLAN_SCHEMA: &str = "pipe.plan/v1";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,7 +1,8 @@
 //! Rendering of [`Diagnostic`]s: miette's graphical report (colour optional) and JSON lines.
 
-use super::{Diagnostic, SourceMap, Span};
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource};
+use super::excerpt::Excerpt;
+use super::{Diagnostic, FileId, Label, SourceMap, Span};
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan};
 use std::fmt;
 
 /// Renders one diagnostic as miette's graphical report. Labels in files other than the primary
@@ -74,7 +75,7 @@ struct Report {
     severity: miette::Severity,
     message: String,
     help: Option<String>,
-    source: Option<NamedSource<String>>,
+    source: Option<Excerpt>,
     labels: Vec<LabeledSpan>,
     related: Vec<Report>,
 }
@@ -87,46 +88,69 @@ impl Report {
         } else {
             miette::Severity::Warning
         };
-        let here = |span: &Span| Some(span.file) == main_file;
-        let labels = diagnostic
+        let (here, elsewhere): (Vec<&Label>, Vec<&Label>) = diagnostic
             .labels
             .iter()
-            .filter(|l| here(&l.span))
-            .map(|l| labeled(l.span, &l.text, l.primary))
-            .collect();
-        let related = diagnostic
-            .labels
-            .iter()
-            .filter(|l| !here(&l.span))
+            .partition(|l| Some(l.span.file) == main_file);
+        let related = elsewhere
+            .into_iter()
             .map(|l| Report {
                 code: diagnostic.code,
                 severity: miette::Severity::Advice,
                 message: format!("see {}", sources.name(l.span.file)),
                 help: None,
-                source: Some(named_source(sources, l.span.file)),
-                labels: vec![labeled(l.span, &l.text, true)],
-                related: Vec::new(),
+                // In its own report, the related label is where that report points.
+                ..Report::with_labels(
+                    sources,
+                    l.span.file,
+                    &[&Label {
+                        primary: true,
+                        ..l.clone()
+                    }],
+                )
             })
             .collect();
+        let (source, labels) = match main_file {
+            Some(file) => {
+                let report = Report::with_labels(sources, file, &here);
+                (report.source, report.labels)
+            }
+            None => (None, Vec::new()),
+        };
         Report {
             code: diagnostic.code,
             severity,
             message: diagnostic.message.clone(),
             help: diagnostic.help.clone(),
-            source: main_file.map(|f| named_source(sources, f)),
+            source,
             labels,
             related,
         }
     }
+
+    /// A report body holding `labels` of `file`, over the excerpt of the file they need.
+    fn with_labels(sources: &SourceMap, file: FileId, labels: &[&Label]) -> Report {
+        let spans: Vec<Span> = labels.iter().map(|l| l.span).collect();
+        let (excerpt, ranges) = Excerpt::new(sources, file, &spans);
+        let labels = labels
+            .iter()
+            .zip(ranges)
+            .map(|(l, range)| labeled(range, &l.text, l.primary))
+            .collect();
+        Report {
+            code: "",
+            severity: miette::Severity::Advice,
+            message: String::new(),
+            help: None,
+            source: Some(excerpt),
+            labels,
+            related: Vec::new(),
+        }
+    }
 }
 
-fn named_source(sources: &SourceMap, file: super::FileId) -> NamedSource<String> {
-    NamedSource::new(sources.name(file), sources.text(file).to_string())
-}
-
-fn labeled(span: Span, text: &str, primary: bool) -> LabeledSpan {
+fn labeled(range: (usize, usize), text: &str, primary: bool) -> LabeledSpan {
     let label = (!text.is_empty()).then(|| text.to_string());
-    let range = (span.start as usize, span.len());
     if primary {
         LabeledSpan::new_primary_with_span(label, range)
     } else {

@@ -138,6 +138,12 @@ pub async fn resume_run(
     let run_dir = RunDir::new(&options.state_dir, run_id);
     let (plan, mut state) = match (run_dir.load_plan(), run_dir.load_state()) {
         (Ok(plan), Ok(state)) => (plan, state),
+        (Err(e), _) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(unreadable(&run_dir.plan_path(), &e));
+        }
+        (Ok(_), Err(e)) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(unreadable(&run_dir.state_path(), &e));
+        }
         // No state.json beside the plan (removed by hand, or left by an older pipe that wrote
         // the plan first): nothing is recorded as done, every node runs.
         (Ok(plan), Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -172,6 +178,12 @@ pub async fn resume_run(
     state.version = version.unwrap_or_default();
     bind_finished_jobs(&mut bindings, &state);
     launch(plan, state, run_dir, bindings, options, delivery).await
+}
+
+/// A stored file that exists but cannot be used: named with the parse error's line and column,
+/// so a corrupt file is not mistaken for a missing run.
+fn unreadable(path: &std::path::Path, error: &std::io::Error) -> String {
+    format!("cannot resume from {}: {error}", path.display())
 }
 
 fn no_such_run(options: &RunOptions, run_id: &str) -> String {

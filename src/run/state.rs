@@ -240,7 +240,7 @@ impl RunDir {
 
     pub fn load_plan(&self) -> io::Result<Plan> {
         let text = std::fs::read_to_string(self.plan_path())?;
-        serde_json::from_str(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+        Plan::from_json(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     }
 
     pub fn load_state(&self) -> io::Result<RunState> {
