@@ -81,3 +81,85 @@ fn summarise(release: &Release) -> ReleaseSummary {
         run: release.run.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::deliver::ledger::ReleaseStatus;
+
+    /// v1 then v2 (digests `a`, `b`; runs r1, r2), both stable.
+    fn two_stable_releases(state_dir: &std::path::Path) -> Ledger {
+        let mut ledger = Ledger::load(state_dir, "api", "prod").unwrap();
+        for (version, digest, run) in [("v1", "a", "r1"), ("v2", "b", "r2")] {
+            ledger
+                .begin(Release {
+                    version: version.to_string(),
+                    artifact: "bin".to_string(),
+                    digest: digest.to_string(),
+                    path: format!("/store/{digest}"),
+                    run: run.to_string(),
+                    started_at: "t".to_string(),
+                    finished_at: None,
+                    status: ReleaseStatus::Deploying,
+                    note: None,
+                    rollback_to: None,
+                })
+                .unwrap();
+            ledger
+                .mark(run, digest, ReleaseStatus::Stable, "t")
+                .unwrap();
+        }
+        ledger
+    }
+
+    fn target_version(ledger: &Ledger, digest: Option<&str>) -> Option<String> {
+        decide_target(ledger, digest).0.map(|r| r.version.clone())
+    }
+
+    #[test]
+    fn a_known_digest_gets_the_engines_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = two_stable_releases(dir.path());
+        assert_eq!(target_version(&ledger, Some("b")).as_deref(), Some("v1"));
+        assert_eq!(target_version(&ledger, Some("new")).as_deref(), Some("v2"));
+        assert_eq!(target_version(&ledger, Some("a")).as_deref(), Some("v2"));
+        let (_, preview) = decide_target(&ledger, Some("b"));
+        assert_eq!(preview.expected().unwrap().version, "v1");
+    }
+
+    #[test]
+    fn an_unknown_digest_names_both_outcomes() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = two_stable_releases(dir.path());
+        let (expected, preview) = decide_target(&ledger, None);
+        assert_eq!(expected.unwrap().version, "v2");
+        let TargetPreview::Unbuilt {
+            if_changed: Some(changed),
+            if_unchanged: Some(unchanged),
+        } = &preview
+        else {
+            panic!("{preview:?}")
+        };
+        assert_eq!(
+            (changed.version.as_str(), unchanged.version.as_str()),
+            ("v2", "v1")
+        );
+        let line = preview.describe();
+        assert!(
+            line.ends_with("or v1 (a, run r1) if the build is unchanged"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn an_empty_ledger_has_no_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::load(dir.path(), "api", "prod").unwrap();
+        let (expected, preview) = decide_target(&ledger, None);
+        assert!(expected.is_none());
+        assert!(preview.describe().starts_with("none: no stable release"));
+        let (_, built) = decide_target(&ledger, Some("a"));
+        assert!(built.describe().contains("a rollback would be skipped"));
+    }
+}
