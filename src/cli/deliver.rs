@@ -13,7 +13,7 @@ use crate::deliver::host::StepContext;
 use crate::deliver::ledger::{Ledger, Release, environments_with_ledger};
 use crate::deliver::manual::{ManualError, rollback_by_hand};
 use crate::deliver::probe_value::format_duration;
-use crate::deliver::release_plan::{release_plan, render_text};
+use crate::deliver::release_plan::{Places, release_plan, render_text};
 use crate::run::console::Console;
 use crate::run::context::{GitInfo, base_bindings};
 use crate::run::eval;
@@ -142,9 +142,14 @@ pub fn plan(args: &PlanArgs) -> i32 {
         Ok(plan) => plan,
         Err(message) => return usage_error(&message),
     };
-    let git = GitInfo::read(&pipeline_dir(&args.file));
+    let pipeline_dir = pipeline_dir(&args.file);
+    let git = GitInfo::read(&pipeline_dir);
     let (bindings, _) = base_bindings(&plan, "<next run>", &git, None);
-    let release = match release_plan(&plan, &state_dir, &bindings) {
+    let places = Places {
+        state_dir: &state_dir,
+        pipeline_dir: &pipeline_dir,
+    };
+    let release = match release_plan(&plan, &places, &bindings) {
         Ok(release) => release,
         Err(error) => return failure(&format!("cannot read the ledgers: {error}")),
     };

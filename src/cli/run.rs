@@ -112,7 +112,7 @@ pub fn run_with(args: RunArgs, delivery: Option<Arc<dyn DeliveryExecutor>>) -> i
         return code;
     }
     if args.dry_run {
-        return dry(&plan, &args, &pipeline_dir, &state_dir);
+        return dry(&plan, &args, &pipeline_dir, &state_dir, delivery.as_deref());
     }
     let mut options = options(&args.common, state_dir, pipeline_dir);
     options.only = args.only.clone();
@@ -284,7 +284,13 @@ fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
-fn dry(plan: &Plan, args: &RunArgs, pipeline_dir: &Path, state_dir: &Path) -> i32 {
+fn dry(
+    plan: &Plan,
+    args: &RunArgs,
+    pipeline_dir: &Path,
+    state_dir: &Path,
+    delivery: Option<&dyn DeliveryExecutor>,
+) -> i32 {
     let selected = match (&args.until, args.only.is_empty()) {
         (Some(until), _) => match selection::until(plan, until) {
             Ok(selected) => Some(selected),
@@ -321,6 +327,8 @@ fn dry(plan: &Plan, args: &RunArgs, pipeline_dir: &Path, state_dir: &Path) -> i3
         bindings: &bindings,
         redactor: &redactor,
         state_dir,
+        pipeline_dir,
+        delivery,
         selected: selected.as_ref(),
         approvals: &args.common.approve,
         approver: approver.as_deref(),

@@ -10,7 +10,10 @@ use crate::deliver::engine::{self, ApprovalInput, ArtifactRef, DeliveryOutcome};
 use crate::deliver::host::{ApprovalPrompt, BlockResult, PromoteHost, StepContext};
 use crate::deliver::probe_value::ProbeRun;
 use crate::deliver::record::DeliveryRecord;
-use crate::run::delivery::{DeliveryExecutor, PromoteOutcome, PromoteReporter, PromoteRequest};
+use crate::run::delivery::{
+    DeliveryExecutor, PreviewRequest, PromoteOutcome, PromotePreview, PromoteReporter,
+    PromoteRequest,
+};
 use crate::run::eval;
 use crate::run::interrupt::{Interrupt, InterruptLevel, interrupt_pair};
 use crate::run::process::{BlockOutcome, BlockRequest, StepRunner};
@@ -39,6 +42,10 @@ impl DeliveryExecutor for Engine {
         request: PromoteRequest,
     ) -> Pin<Box<dyn Future<Output = PromoteOutcome> + Send + '_>> {
         Box::pin(run_promote(request))
+    }
+
+    fn preview(&self, request: &PreviewRequest<'_>) -> PromotePreview {
+        crate::deliver::preview::preview_promote(request)
     }
 }
 

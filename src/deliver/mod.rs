@@ -12,6 +12,7 @@ mod integrity;
 pub mod ledger;
 pub mod lock;
 pub mod manual;
+pub mod preview;
 pub mod probe_value;
 pub mod record;
 pub mod recovery;

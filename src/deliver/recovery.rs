@@ -8,6 +8,7 @@ use crate::deliver::host::{BlockResult, PromoteHost, StepContext};
 use crate::deliver::integrity;
 use crate::deliver::ledger::{Ledger, Release, ReleaseStatus, RollbackTarget, UnknownState};
 use crate::run::artifact::ArtifactStore;
+use crate::run::eval::Bindings;
 use crate::run::state::NodeStatus;
 use serde_json::json;
 use std::path::Path;
@@ -267,15 +268,7 @@ impl Recovery<'_> {
     /// verification smoke checks the environment serves it.
     fn rollback_context(&self, target: &Release) -> StepContext {
         let mut context = base_context(self.request, &ArtifactRef::from(target));
-        context
-            .bindings
-            .set_string("previous.path", target.path.clone());
-        context
-            .bindings
-            .set_string("previous.digest", target.digest.clone());
-        context
-            .bindings
-            .set_string("previous.version", target.version.clone());
+        bind_previous(&mut context.bindings, target);
         context
             .variables
             .insert("PIPE_PREVIOUS_ARTIFACT".to_string(), target.path.clone());
@@ -285,6 +278,14 @@ impl Recovery<'_> {
     fn log(&self, event: &str, fields: serde_json::Value) -> std::result::Result<(), String> {
         log_event(self.audit, self.request, self.actor, event, fields)
     }
+}
+
+/// `previous.*`: the rollback target a rollback redeploys (`pipe plan` and the dry run show
+/// the rollback action with the same values).
+pub(crate) fn bind_previous(bindings: &mut Bindings, target: &Release) {
+    bindings.set_string("previous.path", target.path.clone());
+    bindings.set_string("previous.digest", target.digest.clone());
+    bindings.set_string("previous.version", target.version.clone());
 }
 
 /// The run whose release `from` is: this run for a promote, the ledger's entry for a rollback

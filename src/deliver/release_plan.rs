@@ -1,11 +1,13 @@
 //! The release plan `pipe plan` prints: for each promote, what the next run would deploy, the
-//! rollback target the ledger holds today, the migration, rollout, watch triggers, rollback
+//! rollback target the engine would record, the migration, rollout, watch triggers, rollback
 //! action and approvers — and, when the last release rolled back, the evidence why.
 
 use crate::compile::plan::{Plan, PromotePlan, StepBlockPlan};
-use crate::deliver::ledger::{Ledger, Release, ReleaseStatus};
+use crate::deliver::ledger::{Ledger, ReleaseStatus};
+use crate::deliver::preview::preview_promote;
 use crate::deliver::probe_value::format_duration;
 use crate::deliver::record::DeliveryRecord;
+use crate::run::delivery::{PreviewRequest, ReleaseSummary};
 use crate::run::eval::{self, Bindings};
 use crate::run::shell_quote;
 use serde::Serialize;
@@ -26,8 +28,12 @@ pub struct PromoteSummary {
     pub protected: bool,
     pub artifact: String,
     pub artifact_path: String,
-    /// The rollback target if the next release fails: the newest stable release today.
-    pub previous_stable: Option<ReleaseRef>,
+    /// The rollback target if the next release fails, decided as the engine decides it: the
+    /// newest stable release whose digest differs from the build's (for an artifact not built
+    /// yet, from a changed build's).
+    pub previous_stable: Option<ReleaseSummary>,
+    /// The target in words: what it was decided for, and the unchanged-build alternative.
+    pub rollback_target: String,
     pub migration: Option<String>,
     pub rollout_steps: Vec<f64>,
     pub rollout_pause: String,
@@ -45,32 +51,25 @@ pub struct PromoteSummary {
     pub state_unknown: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct ReleaseRef {
-    pub version: String,
-    pub digest: String,
-    pub run: String,
+/// Where `pipe plan` reads: the ledgers and the artifacts as the last build left them.
+pub struct Places<'a> {
+    pub state_dir: &'a Path,
+    pub pipeline_dir: &'a Path,
 }
 
-impl From<&Release> for ReleaseRef {
-    fn from(release: &Release) -> ReleaseRef {
-        ReleaseRef {
-            version: release.version.clone(),
-            digest: release.digest.clone(),
-            run: release.run.clone(),
-        }
-    }
-}
-
-/// Builds the release plan from the compiled plan and the ledgers under `state_dir`.
-pub fn release_plan(plan: &Plan, state_dir: &Path, bindings: &Bindings) -> io::Result<ReleasePlan> {
+/// Builds the release plan from the compiled plan, the ledgers and the artifacts on disk.
+pub fn release_plan(
+    plan: &Plan,
+    places: &Places<'_>,
+    bindings: &Bindings,
+) -> io::Result<ReleasePlan> {
     let version = bindings
         .get("pipeline.version")
         .map(eval::display)
         .unwrap_or_default();
     let mut promotes = Vec::new();
     for promote in promotes_in_order(plan) {
-        promotes.push(summarise(plan, promote, state_dir, bindings)?);
+        promotes.push(summarise(plan, promote, places, bindings)?);
     }
     Ok(ReleasePlan {
         pipeline: plan.pipeline.clone(),
@@ -96,23 +95,19 @@ fn promotes_in_order(plan: &Plan) -> Vec<&PromotePlan> {
 fn summarise(
     plan: &Plan,
     promote: &PromotePlan,
-    state_dir: &Path,
+    places: &Places<'_>,
     bindings: &Bindings,
 ) -> io::Result<PromoteSummary> {
+    let state_dir = places.state_dir;
     let ledger = Ledger::load(state_dir, &plan.pipeline, &promote.environment)?;
-    let previous = ledger.current_stable();
-    let mut bindings = bindings.clone();
-    if let Some(environment) = plan.environments.get(&promote.environment) {
-        for (key, value) in &environment.attributes {
-            bindings.set(format!("env.{key}"), value.clone());
-        }
-    }
-    bindings.set_string("env.name", promote.environment.clone());
-    if let Some(release) = previous {
-        bindings.set_string("previous.path", release.path.clone());
-        bindings.set_string("previous.digest", release.digest.clone());
-        bindings.set_string("previous.version", release.version.clone());
-    }
+    let preview = preview_promote(&PreviewRequest {
+        plan,
+        environment: &promote.environment,
+        state_dir,
+        pipeline_dir: places.pipeline_dir,
+        bindings,
+    });
+    let bindings = preview.bindings;
     let watch = promote.watch.as_ref();
     Ok(PromoteSummary {
         environment: promote.environment.clone(),
@@ -123,7 +118,8 @@ fn summarise(
             .get(&promote.artifact)
             .map(|a| a.path.clone())
             .unwrap_or_default(),
-        previous_stable: previous.map(ReleaseRef::from),
+        previous_stable: preview.rollback_target.expected().cloned(),
+        rollback_target: preview.rollback_target.describe(),
         migration: promote
             .migrate
             .as_ref()
@@ -243,14 +239,10 @@ fn render_promote(out: &mut String, p: &PromoteSummary) {
         "artifact",
         &format!("{} ({})", p.artifact, p.artifact_path),
     );
-    let previous = p.previous_stable.as_ref().map_or(
-        "none — a failed first release cannot be rolled back".to_string(),
-        |r| format!("{} ({}, run {})", r.version, r.digest, r.run),
-    );
     if let Some(why) = &p.state_unknown {
         line(out, "STATE UNKNOWN", why);
     }
-    line(out, "previous stable", &previous);
+    line(out, "rollback target", &p.rollback_target);
     line(out, "approval", p.approvers.as_deref().unwrap_or("none"));
     line(out, "migration", p.migration.as_deref().unwrap_or("none"));
     let steps: Vec<String> = p.rollout_steps.iter().map(|s| format!("{s}%")).collect();

@@ -14,9 +14,10 @@ use crate::run::eval::Bindings;
 use crate::run::interrupt::Interrupt;
 use crate::run::process::StepRunner;
 use crate::run::state::NodeStatus;
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,6 +77,111 @@ pub trait DeliveryExecutor: Send + Sync {
         &self,
         request: PromoteRequest,
     ) -> Pin<Box<dyn Future<Output = PromoteOutcome> + Send + '_>>;
+
+    /// What [`DeliveryExecutor::run_promote`] would bind and which rollback target it would
+    /// record, without acting: the dry run prints it. An executor that cannot tell says so.
+    fn preview(&self, request: &PreviewRequest<'_>) -> PromotePreview {
+        PromotePreview {
+            bindings: request.bindings.clone(),
+            rollback_target: TargetPreview::Unreadable(
+                "this delivery executor does not preview".to_string(),
+            ),
+        }
+    }
+}
+
+/// What a preview of one promote reads: nothing is written or created.
+pub struct PreviewRequest<'a> {
+    pub plan: &'a Plan,
+    pub environment: &'a str,
+    pub state_dir: &'a Path,
+    /// Where the artifact's path is resolved, as the build job would write it.
+    pub pipeline_dir: &'a Path,
+    pub bindings: &'a Bindings,
+}
+
+/// A promote as the engine would start it.
+#[derive(Debug, Clone)]
+pub struct PromotePreview {
+    /// The run's bindings plus what delivery adds before any step (`env.*`, and `previous.*`
+    /// of the expected rollback target).
+    pub bindings: Bindings,
+    pub rollback_target: TargetPreview,
+}
+
+/// A release as a preview names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReleaseSummary {
+    pub version: String,
+    pub digest: String,
+    pub run: String,
+}
+
+/// The rollback target the engine would record: the newest stable release whose digest
+/// differs from the one being deployed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetPreview {
+    /// Decided for the artifact as it is on disk now (`digest`); `None`: no such release.
+    ForBuild {
+        digest: String,
+        target: Option<ReleaseSummary>,
+    },
+    /// The artifact is not built yet, so its digest is unknown: the target is `if_changed`,
+    /// or `if_unchanged` when the build reproduces the current stable release's bytes.
+    Unbuilt {
+        if_changed: Option<ReleaseSummary>,
+        if_unchanged: Option<ReleaseSummary>,
+    },
+    /// The ledger cannot be read (or the executor cannot tell).
+    Unreadable(String),
+}
+
+impl TargetPreview {
+    /// The target the preview expects: for the build on disk, else for a changed build.
+    pub fn expected(&self) -> Option<&ReleaseSummary> {
+        match self {
+            TargetPreview::ForBuild { target, .. } => target.as_ref(),
+            TargetPreview::Unbuilt { if_changed, .. } => if_changed.as_ref(),
+            TargetPreview::Unreadable(_) => None,
+        }
+    }
+
+    /// One line for people: the target, and what it was decided for.
+    pub fn describe(&self) -> String {
+        const RULE: &str = "the newest stable release whose digest differs from this build's";
+        let name = |r: &ReleaseSummary| format!("{} ({}, run {})", r.version, r.digest, r.run);
+        match self {
+            TargetPreview::ForBuild {
+                digest,
+                target: Some(target),
+            } => format!(
+                "{}, {RULE} (the artifact as built now: {digest})",
+                name(target)
+            ),
+            TargetPreview::ForBuild {
+                digest,
+                target: None,
+            } => format!(
+                "none: no stable release other than this build's ({digest}) in the ledger (a rollback would be skipped)"
+            ),
+            TargetPreview::Unbuilt {
+                if_changed: None, ..
+            } => "none: no stable release in the ledger yet (a rollback would be skipped)".into(),
+            TargetPreview::Unbuilt {
+                if_changed: Some(changed),
+                if_unchanged,
+            } => {
+                let unchanged = if_unchanged
+                    .as_ref()
+                    .map_or("none (a rollback would be skipped)".to_string(), name);
+                format!(
+                    "{RULE} (not built yet): {}, or {unchanged} if the build is unchanged",
+                    name(changed)
+                )
+            }
+            TargetPreview::Unreadable(why) => format!("unknown: the ledger cannot be read ({why})"),
+        }
+    }
 }
 
 /// One report from delivery to the scheduler.

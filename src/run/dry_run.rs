@@ -3,7 +3,7 @@
 //! rollout steps, watch conditions and the rollback target from the ledger.
 
 use crate::compile::plan::{Node, NodeKind, Plan, PromotePlan, StepBlockPlan};
-use crate::deliver::ledger::Ledger;
+use crate::run::delivery::{DeliveryExecutor, PreviewRequest, PromotePreview, TargetPreview};
 use crate::run::eval::{self, Bindings, format_duration_ms};
 use crate::run::redact::Redactor;
 use crate::run::shell_quote;
@@ -17,6 +17,11 @@ pub struct DryRunInput<'a> {
     pub bindings: &'a Bindings,
     pub redactor: &'a Redactor,
     pub state_dir: &'a Path,
+    /// Where the build writes its artifacts (the pipeline's directory).
+    pub pipeline_dir: &'a Path,
+    /// Decides what a promote binds and its rollback target, as the real run would (`None`:
+    /// promotes are shown unbound and their target unknown, as the run would fail them).
+    pub delivery: Option<&'a dyn DeliveryExecutor>,
     /// `None`: every node.
     pub selected: Option<&'a BTreeSet<String>>,
     pub approvals: &'a [String],
@@ -176,13 +181,8 @@ fn describe_promote(out: &mut String, step: usize, input: &DryRunInput<'_>, prom
         promote.artifact,
         promote.nodes.join(" → ")
     );
-    let mut bindings = input.bindings.clone();
-    bindings.set_string("env.name", env);
-    if let Some(environment) = input.plan.environments.get(env) {
-        for (key, value) in &environment.attributes {
-            bindings.set(format!("env.{key}"), value.clone());
-        }
-    }
+    let preview = preview(input, env);
+    let bindings = preview.bindings;
     describe_when(out, promote.when.as_ref(), &bindings);
     if let Some(approval) = &promote.approval {
         let who = approval
@@ -268,7 +268,7 @@ fn describe_promote(out: &mut String, step: usize, input: &DryRunInput<'_>, prom
     let _ = writeln!(
         out,
         "       rollback target: {}",
-        rollback_target(input, env)
+        preview.rollback_target.describe()
     );
 }
 
@@ -282,17 +282,20 @@ fn describe_block(out: &mut String, name: &str, block: &StepBlockPlan, bindings:
     }
 }
 
-fn rollback_target(input: &DryRunInput<'_>, env: &str) -> String {
-    match Ledger::load(input.state_dir, &input.plan.pipeline, env) {
-        Ok(ledger) => match ledger.current_stable() {
-            Some(release) => format!(
-                "{} ({}), the current stable release",
-                release.version, release.digest
-            ),
-            None => {
-                "none: no stable release in the ledger yet (a rollback would be skipped)".into()
-            }
+/// The promote as the delivery executor would start it.
+fn preview(input: &DryRunInput<'_>, environment: &str) -> PromotePreview {
+    let request = PreviewRequest {
+        plan: input.plan,
+        environment,
+        state_dir: input.state_dir,
+        pipeline_dir: input.pipeline_dir,
+        bindings: input.bindings,
+    };
+    match input.delivery {
+        Some(delivery) => delivery.preview(&request),
+        None => PromotePreview {
+            bindings: input.bindings.clone(),
+            rollback_target: TargetPreview::Unreadable("no delivery executor".to_string()),
         },
-        Err(e) => format!("unknown: the ledger cannot be read ({e})"),
     }
 }
