@@ -2,12 +2,14 @@
 //! verification, the one-line timeline rendering of its records and the evidence report.
 //! Format: docs/audit.md.
 
+mod event;
 pub mod evidence;
 mod log;
 mod record;
 mod timeline;
 mod verify;
 
+pub use event::{AuditEvent, UnknownEvent};
 pub use log::{AUDIT_FILE, AuditLog};
 pub use record::{AuditRecord, GENESIS_HASH, RECOVERY_EVENT};
 pub use timeline::timeline_line;

@@ -264,7 +264,7 @@ pub fn read_events(state_dir: &Path) -> io::Result<Vec<AuditRecord>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::AuditLog;
+    use crate::audit::{AuditEvent, AuditLog};
     use serde_json::json;
     use std::io::Write;
 
@@ -274,7 +274,7 @@ mod tests {
         for index in 0..events {
             log.append(
                 "run-1",
-                "gate_passed",
+                AuditEvent::GatePassed,
                 "ci",
                 json!({"gate": format!("g{index}")}),
             )
@@ -328,7 +328,7 @@ mod tests {
         let (dir, log) = log_with(1);
         log.append(
             "r",
-            "gate_failed",
+            AuditEvent::GateFailed,
             "ci",
             json!({"seq": 99, "hash": "x", "run": "other"}),
         )
@@ -371,8 +371,12 @@ mod tests {
         let (dir, _log) = log_with(3);
         let other = tempfile::tempdir().unwrap();
         let other_log = AuditLog::open(other.path()).unwrap();
-        other_log.append("x", "e", "a", Value::Null).unwrap();
-        other_log.append("x", "e", "a", Value::Null).unwrap();
+        other_log
+            .append("x", AuditEvent::WatchSample, "a", Value::Null)
+            .unwrap();
+        other_log
+            .append("x", AuditEvent::WatchSample, "a", Value::Null)
+            .unwrap();
         let mut all = lines(dir.path());
         all[1] = lines(other.path())[1].clone();
         write_lines(dir.path(), &all);
@@ -400,7 +404,7 @@ mod tests {
         assert_eq!(summary.events, 3);
         assert!(summary.warnings[0].contains("line 4: incomplete last record"));
 
-        log.append("run-2", "run_started", "ci", Value::Null)
+        log.append("run-2", AuditEvent::RunStarted, "ci", Value::Null)
             .unwrap();
         let summary = verify(dir.path()).unwrap();
         assert_eq!(summary.events, 5, "the recovery record and the new event");
@@ -423,7 +427,7 @@ mod tests {
             .unwrap()
             .write_all(b"{\"torn")
             .unwrap();
-        log.append("run-2", "run_started", "ci", Value::Null)
+        log.append("run-2", AuditEvent::RunStarted, "ci", Value::Null)
             .unwrap();
         let mut all = lines(dir.path());
         all[2] = "{\"tors".into();
@@ -441,7 +445,8 @@ mod tests {
         let summary = verify(dir.path()).unwrap();
         assert_eq!(summary.events, 2);
         assert!(summary.warnings[0].contains("no final newline"));
-        log.append("r", "e", "a", Value::Null).unwrap();
+        log.append("r", AuditEvent::WatchSample, "a", Value::Null)
+            .unwrap();
         let summary = verify(dir.path()).unwrap();
         assert_eq!((summary.events, summary.warnings.len()), (3, 0));
     }
@@ -452,7 +457,7 @@ mod tests {
         log.set_secrets(vec!["hunter2".into(), String::new(), "hunter2-long".into()]);
         let fields =
             json!({"command": "deploy --token hunter2-long", "nested": {"list": ["a hunter2 b"]}});
-        log.append("run hunter2", "deploy_started", "ci", fields)
+        log.append("run hunter2", AuditEvent::DeployStarted, "ci", fields)
             .unwrap();
         let text = fs::read_to_string(dir.path().join(AUDIT_FILE)).unwrap();
         assert!(!text.contains("hunter2"), "{text}");
@@ -471,7 +476,7 @@ mod tests {
                     for index in 0..25 {
                         log.append(
                             "r",
-                            "watch_sample",
+                            AuditEvent::WatchSample,
                             "ci",
                             json!({"worker": worker, "i": index}),
                         )
@@ -489,6 +494,9 @@ mod tests {
     #[test]
     fn non_object_fields_are_refused() {
         let (_dir, log) = log_with(0);
-        assert!(log.append("r", "e", "a", json!([1])).is_err());
+        assert!(
+            log.append("r", AuditEvent::WatchSample, "a", json!([1]))
+                .is_err()
+        );
     }
 }
