@@ -492,6 +492,37 @@ mod tests {
     }
 
     #[test]
+    fn an_event_name_this_version_does_not_know_still_verifies_and_shows() {
+        let (dir, log) = log_with(1);
+        let first = read_events(dir.path()).unwrap().remove(0);
+        let Value::Object(object) = json!({
+            "seq": 2, "ts": "2026-11-01T10:00:00.000Z", "run": "r", "actor": "ci",
+            "event": "feature_flag_flipped", "prev": first.hash, "environment": "staging"
+        }) else {
+            panic!("not an object")
+        };
+        let text = crate::audit::record::canonical(&object);
+        let line = crate::audit::record::line_with_hash(&text, &hash_hex(&text));
+        let mut all = lines(dir.path());
+        all.push(line);
+        write_lines(dir.path(), &all);
+        assert_eq!(verify(dir.path()).unwrap().events, 2);
+
+        let events = read_events(dir.path()).unwrap();
+        assert_eq!(events[0].kind(), Some(AuditEvent::GatePassed));
+        assert_eq!(events[1].kind(), None);
+        let shown = crate::audit::timeline_line(&events[1]);
+        assert!(
+            shown.ends_with("ci  feature_flag_flipped  staging"),
+            "{shown}"
+        );
+
+        log.append("r", AuditEvent::RunFinished, "ci", Value::Null)
+            .unwrap();
+        assert_eq!(verify(dir.path()).unwrap().events, 3);
+    }
+
+    #[test]
     fn non_object_fields_are_refused() {
         let (_dir, log) = log_with(0);
         assert!(
