@@ -11,6 +11,6 @@ mod verify;
 
 pub use event::{AuditEvent, UnknownEvent};
 pub use log::{AUDIT_FILE, AuditLog};
-pub use record::{AuditRecord, GENESIS_HASH, RECOVERY_EVENT};
+pub use record::{AuditRecord, GENESIS_HASH};
 pub use timeline::timeline_line;
 pub use verify::{LineProblem, VerifyError, VerifySummary, read_events, verify, verify_bytes};

@@ -12,10 +12,6 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 /// Keys the log itself owns; an event's fields cannot override them.
 pub const RESERVED_KEYS: [&str; 7] = ["seq", "ts", "run", "event", "actor", "prev", "hash"];
 
-/// The name of the event `append` writes when it finds a torn tail left by an interrupted
-/// write.
-pub const RECOVERY_EVENT: &str = AuditEvent::LogRecovered.as_str();
-
 /// One parsed record of the audit log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditRecord {

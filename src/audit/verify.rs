@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use super::event::AuditEvent;
 use super::log::{AUDIT_FILE, describe_torn};
-use super::record::{AuditRecord, GENESIS_HASH, RECOVERY_EVENT, hash_hex};
+use super::record::{AuditRecord, GENESIS_HASH, hash_hex};
 
 /// A log whose chain is intact.
 #[derive(Debug, Clone, PartialEq)]
@@ -179,7 +180,7 @@ impl<'a> Chain<'a> {
             .iter()
             .map(|(_, line, _)| describe_torn(line))
             .collect();
-        let acknowledged = record.event == RECOVERY_EVENT
+        let acknowledged = record.kind() == Some(AuditEvent::LogRecovered)
             && record.fields.get("torn") == Some(&Value::Array(described));
         let pending = std::mem::take(&mut self.unreadable);
         match pending.first() {
@@ -193,8 +194,9 @@ impl<'a> Chain<'a> {
                     .map(|(number, _, _)| number.to_string())
                     .collect();
                 self.warnings.push(format!(
-                    "line {}: torn by an interrupted write, acknowledged by the {RECOVERY_EVENT} record on line {}",
+                    "line {}: torn by an interrupted write, acknowledged by the {} record on line {}",
                     lines.join(", "),
+                    AuditEvent::LogRecovered,
                     record.line
                 ));
                 Ok(())
@@ -264,7 +266,7 @@ pub fn read_events(state_dir: &Path) -> io::Result<Vec<AuditRecord>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::{AuditEvent, AuditLog};
+    use crate::audit::AuditLog;
     use serde_json::json;
     use std::io::Write;
 
@@ -410,7 +412,7 @@ mod tests {
         assert_eq!(summary.events, 5, "the recovery record and the new event");
         assert!(summary.warnings[0].contains("acknowledged by the log_recovered record on line 5"));
         let events = read_events(dir.path()).unwrap();
-        assert_eq!(events[3].event, RECOVERY_EVENT);
+        assert_eq!(events[3].event, AuditEvent::LogRecovered.as_str());
         assert_eq!(
             (events[4].seq, events[4].event.as_str()),
             (5, "run_started")
