@@ -6,7 +6,7 @@ use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use pipe::audit::{AUDIT_FILE, AuditLog};
+use pipe::audit::{AUDIT_FILE, AuditEvent, AuditLog};
 use serde_json::{Value, json};
 
 /// Set in a child copy of this test binary: the state dir it appends to.
@@ -36,7 +36,7 @@ fn write_events(state_dir: &Path, count: usize) {
     for index in 0..count {
         log.append(
             "run-1",
-            "gate_passed",
+            AuditEvent::GatePassed,
             "ci",
             json!({"gate": format!("gate{index}")}),
         )
@@ -142,7 +142,7 @@ fn threads_and_two_processes_appending_at_once_keep_one_chain() {
                 for index in 0..25 {
                     log.append(
                         "parent",
-                        "watch_sample",
+                        AuditEvent::WatchSample,
                         "ci",
                         json!({"t": thread, "i": index}),
                     )
@@ -176,7 +176,7 @@ fn append_from_a_child_process() {
     for index in 0..CHILD_EVENTS {
         log.append(
             "child",
-            "watch_sample",
+            AuditEvent::WatchSample,
             "ci",
             json!({"pid": std::process::id(), "i": index}),
         )
@@ -191,7 +191,8 @@ fn secret_values_never_reach_the_log() {
     log.set_secrets(vec!["s3cr3t-token".into()]);
     let fields = json!({"environment": "staging", "command": "deploy --key s3cr3t-token",
                         "steps": [{"env": {"TOKEN": "s3cr3t-token"}}]});
-    log.append("run-1", "deploy_started", "ci", fields).unwrap();
+    log.append("run-1", AuditEvent::DeployStarted, "ci", fields)
+        .unwrap();
     let text = fs::read_to_string(dir.path().join(AUDIT_FILE)).unwrap();
     assert!(!text.contains("s3cr3t"), "{text}");
     let (code, stdout, _) = audit(&["show"], dir.path());
@@ -204,18 +205,18 @@ fn secret_values_never_reach_the_log() {
 fn show_filters_by_run_and_environment() {
     let dir = tempfile::tempdir().unwrap();
     let log = AuditLog::open(dir.path()).unwrap();
-    log.append("run-a", "run_started", "alice", Value::Null)
+    log.append("run-a", AuditEvent::RunStarted, "alice", Value::Null)
         .unwrap();
     log.append(
         "run-a",
-        "deploy_started",
+        AuditEvent::DeployStarted,
         "alice",
         json!({"environment": "staging"}),
     )
     .unwrap();
     log.append(
         "run-b",
-        "rollback_triggered",
+        AuditEvent::RollbackTriggered,
         "bob",
         json!({"environment": "production", "summary": "error_rate 5% > 1% held 1.0s over 3 samples"}),
     )

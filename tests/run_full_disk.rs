@@ -122,7 +122,7 @@ fn an_audit_append_that_hits_a_full_disk_leaves_the_chain_whole() {
     let error = loop {
         match log.append(
             "run-1",
-            "recovery_verified",
+            pipe::audit::AuditEvent::RecoveryVerified,
             "ci",
             serde_json::json!({"note": field}),
         ) {

@@ -2,6 +2,7 @@
 //! gathered into one report for an auditor (`pipe evidence`), as Markdown or JSON.
 //! Built only from a log whose chain verified; the report names the chain's last hash.
 
+use super::event::AuditEvent;
 use super::record::AuditRecord;
 use super::timeline::details;
 use serde_json::{Value, json};
@@ -9,45 +10,81 @@ use serde_json::{Value, json};
 /// The JSON report's format.
 pub const EVIDENCE_SCHEMA: &str = "pipe.evidence/v1";
 
-/// A section of the report and the audit events it gathers, in report order.
-const SECTIONS: [(&str, &str, &[&str]); 6] = [
-    (
-        "releases",
-        "Releases",
-        &[
-            "deployment_promoted",
-            "release_abandoned",
-            "artifact_verification_failed",
-            "release_unrecorded",
-        ],
-    ),
-    ("gates", "Gates", &["gate_passed", "gate_failed"]),
-    (
-        "approvals",
-        "Approvals",
-        &[
-            "approval_granted",
-            "approval_refused",
-            "staging_first_refused",
-        ],
-    ),
-    ("overrides", "Overrides", &["gate_overridden"]),
-    (
-        "rollbacks",
-        "Rollbacks",
-        &[
-            "rollback_requested",
-            "rollback_triggered",
-            "rollback_started",
-            "rollback_skipped",
-            "rollback_finished",
-            "rollback_failed",
-            "recovery_verified",
-            "recovery_failed",
-        ],
-    ),
-    ("drills", "Drills", &["drill_finished"]),
-];
+/// A section of the report, in report order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Section {
+    Releases,
+    Gates,
+    Approvals,
+    Overrides,
+    Rollbacks,
+    Drills,
+}
+
+impl Section {
+    const ALL: [Section; 6] = [
+        Section::Releases,
+        Section::Gates,
+        Section::Approvals,
+        Section::Overrides,
+        Section::Rollbacks,
+        Section::Drills,
+    ];
+
+    /// The section's key in the JSON report and its Markdown title.
+    fn names(self) -> (&'static str, &'static str) {
+        match self {
+            Section::Releases => ("releases", "Releases"),
+            Section::Gates => ("gates", "Gates"),
+            Section::Approvals => ("approvals", "Approvals"),
+            Section::Overrides => ("overrides", "Overrides"),
+            Section::Rollbacks => ("rollbacks", "Rollbacks"),
+            Section::Drills => ("drills", "Drills"),
+        }
+    }
+}
+
+/// The section that reports `event`, or `None` for the events an auditor's report leaves
+/// out (the run's own progress, samples and bookkeeping: `pipe audit show` lists them).
+/// Exhaustive on purpose: a new event does not compile until it is placed here.
+fn section_of(event: AuditEvent) -> Option<Section> {
+    use AuditEvent as E;
+    match event {
+        E::DeploymentPromoted
+        | E::ReleaseAbandoned
+        | E::ArtifactVerificationFailed
+        | E::ReleaseUnrecorded => Some(Section::Releases),
+        E::GatePassed | E::GateFailed => Some(Section::Gates),
+        E::ApprovalGranted | E::ApprovalRefused | E::StagingFirstRefused => {
+            Some(Section::Approvals)
+        }
+        E::GateOverridden => Some(Section::Overrides),
+        E::RollbackRequested
+        | E::RollbackTriggered
+        | E::RollbackStarted
+        | E::RollbackSkipped
+        | E::RollbackFinished
+        | E::RollbackFailed
+        | E::RecoveryVerified
+        | E::RecoveryFailed => Some(Section::Rollbacks),
+        E::DrillFinished => Some(Section::Drills),
+        E::RunStarted
+        | E::RunFinished
+        | E::ResumeForced
+        | E::ArtifactStored
+        | E::LockAcquired
+        | E::PreviousStableRecorded
+        | E::MigrationStarted
+        | E::DeployStarted
+        | E::SmokeFailed
+        | E::WatchSample
+        | E::WatchWarning
+        | E::RepromoteAfterInterrupt
+        | E::RollbackResumed
+        | E::DrillStarted
+        | E::LogRecovered => None,
+    }
+}
 
 /// The chain the report was built from.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,13 +112,14 @@ pub fn gather<'r>(
         Some(since) => chrono::DateTime::parse_from_rfc3339(&record.ts)
             .is_ok_and(|ts| ts.with_timezone(&chrono::Utc) >= *since),
     };
-    let sections = SECTIONS
+    let sections = Section::ALL
         .iter()
-        .map(|&(key, title, events)| {
+        .map(|&section| {
             let chosen = records
                 .iter()
-                .filter(|r| events.contains(&r.event.as_str()) && in_period(r))
+                .filter(|r| r.kind().and_then(section_of) == Some(section) && in_period(r))
                 .collect();
+            let (key, title) = section.names();
             (key, title, chosen)
         })
         .collect();
@@ -155,6 +193,7 @@ fn cell(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
 
     fn record(seq: u64, ts: &str, event: &str, fields: Value) -> AuditRecord {
         let Value::Object(fields) = fields else {
@@ -229,6 +268,45 @@ mod tests {
         assert_eq!(section(&evidence, "drills")[0].seq, 5);
         let all: usize = evidence.sections.iter().map(|(_, _, r)| r.len()).sum();
         assert_eq!(all, 4, "run_started belongs to no section");
+    }
+
+    /// The backticked event names in the documented row of one section.
+    fn documented(title: &str) -> BTreeSet<String> {
+        let docs = include_str!("../../docs/audit.md");
+        let row = docs
+            .lines()
+            .find(|line| line.starts_with(&format!("| {title} |")))
+            .unwrap();
+        row.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn each_section_gathers_exactly_the_documented_events() {
+        for section in Section::ALL {
+            let (_, title) = section.names();
+            let reported: BTreeSet<String> = AuditEvent::ALL
+                .iter()
+                .filter(|&&event| section_of(event) == Some(section))
+                .map(|event| event.as_str().to_string())
+                .collect();
+            assert_eq!(reported, documented(title), "{title}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_event_name_is_kept_out_of_every_section() {
+        let records = vec![record(
+            1,
+            "2026-11-01T10:00:00Z",
+            "deployment_promotedd",
+            json!({"environment": "staging"}),
+        )];
+        let evidence = gather(&records, None, chain());
+        assert!(evidence.sections.iter().all(|(_, _, r)| r.is_empty()));
     }
 
     #[test]

@@ -12,9 +12,9 @@ use nix::fcntl::{Flock, FlockArg};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
+use super::event::AuditEvent;
 use super::record::{
-    AuditRecord, GENESIS_HASH, RECOVERY_EVENT, RESERVED_KEYS, canonical, hash_hex, line_with_hash,
-    redact,
+    AuditRecord, GENESIS_HASH, RESERVED_KEYS, canonical, hash_hex, line_with_hash, redact,
 };
 use super::verify::parse_record;
 
@@ -84,7 +84,13 @@ impl AuditLog {
     /// before the action proceeds. `fields` (a JSON object, or null for none) is merged into
     /// the record; the reserved keys (`seq`, `ts`, `run`, `event`, `actor`, `prev`, `hash`)
     /// in it are ignored.
-    pub fn append(&self, run: &str, event: &str, actor: &str, fields: Value) -> io::Result<()> {
+    pub fn append(
+        &self,
+        run: &str,
+        event: AuditEvent,
+        actor: &str,
+        fields: Value,
+    ) -> io::Result<()> {
         let fields = match fields {
             Value::Object(object) => object,
             Value::Null => Map::new(),
@@ -173,7 +179,7 @@ struct Tail {
 fn lines_to_append(
     tail: &Tail,
     run: &str,
-    event: &str,
+    event: AuditEvent,
     actor: &str,
     fields: Map<String, Value>,
     secrets: &[String],
@@ -190,7 +196,15 @@ fn lines_to_append(
         let torn: Vec<Value> = tail.torn.iter().map(|line| describe_torn(line)).collect();
         let mut recovery = Map::new();
         recovery.insert("torn".into(), Value::Array(torn));
-        let (line, hash) = record_line(seq + 1, &prev, run, RECOVERY_EVENT, "pipe", recovery, &[]);
+        let (line, hash) = record_line(
+            seq + 1,
+            &prev,
+            run,
+            AuditEvent::LogRecovered,
+            "pipe",
+            recovery,
+            &[],
+        );
         text.push_str(&line);
         text.push('\n');
         (seq, prev) = (seq + 1, hash);
@@ -211,7 +225,7 @@ fn record_line(
     seq: u64,
     prev: &str,
     run: &str,
-    event: &str,
+    event: AuditEvent,
     actor: &str,
     fields: Map<String, Value>,
     secrets: &[String],
@@ -221,7 +235,7 @@ fn record_line(
         .filter(|(key, _)| !RESERVED_KEYS.contains(&key.as_str()))
         .collect();
     object.insert("run".into(), run.into());
-    object.insert("event".into(), event.into());
+    object.insert("event".into(), event.as_str().into());
     object.insert("actor".into(), actor.into());
     let mut value = Value::Object(object);
     redact(&mut value, secrets);
@@ -330,13 +344,17 @@ mod tests {
     fn opening_refuses_a_chain_that_does_not_verify_and_names_the_line() {
         let dir = tempfile::tempdir().unwrap();
         let log = AuditLog::open(dir.path()).unwrap();
-        for event in ["a", "b", "c"] {
+        for event in [
+            AuditEvent::RunStarted,
+            AuditEvent::GatePassed,
+            AuditEvent::RunFinished,
+        ] {
             log.append("run-1", event, "ci", Value::Null).unwrap();
         }
         let text = fs::read_to_string(log.path()).unwrap();
         fs::write(
             log.path(),
-            text.replacen("\"event\":\"b\"", "\"event\":\"x\"", 1),
+            text.replacen("\"event\":\"gate_passed\"", "\"event\":\"gate_failed\"", 1),
         )
         .unwrap();
         let error = AuditLog::open(dir.path()).unwrap_err().to_string();
@@ -350,13 +368,19 @@ mod tests {
     fn opening_accepts_a_torn_tail_that_the_next_append_acknowledges() {
         let dir = tempfile::tempdir().unwrap();
         let log = AuditLog::open(dir.path()).unwrap();
-        log.append("run-1", "a", "ci", Value::Null).unwrap();
+        log.append("run-1", AuditEvent::RunStarted, "ci", Value::Null)
+            .unwrap();
         let mut file = OpenOptions::new().append(true).open(log.path()).unwrap();
         file.write_all(b"{\"seq\":2,\"ts\n").unwrap();
         let reopened = AuditLog::open(dir.path()).unwrap();
-        reopened.append("run-2", "b", "ci", Value::Null).unwrap();
+        reopened
+            .append("run-2", AuditEvent::RunFinished, "ci", Value::Null)
+            .unwrap();
         let summary = super::super::verify::verify(dir.path()).unwrap();
-        assert_eq!(summary.events, 3, "a, log_recovered, b");
+        assert_eq!(
+            summary.events, 3,
+            "run_started, log_recovered, run_finished"
+        );
     }
 
     #[test]

@@ -2,13 +2,15 @@
 //! verification, the one-line timeline rendering of its records and the evidence report.
 //! Format: docs/audit.md.
 
+mod event;
 pub mod evidence;
 mod log;
 mod record;
 mod timeline;
 mod verify;
 
+pub use event::{AuditEvent, UnknownEvent};
 pub use log::{AUDIT_FILE, AuditLog};
-pub use record::{AuditRecord, GENESIS_HASH, RECOVERY_EVENT};
+pub use record::{AuditRecord, GENESIS_HASH};
 pub use timeline::timeline_line;
 pub use verify::{LineProblem, VerifyError, VerifySummary, read_events, verify, verify_bytes};

@@ -4,14 +4,13 @@
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use super::event::AuditEvent;
+
 /// The `prev` of the first record: there is no previous hash.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Keys the log itself owns; an event's fields cannot override them.
 pub const RESERVED_KEYS: [&str; 7] = ["seq", "ts", "run", "event", "actor", "prev", "hash"];
-
-/// The event `append` writes when it finds a torn tail left by an interrupted write.
-pub const RECOVERY_EVENT: &str = "log_recovered";
 
 /// One parsed record of the audit log.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +32,11 @@ impl AuditRecord {
     /// The event field `key` as a string, if it is one.
     pub fn field_str(&self, key: &str) -> Option<&str> {
         self.fields.get(key).and_then(Value::as_str)
+    }
+
+    /// The record's event as a variant; `None` for a name this version does not know.
+    pub fn kind(&self) -> Option<AuditEvent> {
+        self.event.parse().ok()
     }
 
     /// The environment the event concerns (its `environment` field), if any.

@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use super::event::AuditEvent;
 use super::log::{AUDIT_FILE, describe_torn};
-use super::record::{AuditRecord, GENESIS_HASH, RECOVERY_EVENT, hash_hex};
+use super::record::{AuditRecord, GENESIS_HASH, hash_hex};
 
 /// A log whose chain is intact.
 #[derive(Debug, Clone, PartialEq)]
@@ -179,7 +180,7 @@ impl<'a> Chain<'a> {
             .iter()
             .map(|(_, line, _)| describe_torn(line))
             .collect();
-        let acknowledged = record.event == RECOVERY_EVENT
+        let acknowledged = record.kind() == Some(AuditEvent::LogRecovered)
             && record.fields.get("torn") == Some(&Value::Array(described));
         let pending = std::mem::take(&mut self.unreadable);
         match pending.first() {
@@ -193,8 +194,9 @@ impl<'a> Chain<'a> {
                     .map(|(number, _, _)| number.to_string())
                     .collect();
                 self.warnings.push(format!(
-                    "line {}: torn by an interrupted write, acknowledged by the {RECOVERY_EVENT} record on line {}",
+                    "line {}: torn by an interrupted write, acknowledged by the {} record on line {}",
                     lines.join(", "),
+                    AuditEvent::LogRecovered,
                     record.line
                 ));
                 Ok(())
@@ -274,7 +276,7 @@ mod tests {
         for index in 0..events {
             log.append(
                 "run-1",
-                "gate_passed",
+                AuditEvent::GatePassed,
                 "ci",
                 json!({"gate": format!("g{index}")}),
             )
@@ -328,7 +330,7 @@ mod tests {
         let (dir, log) = log_with(1);
         log.append(
             "r",
-            "gate_failed",
+            AuditEvent::GateFailed,
             "ci",
             json!({"seq": 99, "hash": "x", "run": "other"}),
         )
@@ -371,8 +373,12 @@ mod tests {
         let (dir, _log) = log_with(3);
         let other = tempfile::tempdir().unwrap();
         let other_log = AuditLog::open(other.path()).unwrap();
-        other_log.append("x", "e", "a", Value::Null).unwrap();
-        other_log.append("x", "e", "a", Value::Null).unwrap();
+        other_log
+            .append("x", AuditEvent::WatchSample, "a", Value::Null)
+            .unwrap();
+        other_log
+            .append("x", AuditEvent::WatchSample, "a", Value::Null)
+            .unwrap();
         let mut all = lines(dir.path());
         all[1] = lines(other.path())[1].clone();
         write_lines(dir.path(), &all);
@@ -400,13 +406,13 @@ mod tests {
         assert_eq!(summary.events, 3);
         assert!(summary.warnings[0].contains("line 4: incomplete last record"));
 
-        log.append("run-2", "run_started", "ci", Value::Null)
+        log.append("run-2", AuditEvent::RunStarted, "ci", Value::Null)
             .unwrap();
         let summary = verify(dir.path()).unwrap();
         assert_eq!(summary.events, 5, "the recovery record and the new event");
         assert!(summary.warnings[0].contains("acknowledged by the log_recovered record on line 5"));
         let events = read_events(dir.path()).unwrap();
-        assert_eq!(events[3].event, RECOVERY_EVENT);
+        assert_eq!(events[3].event, AuditEvent::LogRecovered.as_str());
         assert_eq!(
             (events[4].seq, events[4].event.as_str()),
             (5, "run_started")
@@ -423,7 +429,7 @@ mod tests {
             .unwrap()
             .write_all(b"{\"torn")
             .unwrap();
-        log.append("run-2", "run_started", "ci", Value::Null)
+        log.append("run-2", AuditEvent::RunStarted, "ci", Value::Null)
             .unwrap();
         let mut all = lines(dir.path());
         all[2] = "{\"tors".into();
@@ -441,7 +447,8 @@ mod tests {
         let summary = verify(dir.path()).unwrap();
         assert_eq!(summary.events, 2);
         assert!(summary.warnings[0].contains("no final newline"));
-        log.append("r", "e", "a", Value::Null).unwrap();
+        log.append("r", AuditEvent::WatchSample, "a", Value::Null)
+            .unwrap();
         let summary = verify(dir.path()).unwrap();
         assert_eq!((summary.events, summary.warnings.len()), (3, 0));
     }
@@ -452,7 +459,7 @@ mod tests {
         log.set_secrets(vec!["hunter2".into(), String::new(), "hunter2-long".into()]);
         let fields =
             json!({"command": "deploy --token hunter2-long", "nested": {"list": ["a hunter2 b"]}});
-        log.append("run hunter2", "deploy_started", "ci", fields)
+        log.append("run hunter2", AuditEvent::DeployStarted, "ci", fields)
             .unwrap();
         let text = fs::read_to_string(dir.path().join(AUDIT_FILE)).unwrap();
         assert!(!text.contains("hunter2"), "{text}");
@@ -471,7 +478,7 @@ mod tests {
                     for index in 0..25 {
                         log.append(
                             "r",
-                            "watch_sample",
+                            AuditEvent::WatchSample,
                             "ci",
                             json!({"worker": worker, "i": index}),
                         )
@@ -487,8 +494,42 @@ mod tests {
     }
 
     #[test]
+    fn an_event_name_this_version_does_not_know_still_verifies_and_shows() {
+        let (dir, log) = log_with(1);
+        let first = read_events(dir.path()).unwrap().remove(0);
+        let Value::Object(object) = json!({
+            "seq": 2, "ts": "2026-11-01T10:00:00.000Z", "run": "r", "actor": "ci",
+            "event": "feature_flag_flipped", "prev": first.hash, "environment": "staging"
+        }) else {
+            panic!("not an object")
+        };
+        let text = crate::audit::record::canonical(&object);
+        let line = crate::audit::record::line_with_hash(&text, &hash_hex(&text));
+        let mut all = lines(dir.path());
+        all.push(line);
+        write_lines(dir.path(), &all);
+        assert_eq!(verify(dir.path()).unwrap().events, 2);
+
+        let events = read_events(dir.path()).unwrap();
+        assert_eq!(events[0].kind(), Some(AuditEvent::GatePassed));
+        assert_eq!(events[1].kind(), None);
+        let shown = crate::audit::timeline_line(&events[1]);
+        assert!(
+            shown.ends_with("ci  feature_flag_flipped  staging"),
+            "{shown}"
+        );
+
+        log.append("r", AuditEvent::RunFinished, "ci", Value::Null)
+            .unwrap();
+        assert_eq!(verify(dir.path()).unwrap().events, 3);
+    }
+
+    #[test]
     fn non_object_fields_are_refused() {
         let (_dir, log) = log_with(0);
-        assert!(log.append("r", "e", "a", json!([1])).is_err());
+        assert!(
+            log.append("r", AuditEvent::WatchSample, "a", json!([1]))
+                .is_err()
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Step 4 of §11 inside a promote: counting approvals against the policy, auditing grants
 //! and refusals, asking on a terminal, and stopping (exit 3) until the quorum is met.
 
+use crate::audit::AuditEvent;
 use crate::compile::plan::ApprovalPlan;
 use crate::deliver::approval;
 use crate::deliver::engine::{DeliveryOutcome, Promotion, log_event};
@@ -55,7 +56,7 @@ impl Promotion<'_> {
                     self.audit,
                     self.request,
                     approver,
-                    "approval_granted",
+                    AuditEvent::ApprovalGranted,
                     json!({
                         "version": self.request.artifact.version,
                         "digest": self.request.artifact.digest,
@@ -84,7 +85,7 @@ impl Promotion<'_> {
                     self.audit,
                     self.request,
                     approver,
-                    "approval_refused",
+                    AuditEvent::ApprovalRefused,
                     json!({"reason": refusal.to_string()}),
                 )?;
                 self.host

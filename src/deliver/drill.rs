@@ -4,7 +4,7 @@
 //! The result is audited (`drill_started`, `drill_finished`) and kept as an evidence record
 //! under `.pipe/evidence/drills/`, so "we can restore within two minutes" is a measured fact.
 
-use crate::audit::AuditLog;
+use crate::audit::{AuditEvent, AuditLog};
 use crate::compile::plan::{DrillPlan, StepBlockPlan};
 use crate::deliver::lock;
 use crate::deliver::probe_value::format_duration;
@@ -114,7 +114,7 @@ pub fn run_drill(
     log(
         request,
         audit,
-        "drill_started",
+        AuditEvent::DrillStarted,
         json!({
             "rto_ms": drill.rto_ms,
             "rpo_ms": drill.rpo_ms,
@@ -145,7 +145,7 @@ pub fn run_drill(
     if let Some(object) = fields.as_object_mut() {
         object.insert("summary".into(), report.summary().into());
     }
-    log(request, audit, "drill_finished", fields)?;
+    log(request, audit, AuditEvent::DrillFinished, fields)?;
     let path = store_evidence(request.state_dir, &report)?;
     Ok((report, path))
 }
@@ -245,7 +245,7 @@ fn now_rfc3339() -> String {
 fn log(
     request: &DrillRequest,
     audit: &AuditLog,
-    event: &str,
+    event: AuditEvent,
     mut fields: serde_json::Value,
 ) -> Result<(), String> {
     if let Some(object) = fields.as_object_mut() {

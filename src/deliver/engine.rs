@@ -2,7 +2,7 @@
 //! → staging first → approval → migrate → per rollout step deploy, smoke, watch for `pause`
 //! → final watch → record. Any failure or interrupt after the deploy began goes to `recovery`.
 
-use crate::audit::AuditLog;
+use crate::audit::{AuditEvent, AuditLog};
 use crate::compile::plan::{EnvironmentPlan, Literal, PromotePlan, StepBlockPlan};
 use crate::deliver::host::{BlockResult, PromoteHost, StepContext};
 use crate::deliver::integrity;
@@ -234,7 +234,7 @@ impl<'a> Promotion<'a> {
         audit
             .append(
                 &request.run_id,
-                "lock_acquired",
+                AuditEvent::LockAcquired,
                 &request.actor,
                 json!({"environment": environment}),
             )
@@ -266,7 +266,7 @@ impl<'a> Promotion<'a> {
     fn record_previous_stable(&self) -> Result<(), String> {
         let previous = self.previous.as_ref();
         self.log(
-            "previous_stable_recorded",
+            AuditEvent::PreviousStableRecorded,
             json!({
                 "version": self.request.artifact.version,
                 "digest": self.request.artifact.digest,
@@ -336,7 +336,7 @@ impl<'a> Promotion<'a> {
             );
             self.host.say(&format!("[{environment}] {summary}"));
             return self.log(
-                "repromote_after_interrupt",
+                AuditEvent::RepromoteAfterInterrupt,
                 json!({"version": artifact.version, "digest": artifact.digest, "summary": summary}),
             );
         }
@@ -387,7 +387,7 @@ impl<'a> Promotion<'a> {
                 &names
             },
         );
-        self.log("staging_first_refused", json!({"reason": reason}))?;
+        self.log(AuditEvent::StagingFirstRefused, json!({"reason": reason}))?;
         Err(reason)
     }
 
@@ -432,7 +432,7 @@ impl<'a> Promotion<'a> {
             return Ok(());
         };
         let kind = format!("{:?}", migrate.kind).to_lowercase();
-        self.log_stop("migration_started", json!({"kind": kind}))?;
+        self.log_stop(AuditEvent::MigrationStarted, json!({"kind": kind}))?;
         self.run_node("migrate", &migrate.block, self.forward_context(None))
     }
 
@@ -463,7 +463,7 @@ impl<'a> Promotion<'a> {
         }
         let artifact = &self.request.artifact;
         self.log_stop(
-            "deploy_started",
+            AuditEvent::DeployStarted,
             json!({
                 "version": artifact.version,
                 "digest": artifact.digest,
@@ -482,7 +482,7 @@ impl<'a> Promotion<'a> {
         };
         let result = self.run_node("smoke", &smoke, self.forward_context(None));
         if let Err(Stop::Failed(reason)) = &result {
-            self.log_stop("smoke_failed", json!({"reason": reason}))?;
+            self.log_stop(AuditEvent::SmokeFailed, json!({"reason": reason}))?;
         }
         result
     }
@@ -507,7 +507,7 @@ impl<'a> Promotion<'a> {
             WatchEnd::Interrupted => Err(Stop::Interrupted),
             WatchEnd::Breached(decision) => {
                 self.log_stop(
-                    "rollback_triggered",
+                    AuditEvent::RollbackTriggered,
                     json!({
                         "condition": decision.condition,
                         "observed": decision.observed,
@@ -631,13 +631,13 @@ impl<'a> Promotion<'a> {
             );
             self.host.say(&format!("error: {reason}"));
             // Best effort: on a full disk the audit log cannot take the reason either.
-            if let Err(why) = self.log("release_unrecorded", json!({"reason": reason})) {
+            if let Err(why) = self.log(AuditEvent::ReleaseUnrecorded, json!({"reason": reason})) {
                 self.host.say(&format!("error: {why}"));
             }
             return DeliveryOutcome::RollbackFailed { reason };
         }
         let logged = self.log(
-            "deployment_promoted",
+            AuditEvent::DeploymentPromoted,
             json!({
                 "service": self.request.pipeline,
                 "version": artifact.version,
@@ -723,11 +723,11 @@ impl<'a> Promotion<'a> {
         }
     }
 
-    pub(crate) fn log(&self, event: &str, fields: serde_json::Value) -> Result<(), String> {
+    pub(crate) fn log(&self, event: AuditEvent, fields: serde_json::Value) -> Result<(), String> {
         log_event(self.audit, self.request, &self.request.actor, event, fields)
     }
 
-    fn log_stop(&self, event: &str, fields: serde_json::Value) -> Result<(), Stop> {
+    fn log_stop(&self, event: AuditEvent, fields: serde_json::Value) -> Result<(), Stop> {
         self.log(event, fields).map_err(Stop::Broken)
     }
 }
@@ -737,7 +737,7 @@ pub(crate) fn log_event(
     audit: &AuditLog,
     request: &PromoteRequest,
     actor: &str,
-    event: &str,
+    event: AuditEvent,
     fields: serde_json::Value,
 ) -> Result<(), String> {
     let mut fields = fields;
@@ -770,7 +770,7 @@ fn abandon_stale_deploys(
             audit,
             request,
             &request.actor,
-            "release_abandoned",
+            AuditEvent::ReleaseAbandoned,
             json!({
                 "version": release.version,
                 "digest": release.digest,

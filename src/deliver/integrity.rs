@@ -1,7 +1,7 @@
 //! The check every use of a stored artifact passes first: re-hash the copy about to be deployed
 //! or rolled back to, and refuse (audited as `artifact_verification_failed`) when it changed.
 
-use crate::audit::AuditLog;
+use crate::audit::{AuditEvent, AuditLog};
 use crate::deliver::engine::{PromoteRequest, log_event};
 use crate::run::artifact::{VerifyError, verify_path};
 use serde_json::json;
@@ -32,7 +32,7 @@ pub(crate) fn verify_before_use(
         audit,
         request,
         actor,
-        "artifact_verification_failed",
+        AuditEvent::ArtifactVerificationFailed,
         fields,
     )?;
     Err(format!("{why}; refusing to {action} it"))

@@ -2,7 +2,7 @@
 //! verification as an automatic rollback, no gates and no approvals; it redeploys a stored
 //! immutable artifact from the ledger and never rebuilds.
 
-use crate::audit::AuditLog;
+use crate::audit::{AuditEvent, AuditLog};
 use crate::deliver::engine::{ArtifactRef, PromoteRequest, log_event, take_lock};
 use crate::deliver::host::PromoteHost;
 use crate::deliver::ledger::{Ledger, Release, ReleaseStatus, UnknownState};
@@ -51,7 +51,7 @@ pub fn rollback_by_hand(
         audit,
         request,
         &request.actor,
-        "rollback_requested",
+        AuditEvent::RollbackRequested,
         json!({
             "from_version": from.version,
             "to_version": target.version,

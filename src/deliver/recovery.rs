@@ -2,7 +2,7 @@
 //! again to verify the environment serves it, with the ledger and audit log updated at each
 //! step. Shared by an automatic rollback and by `pipe rollback ENV` by hand.
 
-use crate::audit::AuditLog;
+use crate::audit::{AuditEvent, AuditLog};
 use crate::deliver::engine::{ArtifactRef, PromoteRequest, base_context, log_event, now};
 use crate::deliver::host::{BlockResult, PromoteHost, StepContext};
 use crate::deliver::integrity;
@@ -50,7 +50,7 @@ impl Recovery<'_> {
             from.version, target.version
         ));
         let started = self.log(
-            "rollback_started",
+            AuditEvent::RollbackStarted,
             json!({
                 "from_version": from.version,
                 "from_digest": from.digest,
@@ -100,7 +100,7 @@ impl Recovery<'_> {
             }
         }
         if let Err(why) = self.log(
-            "rollback_finished",
+            AuditEvent::RollbackFinished,
             json!({"version": target.version, "digest": target.digest}),
         ) {
             return self.fail(ledger, from, why);
@@ -121,7 +121,7 @@ impl Recovery<'_> {
                 "recovery unverified: promote {environment} has no smoke block to check that {} serves again",
                 target.version
             );
-            let _ = self.log("recovery_failed", json!({"reason": why}));
+            let _ = self.log(AuditEvent::RecoveryFailed, json!({"reason": why}));
             return self.fail(ledger, from, why);
         };
         let node = format!("{environment}.smoke");
@@ -129,17 +129,17 @@ impl Recovery<'_> {
             BlockResult::Succeeded => {}
             BlockResult::Failed(why) => {
                 let why = format!("recovery verification (smoke) failed: {why}");
-                let _ = self.log("recovery_failed", json!({"reason": why}));
+                let _ = self.log(AuditEvent::RecoveryFailed, json!({"reason": why}));
                 return self.fail(ledger, from, why);
             }
             BlockResult::Interrupted => {
                 let why = "recovery verification was interrupted".to_string();
-                let _ = self.log("recovery_failed", json!({"reason": why}));
+                let _ = self.log(AuditEvent::RecoveryFailed, json!({"reason": why}));
                 return self.fail(ledger, from, why);
             }
         }
         let recorded = self.log(
-            "recovery_verified",
+            AuditEvent::RecoveryVerified,
             json!({
                 "version": target.version,
                 "digest": target.digest,
@@ -185,7 +185,7 @@ impl Recovery<'_> {
         self.host
             .say(&format!("warning: [{environment}] {summary}"));
         let logged = self.log(
-            "rollback_resumed",
+            AuditEvent::RollbackResumed,
             json!({
                 "from_version": from.version,
                 "from_digest": from.digest,
@@ -235,7 +235,7 @@ impl Recovery<'_> {
             from.version
         );
         self.host.say(&format!("warning: {warning}"));
-        let _ = self.log("rollback_skipped", json!({"reason": warning}));
+        let _ = self.log(AuditEvent::RollbackSkipped, json!({"reason": warning}));
         let _ = ledger.mark(
             &from_run(from, ledger),
             &from.digest,
@@ -275,7 +275,7 @@ impl Recovery<'_> {
         context
     }
 
-    fn log(&self, event: &str, fields: serde_json::Value) -> std::result::Result<(), String> {
+    fn log(&self, event: AuditEvent, fields: serde_json::Value) -> std::result::Result<(), String> {
         log_event(self.audit, self.request, self.actor, event, fields)
     }
 }

@@ -2,6 +2,7 @@
 //! the watch rules (`deliver::watch`), keeps the samples in the delivery record, audits
 //! warnings, and stops at the first rollback decision or interrupt.
 
+use crate::audit::AuditEvent;
 use crate::compile::plan::{ProbePlan, WatchPlan};
 use crate::deliver::engine::Promotion;
 use crate::deliver::host::StepContext;
@@ -163,7 +164,7 @@ fn warn(promotion: &Promotion<'_>, decision: &Decision) {
         decision.evidence
     ));
     let logged = promotion.log(
-        "watch_warning",
+        AuditEvent::WatchWarning,
         json!({
             "condition": decision.condition,
             "observed": decision.observed,

@@ -2,7 +2,7 @@
 //! through the delivery executor), skips what a failure blocks, records every transition in the
 //! run state, and ends when nothing more can run.
 
-use crate::audit::AuditLog;
+use crate::audit::{AuditEvent, AuditLog};
 use crate::compile::plan::{Node, NodeKind, Plan};
 use crate::run::artifact::{ArtifactStore, Provenance};
 use crate::run::console::Console;
@@ -435,7 +435,7 @@ impl Scheduler {
                 replaced.quarantine.display()
             );
             fields["summary"] = json!(summary);
-            self.audit("artifact_verification_failed", fields);
+            self.audit(AuditEvent::ArtifactVerificationFailed, fields);
             let warning = format!("warning: {summary}");
             self.setup
                 .console
@@ -444,7 +444,7 @@ impl Scheduler {
         let artifacts = result.artifacts.clone();
         for artifact in &artifacts {
             let recorded = self.audit(
-                "artifact_stored",
+                AuditEvent::ArtifactStored,
                 json!({"artifact": artifact.name, "digest": artifact.digest, "size": artifact.size,
                        "node": id, "version": artifact.version, "git_sha": artifact.git_sha}),
             );
@@ -505,7 +505,7 @@ impl Scheduler {
         }
         if verdict.passed() {
             if self.audit(
-                "gate_passed",
+                AuditEvent::GatePassed,
                 json!({"gate": id, "warnings": verdict.warnings}),
             ) {
                 self.finish_node(&id, NodeStatus::Succeeded, None, |_| {});
@@ -525,7 +525,7 @@ impl Scheduler {
         match granted {
             Some(granted) => {
                 if !self.audit(
-                    "gate_overridden",
+                    AuditEvent::GateOverridden,
                     json!({"gate": id, "reason": granted.reason, "approver": granted.approver,
                            "failures": verdict.failures}),
                 ) {
@@ -548,7 +548,7 @@ impl Scheduler {
             }
             None => {
                 self.audit(
-                    "gate_failed",
+                    AuditEvent::GateFailed,
                     json!({"gate": id, "failures": verdict.failures}),
                 );
                 self.worst_exit = self.worst_exit.max(1);
@@ -791,7 +791,7 @@ impl Scheduler {
 
     /// Appends to the audit log; false (and the run fails) when it could not be written, so
     /// the caller does not proceed with what the record would have covered.
-    fn audit(&mut self, event: &str, fields: serde_json::Value) -> bool {
+    fn audit(&mut self, event: AuditEvent, fields: serde_json::Value) -> bool {
         let Some(audit) = &self.setup.audit else {
             return true;
         };
@@ -859,7 +859,7 @@ impl Scheduler {
             state.finished_at = Some(now_rfc3339());
         }
         let fields = json!({"status": status, "exit_code": status.exit_code()});
-        if !self.audit("run_finished", fields) {
+        if !self.audit(AuditEvent::RunFinished, fields) {
             status = failed_if_succeeded(status);
             self.state().status = status;
         }

@@ -2,7 +2,7 @@
 //! ([`resume_run`]) — selection, overrides, secrets, bindings, the run directory — then the
 //! scheduler.
 
-use crate::audit::AuditLog;
+use crate::audit::{AuditEvent, AuditLog};
 use crate::compile::plan::Plan;
 use crate::diagnostics::suggest;
 use crate::run::artifact::ArtifactStore;
@@ -261,7 +261,7 @@ fn check_checkout(
         "summary": format!("resume forced although {shown} no longer matches the stored plan"),
     });
     audit
-        .append(run, "resume_forced", &state.initiator, fields)
+        .append(run, AuditEvent::ResumeForced, &state.initiator, fields)
         .map_err(|e| format!("cannot write the audit log: {e}"))
 }
 
@@ -470,7 +470,12 @@ fn open_audit(
         "overrides": state.overrides,
     });
     audit
-        .append(&state.run_id, "run_started", &state.initiator, fields)
+        .append(
+            &state.run_id,
+            AuditEvent::RunStarted,
+            &state.initiator,
+            fields,
+        )
         .map_err(|e| format!("cannot write the audit log: {e}"))?;
     Ok(Some(Arc::new(audit)))
 }
