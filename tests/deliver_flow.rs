@@ -221,6 +221,20 @@ fn a_failing_rollback_exits_4() {
         "{}",
         text(&by_hand)
     );
+    // Both failures are on the record with their reason, not only a `rollback_started`.
+    let failures: Vec<_> = project
+        .audit_events()
+        .into_iter()
+        .filter(|e| e["event"] == "recovery_failed")
+        .collect();
+    assert_eq!(failures.len(), 2, "{failures:?}");
+    assert!(
+        failures.iter().all(|e| e["reason"]
+            .as_str()
+            .unwrap()
+            .contains("the rollback block failed")),
+        "{failures:?}"
+    );
 }
 
 #[test]

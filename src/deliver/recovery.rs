@@ -121,7 +121,6 @@ impl Recovery<'_> {
                 "recovery unverified: promote {environment} has no smoke block to check that {} serves again",
                 target.version
             );
-            let _ = self.log(AuditEvent::RecoveryFailed, json!({"reason": why}));
             return self.fail(ledger, from, why);
         };
         let node = format!("{environment}.smoke");
@@ -129,12 +128,10 @@ impl Recovery<'_> {
             BlockResult::Succeeded => {}
             BlockResult::Failed(why) => {
                 let why = format!("recovery verification (smoke) failed: {why}");
-                let _ = self.log(AuditEvent::RecoveryFailed, json!({"reason": why}));
                 return self.fail(ledger, from, why);
             }
             BlockResult::Interrupted => {
                 let why = "recovery verification was interrupted".to_string();
-                let _ = self.log(AuditEvent::RecoveryFailed, json!({"reason": why}));
                 return self.fail(ledger, from, why);
             }
         }
@@ -245,8 +242,12 @@ impl Recovery<'_> {
         Result::Skipped
     }
 
+    /// Every way a rollback can fail ends here, so each one is audited (`recovery_failed` with
+    /// the reason), not only a failed verification.
     fn fail(&self, ledger: &mut Ledger, from: &ArtifactRef, why: String) -> Result {
         let environment = &self.request.promote.environment;
+        // Best effort: the failure being reported may be the audit log itself.
+        let _ = self.log(AuditEvent::RecoveryFailed, json!({"reason": why}));
         self.host.say(&format!(
             "error: ROLLBACK FAILED in {environment}: {why}; the environment's state is unknown. Fix it, then run `pipe rollback {environment}`"
         ));
