@@ -372,3 +372,82 @@ fn a_redacted_output_in_a_deploy_env_fails_the_deploy() {
         "the deploy ran with the mask"
     );
 }
+
+/// Every stdlib template with a string parameter, each given a value that carries a hostile
+/// branch name: whatever the tools answer, no command ran that the template did not say, and
+/// the branch reached the tool byte for byte. (`std/k8s` and `std/sqlite` have their own tests
+/// above; `git` is the real one, since `pipe` itself reads the branch with it.)
+#[test]
+fn every_stdlib_template_passes_hostile_branch_names_as_data() {
+    let branch = "x';touch${IFS}p;'$(touch${IFS}pwned)`touch${IFS}PWNED`";
+    let project = Project::new(
+        r#"import "std/docker"
+           import "std/git"
+           import "std/http"
+           import "std/postgres"
+           import "std/rust"
+           import "std/sqlite"
+           pipeline p {
+             job d1 = docker_build(image: "app-${{ git.branch }}", tag: "${{ git.branch }}")
+             job d2 = docker_tag_digest(image: "app-${{ git.branch }}", tag: "${{ git.branch }}")
+             job d3 = docker_push(image: "app-${{ git.branch }}", tag: "${{ git.branch }}", retries: 0)
+             job g1 = git_on_branch(branch: "${{ git.branch }}")
+             job g2 = git_tag_release(tag: "v-${{ git.branch }}", message: "${{ git.branch }}", remote: "${{ git.branch }}")
+             job h1 = http_check(url: "http://127.0.0.1:9/${{ git.branch }}", retries: 0)
+             job h2 = http_contains(url: "http://127.0.0.1:9/${{ git.branch }}", text: "${{ git.branch }}", retries: 0)
+             job h3 = http_latency(url: "http://127.0.0.1:9/${{ git.branch }}", samples: 1)
+             job p1 = postgres_backup(database: "${{ git.branch }}", backup: "b-${{ git.branch }}.dump")
+             job p2 = postgres_restore(database: "${{ git.branch }}", backup: "b-${{ git.branch }}.dump")
+             job p3 = postgres_verify(database: "${{ git.branch }}", query: "${{ git.branch }}", expect: "${{ git.branch }}")
+             job r1 = cargo_build(profile: "release", flags: "--features=${{ git.branch }}")
+             job r2 = cargo_test(flags: "${{ git.branch }}")
+             job r3 = clippy(flags: "${{ git.branch }}")
+             job s1 = sqlite_verify(database: "${{ git.branch }}.db", query: "${{ git.branch }}", expect: "${{ git.branch }}")
+           }"#,
+    );
+    for tool in [
+        "docker",
+        "curl",
+        "pg_dump",
+        "pg_restore",
+        "psql",
+        "cargo",
+        "sqlite3",
+    ] {
+        stub(&project, tool);
+    }
+    on_branch(&project, branch);
+    let (code, all) = run_with(
+        &project,
+        &["run", "--jobs", "1"],
+        "PATH",
+        &path_with_stubs(&project),
+    );
+    // Stubs print nothing, so checks that expect an answer fail: that is fine, injection is not.
+    assert!(code == 0 || code == 1, "{all}");
+    assert_eq!(pwned(&project), Vec::<String>::new(), "{all}");
+    for tool in [
+        "docker",
+        "curl",
+        "pg_dump",
+        "pg_restore",
+        "psql",
+        "cargo",
+        "sqlite3",
+    ] {
+        let args = args_of(&project, tool);
+        assert!(
+            args.iter().any(|arg| arg.contains(branch)),
+            "{tool} never received the branch intact: {args:?}\n{all}"
+        );
+    }
+    let tags = Command::new("git")
+        .args(["tag", "--list"])
+        .current_dir(project.path())
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&tags.stdout).contains(&format!("v-{branch}")),
+        "git_tag_release did not tag v-BRANCH: {all}"
+    );
+}
