@@ -86,6 +86,39 @@ fn section_of(event: AuditEvent) -> Option<Section> {
     }
 }
 
+/// The events that each stand for one item of their section (one release, one rollback, one
+/// drill…); the others (a rollback's trigger, finish and verification) are its details.
+fn is_item(event: AuditEvent) -> bool {
+    use AuditEvent as E;
+    matches!(
+        event,
+        E::DeploymentPromoted
+            | E::GatePassed
+            | E::GateFailed
+            | E::ApprovalGranted
+            | E::ApprovalRefused
+            | E::StagingFirstRefused
+            | E::GateOverridden
+            | E::RollbackStarted
+            | E::RollbackSkipped
+            | E::DrillFinished
+    )
+}
+
+/// A section's count for the summary: its items, and its events too when they differ
+/// (one rollback is four events: triggered, started, finished, verified).
+fn headline(records: &[&AuditRecord]) -> String {
+    let items = records
+        .iter()
+        .filter(|record| record.kind().is_some_and(is_item))
+        .count();
+    match records.len() {
+        events if events == items => items.to_string(),
+        1 => format!("{items} (1 event)"),
+        events => format!("{items} ({events} events)"),
+    }
+}
+
 /// The chain the report was built from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Chain {
@@ -159,7 +192,7 @@ impl Evidence<'_> {
             self.chain.last_hash
         ));
         for (_, title, records) in &self.sections {
-            out.push_str(&format!("- {title}: {}\n", records.len()));
+            out.push_str(&format!("- {title}: {}\n", headline(records)));
         }
         for (_, title, records) in &self.sections {
             out.push_str(&format!("\n## {title}\n\n"));
@@ -307,6 +340,23 @@ mod tests {
         )];
         let evidence = gather(&records, None, chain());
         assert!(evidence.sections.iter().all(|(_, _, r)| r.is_empty()));
+    }
+
+    #[test]
+    fn the_summary_counts_rollbacks_not_their_events() {
+        let records = [
+            ("rollback_triggered", json!({"environment": "staging"})),
+            ("rollback_started", json!({"environment": "staging"})),
+            ("rollback_finished", json!({"environment": "staging"})),
+            ("recovery_verified", json!({"environment": "staging"})),
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(i, (event, fields))| record(i as u64 + 1, "2026-11-20T09:05:00Z", event, fields))
+        .collect::<Vec<_>>();
+        let text = gather(&records, None, chain()).to_markdown("shop");
+        assert!(text.contains("- Rollbacks: 1 (4 events)\n"), "{text}");
+        assert!(text.contains("- Releases: 0\n"), "{text}");
     }
 
     #[test]
