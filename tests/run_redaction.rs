@@ -131,3 +131,61 @@ fn a_secret_split_between_stdout_and_stderr_never_reaches_a_log() {
         assert!(!log.contains(SECRET), "secret in split{i}.log: {log}");
     }
 }
+
+/// A job that uses no secret, in a pipeline that declares one, prints a line and then waits:
+/// the line reaches its log and the plain console at once, not when the job next prints.
+#[test]
+fn a_line_followed_by_silence_reaches_the_log_and_console_at_once() {
+    use std::io::BufRead;
+    use std::time::{Duration, Instant};
+    let project = Project::new(
+        r#"pipeline p {
+             secret token { from = env("PIPE_TEST_SECRET") }
+             job quiet { run "echo waiting for db...; touch printed; sleep 2" }
+             job uses { secrets = [token]  run "true" }
+           }"#,
+    );
+    let mut child = project
+        .command(&["run", "--jobs", "2"])
+        .env("PIPE_TEST_SECRET", SECRET)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (seen, on_console) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("waiting for db...") {
+                let _ = seen.send(Instant::now());
+            }
+        }
+    });
+    assert!(project.wait_for(Duration::from_secs(10), |p| {
+        p.path().join("printed").exists()
+    }));
+    let printed = Instant::now();
+    let in_log = |p: &Project| {
+        p.runs().first().is_some_and(|run| {
+            let log = p.state_dir().join("runs").join(run).join("logs/quiet.log");
+            std::fs::read_to_string(log).is_ok_and(|text| text.contains("waiting for db...\n"))
+        })
+    };
+    assert!(
+        project.wait_for(Duration::from_millis(200), in_log),
+        "the line was held back from the log while the job slept"
+    );
+    let shown = on_console.recv_timeout(Duration::from_millis(200));
+    assert!(
+        shown.is_ok(),
+        "the line was held back from the console while the job slept"
+    );
+    assert!(
+        printed.elapsed() < Duration::from_millis(1500),
+        "the job had already finished"
+    );
+    assert!(child.wait().unwrap().success());
+}

@@ -12,6 +12,10 @@ pub const MASK: &[u8] = b"***";
 pub struct Redactor {
     matcher: Option<Arc<AhoCorasick>>,
     longest: usize,
+    /// The values themselves, to tell whether a stream's tail could still begin one.
+    patterns: Arc<[Vec<u8>]>,
+    /// Whether some value begins with each byte: most tails are ruled out by one lookup.
+    first_bytes: Arc<[bool]>,
 }
 
 impl std::fmt::Debug for Redactor {
@@ -45,7 +49,36 @@ impl Redactor {
             .build(&patterns)
             .ok()
             .map(Arc::new);
-        Redactor { matcher, longest }
+        let mut first_bytes = [false; 256];
+        for pattern in &patterns {
+            first_bytes[usize::from(pattern.as_bytes()[0])] = true;
+        }
+        Redactor {
+            matcher,
+            longest,
+            patterns: patterns.into_iter().map(String::into_bytes).collect(),
+            first_bytes: Arc::from(first_bytes),
+        }
+    }
+
+    /// How many bytes at the end of `buffer` must wait for more output: the longest tail that
+    /// is the beginning (not the whole) of a secret value. Anything else is written at once,
+    /// so a job that prints a line and then waits is not held back.
+    fn possible_secret_start(&self, buffer: &[u8]) -> usize {
+        let most = self.longest.saturating_sub(1).min(buffer.len());
+        (1..=most)
+            .rev()
+            .find(|&length| {
+                let tail = &buffer[buffer.len() - length..];
+                self.first_bytes
+                    .get(usize::from(tail[0]))
+                    .is_some_and(|&starts| starts)
+                    && self
+                        .patterns
+                        .iter()
+                        .any(|value| value.len() > length && value.starts_with(tail))
+            })
+            .unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -92,8 +125,9 @@ impl Redactor {
     }
 }
 
-/// Redacts a byte stream chunk by chunk. It holds back at most `longest secret - 1` bytes: a
-/// match is only decided once every secret that could start at its position fits in the buffer.
+/// Redacts a byte stream chunk by chunk. It holds back only a tail that could still be the
+/// beginning of a secret value (at most `longest secret - 1` bytes), until more output decides it
+/// or the stream ends: a value split across writes is still masked whole.
 pub struct RedactingStream {
     inner: MergedStream<()>,
 }
@@ -142,8 +176,8 @@ impl<T: Copy + PartialEq> MergedStream<T> {
             Some((last, end)) if *last == tag => *end = self.carry.len(),
             _ => self.runs.push((tag, self.carry.len())),
         }
-        let hold = self.redactor.longest.saturating_sub(1);
-        self.drain(self.carry.len().saturating_sub(hold), out);
+        let hold = self.redactor.possible_secret_start(&self.carry);
+        self.drain(self.carry.len() - hold, out);
     }
 
     /// Flushes the held-back tail at end of all streams.
@@ -217,6 +251,27 @@ fn push_plain<T: Copy + PartialEq>(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn only_a_tail_that_could_begin_a_secret_waits() {
+        let redactor = Redactor::new(["hunter2", "s3cret"]);
+        let mut stream = redactor.stream();
+        let mut out = Vec::new();
+        stream.push(b"waiting for db...\n", &mut out);
+        assert_eq!(
+            out, b"waiting for db...\n",
+            "nothing here can begin a secret"
+        );
+        out.clear();
+        stream.push(b"token: hun", &mut out);
+        assert_eq!(out, b"token: ", "`hun` may be the start of hunter2");
+        out.clear();
+        stream.push(b"ter2 and s3", &mut out);
+        assert_eq!(out, b"*** and ");
+        out.clear();
+        stream.push(b"x", &mut out);
+        assert_eq!(out, b"s3x", "`s3x` begins no secret");
+    }
 
     fn stream_all(redactor: &Redactor, chunks: &[&[u8]]) -> Vec<u8> {
         let mut stream = redactor.stream();
