@@ -220,3 +220,42 @@ fn a_run_killed_before_its_first_state_write_can_be_resumed() {
     );
     assert_eq!(project.state(&run_id)["status"], "succeeded");
 }
+
+/// `artifact.path` names the stored copy by an absolute path in a resumed run as in the first,
+/// so a deploy script that changes directory still finds it.
+#[test]
+fn artifact_paths_are_absolute_after_a_resume() {
+    let project = Project::new(
+        r#"pipeline p {
+             artifact app { path = "app.txt" }
+             environment staging { url = "local" }
+             job build {
+               run "echo v1 > app.txt"
+               produces = [app]
+             }
+             job flaky {
+               needs = [build]
+               run "test -f ok"
+             }
+             promote staging {
+               after    = [flaky]
+               artifact = app
+               deploy   { run "printf '%s' ${{ artifact.path }} > deployed-path" }
+               smoke    { run "true" }
+               rollback { run "true" }
+             }
+           }"#,
+    );
+    let first = project.run(&["run"]);
+    assert_eq!(first.code(), 1, "{}", first.all());
+    let run_id = project.runs()[0].clone();
+    project.write("ok", "");
+    let resumed = project.run(&["resume", &run_id]);
+    assert_eq!(resumed.code(), 0, "{}", resumed.all());
+    let deployed = project.read("deployed-path");
+    assert!(
+        std::path::Path::new(&deployed).is_absolute(),
+        "artifact.path was {deployed:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&deployed).unwrap(), "v1\n");
+}

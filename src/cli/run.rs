@@ -146,7 +146,9 @@ pub fn resume_with(args: ResumeArgs, delivery: Option<Arc<dyn DeliveryExecutor>>
 }
 
 fn options(common: &CommonRunFlags, state_dir: PathBuf, pipeline_dir: PathBuf) -> RunOptions {
-    let mut options = RunOptions::new(state_dir, pipeline_dir);
+    // Absolute, so `artifact.path` and `previous.path` (inside the state's store) are absolute
+    // on resume too, and a deploy script that changes directory still finds them.
+    let mut options = RunOptions::new(absolute(&state_dir), pipeline_dir);
     if let Some(jobs) = common.jobs {
         options.jobs = jobs.max(1);
     }
