@@ -87,6 +87,18 @@ fn is_plain_word(value: &str) -> bool {
         && !RESERVED_WORDS.contains(&value)
 }
 
+/// The words of a command that is a single simple command of plain words (see
+/// `is_plain_word`) separated by spaces or tabs: `sh` runs it as exactly these arguments, with
+/// nothing expanded, split, globbed, redirected or assigned. `None` for anything else, an empty
+/// command included.
+pub fn plain_command_words(command: &str) -> Option<Vec<&str>> {
+    let words: Vec<&str> = command
+        .split([' ', '\t'])
+        .filter(|word| !word.is_empty())
+        .collect();
+    (!words.is_empty() && words.iter().all(|word| is_plain_word(word))).then_some(words)
+}
+
 /// One level of shell syntax the scanner is inside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Frame {

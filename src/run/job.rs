@@ -43,7 +43,10 @@ pub struct JobResult {
     pub replaced: Vec<Replaced>,
 }
 
-pub async fn run_job(context: JobContext, node: Node) -> JobResult {
+/// Runs the plan's node at `index` (a job).
+pub async fn run_job(context: JobContext, index: usize) -> JobResult {
+    let plan = Arc::clone(&context.plan);
+    let node = &plan.nodes[index];
     let failed = |message: String| JobResult {
         message: Some(
             context
@@ -61,7 +64,7 @@ pub async fn run_job(context: JobContext, node: Node) -> JobResult {
         Ok(secrets) => secrets,
         Err(e) => return failed(e),
     };
-    let workdir = match confined_workdir(&context.pipeline_dir, &node) {
+    let workdir = match confined_workdir(&context.pipeline_dir, node) {
         Ok(workdir) => workdir,
         Err(e) => return failed(e),
     };
@@ -116,7 +119,7 @@ pub async fn run_job(context: JobContext, node: Node) -> JobResult {
             return result;
         }
     }
-    match store_artifacts(&context, &node).await {
+    match store_artifacts(&context, node).await {
         Ok(stored) => {
             result.replaced = stored.iter().filter_map(|s| s.replaced.clone()).collect();
             result.artifacts = stored.into_iter().map(|s| s.record).collect();

@@ -10,6 +10,7 @@ pub mod artifact;
 pub mod console;
 pub mod context;
 pub mod delivery;
+pub mod direct_exec;
 pub mod dry_run;
 pub mod eval;
 pub mod gate;

@@ -4,6 +4,7 @@
 
 use crate::compile::plan::Step;
 use crate::run::console::{Console, Stream};
+use crate::run::direct_exec::direct_command;
 use crate::run::eval::{self, Bindings};
 use crate::run::interrupt::{Interrupt, InterruptLevel};
 use crate::run::redact::{MergedStream, Pieces, Redactor};
@@ -564,12 +565,29 @@ fn shell_command(shell: Option<&str>, command: &str) -> Command {
     cmd
 }
 
+/// Starts the step: directly when it needs no shell, else (or when the direct start fails, so
+/// the shell reports a missing or unrunnable program its own way) through the shell.
 fn spawn(
     request: &BlockRequest,
     env: &BTreeMap<String, String>,
     command: &str,
 ) -> std::io::Result<Child> {
-    let mut cmd = shell_command(request.shell.as_deref(), command);
+    let shell = request.shell.as_deref();
+    if let Some(direct) = direct_command(shell, command, env, &request.workdir) {
+        let mut cmd = Command::new(&direct.program);
+        cmd.args(&direct.args);
+        configure(&mut cmd, request, env);
+        if let Ok(child) = cmd.env("PWD", &direct.pwd).spawn() {
+            return Ok(child);
+        }
+    }
+    let mut cmd = shell_command(shell, command);
+    configure(&mut cmd, request, env);
+    cmd.spawn()
+}
+
+/// The clean environment, working directory, own process group and piped output of a step.
+fn configure(cmd: &mut Command, request: &BlockRequest, env: &BTreeMap<String, String>) {
     cmd.env_clear()
         .envs(env)
         .current_dir(&request.workdir)
@@ -578,7 +596,6 @@ fn spawn(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(false);
-    cmd.spawn()
 }
 
 /// Sends `signal` to the group (`None`: probe whether it still exists).

@@ -277,13 +277,13 @@ impl Scheduler {
                 return;
             }
             while let Some(i) = self.ready_other.pop_first() {
-                changed |= self.try_start(&self.graph.ids[i].clone());
+                changed |= self.try_start(i);
             }
             while self.running_jobs < self.setup.jobs {
                 let Some(i) = self.ready_jobs.pop_first() else {
                     break;
                 };
-                changed |= self.try_start(&self.graph.ids[i].clone());
+                changed |= self.try_start(i);
             }
             if !changed && self.to_skip.is_empty() {
                 return;
@@ -297,22 +297,22 @@ impl Scheduler {
             .is_some_and(|env| self.started_groups.contains(env))
     }
 
-    fn needs_met(&self, node: &Node) -> bool {
-        node.needs
+    fn needs_met(&self, i: usize) -> bool {
+        self.graph.needs[i]
             .iter()
-            .all(|need| self.status(need) == NodeStatus::Succeeded)
+            .all(|&j| self.statuses[j] == NodeStatus::Succeeded)
     }
 
-    /// Starts `id` if it is ready; true when its state changed.
-    fn try_start(&mut self, id: &str) -> bool {
+    /// Starts node `i` if it is ready; true when its state changed. Nodes are found by their
+    /// index in the plan (the graph's order), never by searching ids.
+    fn try_start(&mut self, i: usize) -> bool {
+        let plan = Arc::clone(&self.setup.plan);
+        let node = &plan.nodes[i];
+        let id = node.id.as_str();
         if let Some(env) = self.group_of.get(id).cloned() {
             return self.try_start_group(&env);
         }
-        let plan = Arc::clone(&self.setup.plan);
-        let Some(node) = plan.node(id) else {
-            return false;
-        };
-        if !self.needs_met(node) {
+        if !self.needs_met(i) {
             return false;
         }
         if node.kind == NodeKind::Job && self.running_jobs >= self.setup.jobs {
@@ -338,7 +338,7 @@ impl Scheduler {
             }
         }
         match node.kind {
-            NodeKind::Job => self.start_job(node),
+            NodeKind::Job => self.start_job(i),
             NodeKind::Gate => self.decide_gate(node),
             other => {
                 let reason = format!("{other:?} node `{id}` belongs to no promote in the plan");
@@ -348,7 +348,9 @@ impl Scheduler {
         true
     }
 
-    fn start_job(&mut self, node: &Node) {
+    fn start_job(&mut self, i: usize) {
+        let plan = Arc::clone(&self.setup.plan);
+        let node = &plan.nodes[i];
         self.mark_running(&node.id);
         self.running_jobs += 1;
         let setup = &self.setup;
@@ -371,11 +373,10 @@ impl Scheduler {
             },
         };
         let id = node.id.clone();
-        let node = node.clone();
         let task_id = id.clone();
         let handle = self
             .tasks
-            .spawn(async move { Finished::Job(id, run_job(context, node).await) });
+            .spawn(async move { Finished::Job(id, run_job(context, i).await) });
         self.task_nodes
             .insert(handle.id(), (task_id, Instant::now()));
     }
@@ -611,7 +612,8 @@ impl Scheduler {
         let external_needs_met = promote
             .nodes
             .iter()
-            .filter_map(|id| plan.node(id))
+            .filter_map(|id| self.graph.of(id))
+            .map(|i| &plan.nodes[i])
             .flat_map(|node| node.needs.iter())
             .filter(|need| !members.contains(need))
             .all(|need| self.status(need) == NodeStatus::Succeeded);
@@ -669,7 +671,8 @@ impl Scheduler {
         let first_when = promote
             .nodes
             .first()
-            .and_then(|id| plan.node(id))
+            .and_then(|id| self.graph.of(id))
+            .map(|i| &plan.nodes[i])
             .and_then(|n| n.when.as_ref());
         let when = promote.when.as_ref().or(first_when)?;
         match eval::eval_condition(when, &self.setup.bindings) {
@@ -822,6 +825,9 @@ impl Scheduler {
     }
 
     fn finish(mut self) -> RunState {
+        // The background saver stops first: the final save below covers every transition it
+        // has not written yet, so the state is written once at the end, not twice.
+        self.saver.stop();
         if let Some(why) = self.saver.failure() {
             self.fail_run(format!("the run state could not be saved: {why}"));
         }
@@ -910,12 +916,11 @@ impl StateSaver {
             let mut last_save: Option<Instant> = None;
             while receiver.recv().is_ok() {
                 // Bursts of transitions share one write; a lone transition is written at once.
-                if let Some(wait) =
-                    last_save.and_then(|t| MIN_SAVE_INTERVAL.checked_sub(t.elapsed()))
-                {
-                    std::thread::sleep(wait);
+                let not_before = last_save.map(|t| t + MIN_SAVE_INTERVAL);
+                if !coalesce(&receiver, not_before) {
+                    // `finish` writes the final state itself: a save here would be stale.
+                    return;
                 }
-                while receiver.try_recv().is_ok() {}
                 last_save = Some(Instant::now());
                 if let Err(e) = save(&thread_state, &thread_dir) {
                     let mut failure = lock_failure(&thread_failure);
@@ -943,18 +948,46 @@ impl StateSaver {
         }
     }
 
-    /// Stops the thread and writes the final state.
-    fn finish(&mut self) -> std::io::Result<()> {
+    /// Stops the thread at once, even mid-interval; only a save already being written
+    /// completes. Transitions it has not written are left to [`StateSaver::finish`].
+    fn stop(&mut self) {
         self.sender.take();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+
+    /// Stops the thread and writes the final state.
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.stop();
         save(&self.state, &self.run_dir)
     }
 }
 
 /// The shortest time between two state writes while transitions keep coming.
 const MIN_SAVE_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Absorbs the transitions that arrive until `not_before` (and any already queued). False when
+/// the saver was finished meanwhile: the wait ends at once instead of being slept out, so the
+/// run's exit is not delayed by up to the interval.
+fn coalesce(receiver: &std_mpsc::Receiver<()>, not_before: Option<Instant>) -> bool {
+    if let Some(deadline) = not_before {
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match receiver.recv_timeout(left) {
+                Ok(()) => {}
+                Err(std_mpsc::RecvTimeoutError::Timeout) => break,
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => return false,
+            }
+        }
+    }
+    loop {
+        match receiver.try_recv() {
+            Ok(()) => {}
+            Err(std_mpsc::TryRecvError::Empty) => return true,
+            Err(std_mpsc::TryRecvError::Disconnected) => return false,
+        }
+    }
+}
 
 /// Serialises under the lock (cheaper than cloning the state), writes outside it.
 fn save(state: &Mutex<RunState>, run_dir: &RunDir) -> std::io::Result<()> {
