@@ -171,8 +171,10 @@ impl StepRunner {
         };
         // PIPE_TMP is the fresh directory itself. $PIPE_OUTPUT is a path beside it, created by
         // the job's first `>>` (one file-system create per job instead of three), outside
-        // `.pipe/` because a job may write a secret into it.
-        let scratch = match tempfile::Builder::new().prefix("pipe-node-").tempdir() {
+        // `.pipe/` because a job may write a secret into it. The mkdir in a shared `$TMPDIR`
+        // can take milliseconds: it runs on the blocking pool, so the scheduler's thread goes
+        // on starting and reaping other jobs meanwhile.
+        let scratch = match create_scratch().await {
             Ok(scratch) => scratch,
             Err(e) => {
                 result.outcome = BlockOutcome::Failed(format!("could not create PIPE_TMP: {e}"));
@@ -396,6 +398,14 @@ impl StepRunner {
         signal_group(pgid, Some(Signal::SIGKILL));
         let _ = child.wait().await;
     }
+}
+
+/// A fresh `PIPE_TMP`, made off the calling thread.
+async fn create_scratch() -> std::io::Result<tempfile::TempDir> {
+    let make = || tempfile::Builder::new().prefix("pipe-node-").tempdir();
+    tokio::task::spawn_blocking(make)
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
 }
 
 /// Reads one stream of a child into the shared sink until it closes.
