@@ -1,65 +1,44 @@
 #!/usr/bin/env bash
-# The runner's benchmarks (docs/benchmarks.md, "Runner"):
-#  1. scheduler overhead: the same generated DAGs (1,000 trivial jobs: wide, chain,
-#     10 layers x 100) through `pipe run plan.json`, `ninja -j2` and `make -j2`;
-#  2. log throughput: one job writing 200 MB through redaction vs `cat > file`.
-# Usage: bench/runner/run.sh            (builds target/release/pipe first)
+# The runner's benchmarks (docs/benchmarks.md, "Runner"), as paired, interleaved runs:
+#  1. scheduler overhead: pipe run / make / ninja on generated DAGs of `true` and of
+#     `touch out/NAME` (wide, chain, 10-diamond, 10 layers; 1,000 and 10,000 jobs), with the
+#     spawn floor (bench/runner/floor.rs, a bare spawn loop) for each tool's own µs per job;
+#  2. a 3-job chain: time to first job, exit latency and total against make and ninja;
+#  3. log throughput: one job writing 200 MB through redaction vs `cat > file`.
+# Usage: bench/runner/run.sh                  (builds target/release/pipe first)
 #        PIPE_BIN=path/to/pipe bench/runner/run.sh
-#        RUNS=5 bench/runner/run.sh     (best of N; default 3)
+#        PAIRS=15 SIZES=1000 bench/runner/run.sh   (rounds per cell, default 7; sizes)
+#        SHAPES=wide,chain COMMANDS=true bench/runner/run.sh
+#        BENCH_DIR=/dev/shm bench/runner/run.sh    (where workloads live; default $TMPDIR)
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-runs="${RUNS:-3}"
+pairs="${PAIRS:-7}"
 
-if ! command -v ninja >/dev/null 2>&1; then
-    (apt-get install -y ninja-build >/dev/null 2>&1 || sudo apt-get install -y ninja-build >/dev/null 2>&1) \
-        || { echo "ninja is missing and could not be installed" >&2; exit 1; }
-fi
+extra_path="$("$here/install-ninja.sh")" || { echo "ninja is missing and could not be installed" >&2; exit 1; }
+[ -n "$extra_path" ] && export PATH="$extra_path:$PATH"
+command -v make >/dev/null || { echo "make is missing" >&2; exit 1; }
 if [ -z "${PIPE_BIN:-}" ]; then
     (cd "$root" && cargo build --release --quiet)
     PIPE_BIN="$root/target/release/pipe"
 fi
 PIPE_BIN="$(cd "$(dirname "$PIPE_BIN")" && pwd)/$(basename "$PIPE_BIN")"
 
-work="$(mktemp -d)"
+work="$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/pipe-bench.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
+rustc -O -o "$work/floor" "$here/floor.rs"
 
-# Best wall time and best CPU time (user + system, children included) of $runs runs of "$@",
-# in seconds, as "WALL CPU"; $reset runs before each. CPU time is the steadier figure on a
-# shared machine: it does not grow when other processes compete for the cores.
-best_of() {
-    local best="" best_cpu=""
-    for _ in $(seq "$runs"); do
-        eval "$reset"
-        /usr/bin/time -f "%e %U %S" -o "$work/time.txt" "$@" >/dev/null 2>&1
-        read -r elapsed user system < "$work/time.txt"
-        local cpu
-        cpu=$(echo "$user + $system" | bc -l)
-        if [ -z "$best" ] || (( $(echo "$elapsed < $best" | bc -l) )); then best=$elapsed; fi
-        if [ -z "$best_cpu" ] || (( $(echo "$cpu < $best_cpu" | bc -l) )); then best_cpu=$cpu; fi
-    done
-    printf "%.3f %.3f" "$best" "$best_cpu"
-}
-
-echo "| shape | pipe run | ninja -j2 | make -j2 | pipe / ninja | pipe / make | CPU: pipe / ninja |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
-for shape in wide chain layers; do
-    dir="$work/$shape"
-    mkdir -p "$dir"
-    python3 "$here/gen.py" "$shape" "$dir"
-    cd "$dir"
-    "$PIPE_BIN" compile pipeline.pipe -o plan.json >/dev/null
-    reset='rm -rf out .pipe .ninja_log .ninja_deps; mkdir -p out'
-    read -r pipe_s pipe_cpu <<< "$(best_of "$PIPE_BIN" run plan.json --jobs 2)"
-    read -r ninja_s ninja_cpu <<< "$(best_of ninja -j2)"
-    read -r make_s _ <<< "$(best_of make -j2)"
-    printf "| %s | %ss | %ss | %ss | %.2f× | %.2f× | %.2f× |\n" "$shape" "$pipe_s" "$ninja_s" "$make_s" \
-        "$(echo "$pipe_s / $ninja_s" | bc -l)" "$(echo "$pipe_s / $make_s" | bc -l)" \
-        "$(echo "$pipe_cpu / $ninja_cpu" | bc -l)"
-done
-
+echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
+    "$(uname -sr), workloads on $(df -T "$work" | awk 'NR==2 {print $2}')," \
+    "$(make --version | head -1), ninja $(ninja --version), $(date -u +%Y-%m-%dT%H:%MZ)," \
+    "load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
+python3 "$here/paired.py" --pipe "$PIPE_BIN" --floor "$work/floor" --pairs "$pairs" \
+    --sizes "${SIZES:-1000,10000}" --shapes "${SHAPES:-wide,chain,diamond,layers}" \
+    --commands "${COMMANDS:-true,touch}" --workdir "$work"
+
+# Log throughput: median of $pairs interleaved runs of each.
 dir="$work/log"
 mkdir -p "$dir"
 cd "$dir"
@@ -72,12 +51,20 @@ pipeline logs {
 }
 PIPE
 "$PIPE_BIN" compile pipeline.pipe -o plan.json >/dev/null
-reset='rm -rf .pipe out.txt'
 export BENCH_TOKEN="not-in-the-output-0123456789"
-read -r pipe_s _ <<< "$(best_of "$PIPE_BIN" run plan.json)"
-read -r cat_s _ <<< "$(best_of sh -c "yes '$line' | head -c $bytes | cat > out.txt")"
-mb=$(echo "$bytes / 1000000" | bc -l)
-echo "| log case (200 MB) | seconds | MB/s |"
+seconds() { /usr/bin/env python3 -c 'import subprocess,sys,time; t=time.perf_counter(); subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=True); print(time.perf_counter()-t)' "$@"; }
+pipe_times=() cat_times=()
+for _ in $(seq "$pairs"); do
+    rm -rf .pipe out.txt
+    pipe_times+=("$(seconds "$PIPE_BIN" run plan.json)")
+    cat_times+=("$(seconds sh -c "yes '$line' | head -c $bytes | cat > out.txt")")
+done
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+pipe_s="$(median "${pipe_times[@]}")" cat_s="$(median "${cat_times[@]}")"
+mb=$((bytes / 1000000))
+echo "### Log throughput (200 MB, median of $pairs interleaved runs; load $(cut -d' ' -f1-3 /proc/loadavg))"
+echo
+echo "| log case | seconds | MB/s |"
 echo "| --- | ---: | ---: |"
-printf "| pipe run (redacted log file + console to /dev/null) | %s | %.0f |\n" "$pipe_s" "$(echo "$mb / $pipe_s" | bc -l)"
-printf '| `yes \| head -c 200M \| cat > file` (baseline) | %s | %.0f |\n' "$cat_s" "$(echo "$mb / $cat_s" | bc -l)"
+awk -v s="$pipe_s" -v mb="$mb" 'BEGIN {printf "| pipe run (redacted log file + console to /dev/null) | %.3f | %.0f |\n", s, mb / s}'
+awk -v s="$cat_s" -v mb="$mb" 'BEGIN {printf "| `yes \\| head -c 200M \\| cat > file` (baseline) | %.3f | %.0f |\n", s, mb / s}'
