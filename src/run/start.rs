@@ -126,7 +126,12 @@ pub async fn run_plan(
     run_dir
         .save_plan(&plan)
         .map_err(|e| format!("cannot write {}: {e}", run_dir.plan_path().display()))?;
-    launch(plan, state, run_dir, bindings, options, delivery).await
+    let run = Launch {
+        run_dir,
+        bindings,
+        resumed: false,
+    };
+    launch(plan, state, run, options, delivery).await
 }
 
 /// Continues a stored run: nodes that did not succeed run again, from the stored plan.
@@ -177,7 +182,12 @@ pub async fn resume_run(
     let (mut bindings, version) = base_bindings(&plan, run_id, &git, stored_version.as_deref());
     state.version = version.unwrap_or_default();
     bind_finished_jobs(&mut bindings, &state);
-    launch(plan, state, run_dir, bindings, options, delivery).await
+    let run = Launch {
+        run_dir,
+        bindings,
+        resumed: true,
+    };
+    launch(plan, state, run, options, delivery).await
 }
 
 /// A stored file that exists but cannot be used: named with the parse error's line and column,
@@ -378,14 +388,25 @@ fn protected_downstream(plan: &Plan, gate: &str) -> Option<String> {
         })
 }
 
+/// Where a run is recorded and what it starts from.
+struct Launch {
+    run_dir: RunDir,
+    bindings: Bindings,
+    resumed: bool,
+}
+
 async fn launch(
     plan: Plan,
     state: RunState,
-    run_dir: RunDir,
-    bindings: Bindings,
+    run: Launch,
     options: RunOptions,
     delivery: Option<Arc<dyn DeliveryExecutor>>,
 ) -> Result<RunOutcome, String> {
+    let Launch {
+        run_dir,
+        bindings,
+        resumed,
+    } = run;
     let secrets = SecretValues::load(&plan, &options.pipeline_dir, &options.host_env);
     let redactor = Redactor::new(secrets.all_values());
     let pipeline_env = evaluate_env(&BTreeMap::new(), &plan.env, &bindings)
@@ -400,9 +421,12 @@ async fn launch(
         let human = redactor.text(&format!("warning: {warning}"));
         options.console.notice("warning", None, &human, json!({}));
     }
-    run_dir
-        .save_state(&state)
-        .map_err(|e| format!("cannot write {}: {e}", run_dir.state_path().display()))?;
+    // A new run's state is on disk already (saved with its plan); a resumed one changed.
+    if resumed {
+        run_dir
+            .save_state(&state)
+            .map_err(|e| format!("cannot write {}: {e}", run_dir.state_path().display()))?;
+    }
     let audit = open_audit(&options, &secrets, &state)?;
     let runner = Arc::new(StepRunner {
         run_id: state.run_id.clone(),
