@@ -173,9 +173,21 @@ fn an_editor_sees_diagnostics_hovers_them_and_formats_through_the_server() {
     assert!(status.success(), "{status:?}");
 }
 
+/// Every request that takes a position, as the fuzz corpus replay sends them.
+const POSITION_REQUESTS: &[&str] = &[
+    "textDocument/hover",
+    "textDocument/definition",
+    "textDocument/references",
+    "textDocument/completion",
+    "textDocument/codeAction",
+    "textDocument/prepareRename",
+    "textDocument/rename",
+];
+
 /// The fuzz corpus (`tests/fuzz_corpus/pipe`) through the server: every file is opened,
-/// diagnosed, hovered at its start, middle and end (in UTF-16, the editor default), and
-/// formatted; the server answers each and exits cleanly, so nothing in it crashed.
+/// diagnosed, asked every positional request at its start, middle and end (in UTF-16, the
+/// editor default), outlined, edited in the middle and formatted; the server answers each and
+/// exits cleanly, so nothing in it crashed.
 #[test]
 fn the_fuzz_corpus_never_crashes_the_server() {
     let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_corpus/pipe");
@@ -203,12 +215,42 @@ fn the_fuzz_corpus_never_crashes_the_server() {
             (u32::MAX as usize, 9),
         ] {
             let at = json!({"line": line, "character": character});
-            let hover = client.request(
-                "textDocument/hover",
-                json!({"textDocument": {"uri": uri}, "position": at}),
-            );
-            assert!(hover.get("error").is_none(), "{}: {hover}", path.display());
+            for method in POSITION_REQUESTS {
+                let params = json!({
+                    "textDocument": {"uri": uri},
+                    "position": at,
+                    "range": {"start": {"line": 0, "character": 0}, "end": at},
+                    "newName": "renamed",
+                    "context": {"includeDeclaration": true, "diagnostics": []},
+                });
+                let answer = client.request(method, params);
+                let refused_rename =
+                    method.contains("ename") && answer["error"]["code"] == json!(-32803);
+                assert!(
+                    answer.get("error").is_none() || refused_rename,
+                    "{}: {method}: {answer}",
+                    path.display()
+                );
+            }
         }
+        let symbols = client.request(
+            "textDocument/documentSymbol",
+            json!({"textDocument": {"uri": uri}}),
+        );
+        assert!(
+            symbols.get("error").is_none(),
+            "{}: {symbols}",
+            path.display()
+        );
+        // A ranged edit in the middle, as typing would send.
+        let middle = json!({"line": lines / 2, "character": 1});
+        let change = json!({"range": {"start": middle, "end": middle}, "text": "needs = [ é"});
+        let document = json!({"uri": uri, "version": 2});
+        client.notify(
+            "textDocument/didChange",
+            json!({"textDocument": document, "contentChanges": [change]}),
+        );
+        client.diagnostics(&uri);
         let options = json!({"tabSize": 2, "insertSpaces": true});
         let edits = client.request(
             "textDocument/formatting",

@@ -188,10 +188,15 @@ pub fn word_at(text: &str, offset: usize) -> Option<(usize, &str)> {
 /// before the last dot and the partial last part.
 pub fn dotted_tail(statement: &str) -> Option<(Vec<&str>, &str)> {
     let start = statement
-        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.'))
-        .map_or(0, |i| i + 1);
+        .char_indices()
+        .rev()
+        .find(|(_, c)| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-' || *c == '.'))
+        .map_or(0, |(i, c)| i + c.len_utf8());
     let tail = &statement[start..];
     let (parents, partial) = tail.rsplit_once('.')?;
+    if parents.is_empty() || parents.starts_with('.') {
+        return None;
+    }
     Some((parents.split('.').collect(), partial))
 }
 
@@ -224,5 +229,7 @@ mod tests {
         let (parents, partial) = dotted_tail("require jobs.build.out").unwrap();
         assert_eq!((parents, partial), (vec!["jobs", "build"], "out"));
         assert_eq!(dotted_tail("needs = [bu"), None);
+        assert_eq!(dotted_tail("é.x"), None, "a dot after a non-name character");
+        assert_eq!(dotted_tail("\"é jobs."), Some((vec!["jobs"], "")));
     }
 }
