@@ -491,6 +491,10 @@ fn completion_offers_what_is_valid_at_the_cursor() {
         .replace("rollback when errors", "rollback when e")
         .replace("import \"std/sqlite\"", "import \"std/sq\"")
         .replace(
+            "job lint = rust.clippy()",
+            "job lint = rust.clippy(flags: \"-q\", ",
+        )
+        .replace(
             "approval { approvers = [\"alice\"] }",
             "approval { approvers = [\"alice\"] }\n    rollout ",
         );
@@ -512,6 +516,7 @@ fn completion_offers_what_is_valid_at_the_cursor() {
         ("keys of a watch", "      probe errors", 0, 6),
         ("keys of a promote", "    artifact = bundle", 0, 4),
         ("templates after job NAME =", "= rust.clippy", 0, 2),
+        ("the template's parameters not given yet", "\"-q\", ", 0, 6),
         ("std modules in an import", "std/sq", 0, 4),
         ("probes in rollback when", "when e", 0, 6),
         ("rollout kinds", "rollout ", 0, 8),

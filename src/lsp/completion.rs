@@ -200,7 +200,10 @@ fn attrs(block: &Block) -> Vec<(String, String)> {
 
 /// `needs = [`, `artifact = `, `kind = `, `timeout = `, `job x = ` …: what the value may be.
 fn value_of_key(statement: &str, symbols: &Symbols) -> Option<Vec<Value>> {
-    let (before, _) = statement.split_once('=')?;
+    let (before, after) = statement.split_once('=')?;
+    if let Some(arguments) = template_arguments(after, symbols) {
+        return Some(arguments);
+    }
     let mut words = before.split_whitespace();
     let (first, second) = (words.next()?, words.next());
     if first == "job" && second.is_some() {
@@ -240,6 +243,32 @@ fn value_of_key(statement: &str, symbols: &Symbols) -> Option<Vec<Value>> {
         "when" => return None,
         key => typed_values(docs::word(key)?.0),
     };
+    Some(items)
+}
+
+/// Inside `tpl(…`: the parameters not given yet, each as `name: ` with its type and default.
+fn template_arguments(value: &str, symbols: &Symbols) -> Option<Vec<Value>> {
+    let (callee, arguments) = value.rsplit_once('(')?;
+    if arguments.contains(')') {
+        return None;
+    }
+    let callee = callee.trim();
+    let params = symbols.template_params.get(callee)?;
+    let given: Vec<&str> = arguments
+        .split(',')
+        .filter_map(|a| a.split_once(':').map(|(name, _)| name.trim()))
+        .collect();
+    let items = params
+        .iter()
+        .filter(|(name, _, _)| !given.contains(&name.as_str()))
+        .map(|(name, ty, default)| {
+            let detail = match default {
+                Some(default) => format!("{ty} = {default}"),
+                None => format!("{ty} (required)"),
+            };
+            snippet(name, &format!("{name}: $1"), &detail, FIELD)
+        })
+        .collect();
     Some(items)
 }
 
