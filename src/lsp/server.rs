@@ -41,7 +41,15 @@ pub fn serve(connection: &Connection) -> Result<(), String> {
                 }
                 server.request(request);
             }
-            Message::Notification(notification) => server.notification(&notification),
+            Message::Notification(notification) => {
+                // As for requests: a bug while checking one text must not end the session.
+                let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    server.notification(&notification)
+                }));
+                if handled.is_err() {
+                    server.documents.remove(notification_uri(&notification));
+                }
+            }
             Message::Response(_) => {}
         }
     }
@@ -102,12 +110,18 @@ struct Server<'c> {
     published: BTreeSet<String>,
 }
 
+fn notification_uri(notification: &Notification) -> &str {
+    let uri = notification.params.pointer("/textDocument/uri");
+    uri.and_then(Value::as_str).unwrap_or_default()
+}
+
 impl Server<'_> {
     fn notification(&mut self, notification: &Notification) {
         let params = &notification.params;
-        let Some(uri) = params.pointer("/textDocument/uri").and_then(Value::as_str) else {
+        let uri = notification_uri(notification);
+        if uri.is_empty() {
             return;
-        };
+        }
         let uri = uri.to_string();
         match notification.method.as_str() {
             "textDocument/didOpen" => {
