@@ -734,6 +734,24 @@ fn ranged_edits_keep_the_last_good_diagnostics_while_the_text_does_not_parse() {
         unused_line,
         "above the edit: unmoved"
     );
+    let below = while_typing
+        .iter()
+        .find(|d| d["code"] == diagnostics[1]["code"] && d["code"] != "E0001")
+        .unwrap();
+    let original_line = diagnostics[1]["range"]["start"]["line"].as_u64().unwrap();
+    assert_eq!(
+        below["range"]["start"]["line"].as_u64().unwrap(),
+        original_line + 1,
+        "below the edit: moved down by the inserted line"
+    );
+    let summary: Vec<String> = while_typing
+        .iter()
+        .map(|d| {
+            let range = json!({"uri": "", "range": d["range"]});
+            format!("{} {}", d["code"].as_str().unwrap(), place(&range))
+        })
+        .collect();
+    snapshot("diagnostics_while_typing", &json!(summary));
     // Finish the line with a ranged edit in UTF-16 columns; the text parses again.
     let line = at["line"].as_u64().unwrap();
     let end = json!({"line": line, "character": insert.len() - 1});
