@@ -178,6 +178,9 @@ pub struct Diagnostic {
     pub message: String,
     pub labels: Vec<Label>,
     pub help: Option<String>,
+    /// The replacement a "did you mean" help offers for the primary label's text, so an editor
+    /// can apply it as a quick fix.
+    pub suggestion: Option<String>,
 }
 
 impl Diagnostic {
@@ -188,6 +191,7 @@ impl Diagnostic {
             message: message.into(),
             labels: Vec::new(),
             help: None,
+            suggestion: None,
         }
     }
 
@@ -218,8 +222,11 @@ impl Diagnostic {
         self
     }
 
+    /// Sets the help line; one made by [`did_you_mean`] also sets [`Diagnostic::suggestion`].
     pub fn help(mut self, help: impl Into<String>) -> Diagnostic {
-        self.help = Some(help.into());
+        let help = help.into();
+        self.suggestion = suggested_name(&help);
+        self.help = Some(help);
         self
     }
 
@@ -255,6 +262,12 @@ pub fn suggest<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -
         .map(|(_, c)| c)
 }
 
+/// The name in a help line that [`did_you_mean`] formatted.
+fn suggested_name(help: &str) -> Option<String> {
+    let name = help.strip_prefix("did you mean `")?.split_once("`?")?.0;
+    (!name.is_empty()).then(|| name.to_string())
+}
+
 /// Formats a help line with a suggestion when one exists.
 pub fn did_you_mean<'a>(
     wrong: &str,
@@ -266,6 +279,15 @@ pub fn did_you_mean<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_did_you_mean_help_carries_its_suggestion() {
+        let help = did_you_mean("biuld", ["build", "test"]).unwrap();
+        let diagnostic = Diagnostic::error("E0101", "unknown").help(help);
+        assert_eq!(diagnostic.suggestion.as_deref(), Some("build"));
+        let plain = Diagnostic::error("E0101", "unknown").help("declare it first");
+        assert_eq!(plain.suggestion, None);
+    }
 
     #[test]
     fn line_and_column_count_lines_and_characters() {

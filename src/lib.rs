@@ -9,6 +9,7 @@ pub mod compile;
 pub mod deliver;
 pub mod diagnostics;
 pub mod fsutil;
+pub mod lsp;
 pub mod run;
 pub mod shell_syntax;
 pub mod syntax;

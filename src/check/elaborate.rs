@@ -39,6 +39,45 @@ const PIPELINE: Schema = Schema {
     free_attrs: false,
 };
 
+/// What the block opened by `keyword` accepts, read from the same schemas elaboration checks
+/// against (`None` for a word that opens no block).
+pub(super) fn block_keys(keyword: &str) -> Option<super::BlockKeys> {
+    let schema = match keyword {
+        "pipeline" => PIPELINE,
+        "secret" => items::SECRET,
+        "artifact" => items::ARTIFACT,
+        "environment" => items::ENVIRONMENT,
+        "stage" => items::STAGE,
+        "gate" => items::GATE,
+        "drill" => items::DRILL,
+        "job" => job::JOB,
+        "env" => job::ENV,
+        "matrix" => job::MATRIX,
+        "outputs" => job::OUTPUTS,
+        "promote" => promote::PROMOTE,
+        "approval" => promote::APPROVAL,
+        "rollout" => promote::ROLLOUT,
+        "watch" => promote::WATCH,
+        "migrate" => promote::MIGRATE,
+        "deploy" | "smoke" | "rollback" | "backup" | "restore" | "verify" => {
+            job::step_schema(keyword)
+        }
+        _ => return None,
+    };
+    Some(super::BlockKeys {
+        attrs: schema.attrs,
+        blocks: schema.blocks,
+        items: schema.items,
+        statements: schema.statements.iter().map(|kind| kind.word()).collect(),
+        free_attrs: schema.free_attrs,
+    })
+}
+
+/// The rollout strategies `rollout NAME { … }` accepts.
+pub(super) fn rollout_strategies() -> &'static [&'static str] {
+    promote::STRATEGIES
+}
+
 /// Names already declared in one namespace, with where and as what.
 #[derive(Default)]
 struct Namespace {

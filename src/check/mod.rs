@@ -19,6 +19,30 @@ pub trait Loader {
     fn load(&self, from: &str, path: &str) -> Result<(String, String), String>;
 }
 
+/// What one kind of block accepts, for editors (completion of keys in context).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockKeys {
+    pub attrs: &'static [&'static str],
+    /// Blocks that may appear once (`deploy`, `env`).
+    pub blocks: &'static [&'static str],
+    /// Named items that may repeat (`job`, `environment`).
+    pub items: &'static [&'static str],
+    /// Other statements: `run`, `require`, `rollback when`, `probe`, …
+    pub statements: Vec<&'static str>,
+    /// Any key is accepted (`env { }`, `matrix { }`, an environment's own attributes).
+    pub free_attrs: bool,
+}
+
+/// What the block opened by `keyword` accepts (`None` for a word that opens no block).
+pub fn block_keys(keyword: &str) -> Option<BlockKeys> {
+    elaborate::block_keys(keyword)
+}
+
+/// The strategies `rollout NAME { … }` accepts (`canary`).
+pub fn rollout_strategies() -> &'static [&'static str] {
+    elaborate::rollout_strategies()
+}
+
 /// The outcome of checking: the program when there were no errors, and every diagnostic.
 #[derive(Debug, Default)]
 pub struct Checked {

@@ -24,7 +24,7 @@ pub(super) enum StmtKind {
 }
 
 impl StmtKind {
-    fn word(self) -> &'static str {
+    pub(super) fn word(self) -> &'static str {
         match self {
             StmtKind::Run => "run",
             StmtKind::Require => "require",

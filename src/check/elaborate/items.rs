@@ -9,9 +9,10 @@ use crate::check::program::{
 use crate::diagnostics::{Diagnostic, Span, did_you_mean};
 use crate::syntax::ast::{Block, ExprKind, Ident};
 
-const SECRET: Schema = Schema::attrs_only("a secret", &["from", "scope"]);
-const ARTIFACT: Schema = Schema::attrs_only("an artifact", &["path", "outside_workspace"]);
-const ENVIRONMENT: Schema = Schema {
+pub(super) const SECRET: Schema = Schema::attrs_only("a secret", &["from", "scope"]);
+pub(super) const ARTIFACT: Schema =
+    Schema::attrs_only("an artifact", &["path", "outside_workspace"]);
+pub(super) const ENVIRONMENT: Schema = Schema {
     what: "an environment",
     attrs: &["protected", "extends"],
     blocks: &[],
@@ -19,7 +20,7 @@ const ENVIRONMENT: Schema = Schema {
     statements: &[],
     free_attrs: true,
 };
-const STAGE: Schema = Schema {
+pub(super) const STAGE: Schema = Schema {
     what: "a stage",
     attrs: &["after", "when"],
     blocks: &[],
@@ -27,7 +28,7 @@ const STAGE: Schema = Schema {
     statements: &[],
     free_attrs: false,
 };
-const GATE: Schema = Schema {
+pub(super) const GATE: Schema = Schema {
     what: "a gate",
     attrs: &["after"],
     blocks: &[],
@@ -35,7 +36,7 @@ const GATE: Schema = Schema {
     statements: &[StmtKind::Require, StmtKind::Warn],
     free_attrs: false,
 };
-const DRILL: Schema = Schema {
+pub(super) const DRILL: Schema = Schema {
     what: "a drill",
     attrs: &["environment", "rto", "rpo", "secrets"],
     blocks: &["backup", "restore", "verify"],

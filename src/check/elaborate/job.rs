@@ -9,7 +9,7 @@ use crate::diagnostics::{Label, Span};
 use crate::syntax::ast::{Block, Call, ExprKind, Ident, Stmt, StrLit, Type};
 use std::borrow::Cow;
 
-const JOB: Schema = Schema {
+pub(super) const JOB: Schema = Schema {
     what: "a job",
     attrs: &[
         "needs",
@@ -32,7 +32,7 @@ const JOB: Schema = Schema {
 };
 
 /// The schema of `deploy`, `smoke`, `rollback`, `backup`, `restore` and `verify` blocks.
-fn step_schema(keyword: &str) -> Schema {
+pub(super) fn step_schema(keyword: &str) -> Schema {
     Schema {
         what: step_block_word(keyword),
         attrs: &["timeout", "retries", "backoff"],
@@ -57,7 +57,7 @@ pub(super) fn step_block_word(keyword: &str) -> &'static str {
     }
 }
 
-const ENV: Schema = Schema {
+pub(super) const ENV: Schema = Schema {
     what: "an `env` block",
     attrs: &[],
     blocks: &[],
@@ -66,12 +66,12 @@ const ENV: Schema = Schema {
     free_attrs: true,
 };
 
-const MATRIX: Schema = Schema {
+pub(super) const MATRIX: Schema = Schema {
     what: "a `matrix` block",
     ..ENV
 };
 
-const OUTPUTS: Schema = Schema {
+pub(super) const OUTPUTS: Schema = Schema {
     what: "an `outputs` block",
     attrs: &[],
     blocks: &[],

@@ -9,7 +9,7 @@ use crate::check::program::{
 use crate::diagnostics::{Diagnostic, did_you_mean};
 use crate::syntax::ast::{self, Block, ExprKind, Ident, StrLit, WhenKind, WhenStmt};
 
-const PROMOTE: Schema = Schema {
+pub(super) const PROMOTE: Schema = Schema {
     what: "a promote",
     attrs: &["after", "artifact", "secrets", "when"],
     blocks: &[
@@ -19,12 +19,12 @@ const PROMOTE: Schema = Schema {
     statements: &[],
     free_attrs: false,
 };
-const APPROVAL: Schema = Schema::attrs_only(
+pub(super) const APPROVAL: Schema = Schema::attrs_only(
     "an `approval` block",
     &["approvers", "quorum", "allow_self"],
 );
-const ROLLOUT: Schema = Schema::attrs_only("a `rollout` block", &["steps", "pause"]);
-const WATCH: Schema = Schema {
+pub(super) const ROLLOUT: Schema = Schema::attrs_only("a `rollout` block", &["steps", "pause"]);
+pub(super) const WATCH: Schema = Schema {
     what: "a `watch` block",
     attrs: &[],
     blocks: &[],
@@ -33,8 +33,17 @@ const WATCH: Schema = Schema {
     free_attrs: false,
 };
 
+pub(super) const MIGRATE: Schema = Schema {
+    what: "a `migrate` block",
+    attrs: &["timeout", "retries", "backoff", "kind"],
+    blocks: &["env"],
+    items: &[],
+    statements: &[StmtKind::Run],
+    free_attrs: false,
+};
+
 /// The rollout strategies there are.
-const STRATEGIES: &[&str] = &["canary"];
+pub(super) const STRATEGIES: &[&str] = &["canary"];
 
 impl Elaborator<'_> {
     /// `promote ENV { … }`; a missing `rollback` is left to the rules (E0401).
@@ -102,15 +111,7 @@ impl Elaborator<'_> {
     /// `migrate { kind = expand  run "…" }`; `None` without a readable `kind`.
     fn migrate(&mut self, block: &Block) -> Option<Migrate> {
         let statements = self.anonymous_statements(block);
-        let schema = Schema {
-            what: "a `migrate` block",
-            attrs: &["timeout", "retries", "backoff", "kind"],
-            blocks: &["env"],
-            items: &[],
-            statements: &[StmtKind::Run],
-            free_attrs: false,
-        };
-        let body = self.read_body(statements, &schema);
+        let body = self.read_body(statements, &MIGRATE);
         let step_block = self.step_block_from(block, &body);
         let Some(kind_attr) = body.attr("kind") else {
             self.missing("migrate block", "kind", block.keyword.span, "kind = expand");
