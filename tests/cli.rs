@@ -10,6 +10,7 @@ struct Test {
     dir: tempfile::TempDir,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    stdin: Option<String>,
 }
 
 struct Output {
@@ -24,6 +25,7 @@ impl Test {
             dir: tempfile::tempdir().unwrap(),
             args: Vec::new(),
             env: Vec::new(),
+            stdin: None,
         }
     }
 
@@ -48,6 +50,11 @@ impl Test {
         self
     }
 
+    fn stdin(mut self, text: &str) -> Test {
+        self.stdin = Some(text.to_string());
+        self
+    }
+
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
@@ -61,7 +68,25 @@ impl Test {
         for (k, v) in &self.env {
             command.env(k, v);
         }
-        let output = command.output().unwrap();
+        let output = match &self.stdin {
+            None => command.output().unwrap(),
+            Some(text) => {
+                use std::io::Write;
+                let mut child = command
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(text.as_bytes())
+                    .unwrap();
+                child.wait_with_output().unwrap()
+            }
+        };
         Output {
             stdout: String::from_utf8_lossy(&output.stdout).to_string(),
             stderr: String::from_utf8_lossy(&output.stderr).to_string(),
@@ -327,6 +352,110 @@ fn fmt_check_names_the_unformatted_file_and_fmt_fixes_it_in_place() {
         ..fix
     };
     assert_eq!(again.expect_exit(0).stderr, "");
+}
+
+const MESSY: &str = "pipeline   demo{\n  job build { run \"echo build\" }\n  job test { needs=[ build ,  ] ; run \"echo test\"}\n}\n";
+const TIDY: &str = "pipeline demo {\n  job build { run \"echo build\" }\n  job test { needs = [build]; run \"echo test\" }\n}\n";
+
+#[test]
+fn fmt_diff_prints_a_unified_diff_and_changes_nothing() {
+    let test = Test::new().pipeline(MESSY).args(&["fmt", "--diff"]);
+    let out = test.expect_exit(0);
+    for line in [
+        "--- a/pipeline.pipe",
+        "+++ b/pipeline.pipe",
+        "@@ -1,4 +1,4 @@",
+        "-pipeline   demo{",
+        "+pipeline demo {",
+        "   job build { run \"echo build\" }",
+        "+  job test { needs = [build]; run \"echo test\" }",
+    ] {
+        assert!(
+            out.stdout.lines().any(|l| l == line),
+            "{line:?} in\n{}",
+            out.stdout
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(test.path("pipeline.pipe")).unwrap(),
+        MESSY
+    );
+    let check = Test {
+        args: vec!["fmt".into(), "--check".into(), "--diff".into()],
+        ..test
+    };
+    let out = check.expect_exit(1);
+    assert!(out.stdout.contains("+pipeline demo {"), "{}", out.stdout);
+    assert_eq!(out.stderr, "pipeline.pipe: not formatted (from line 1)\n");
+    let tidy = Test::new()
+        .pipeline(TIDY)
+        .args(&["fmt", "--check", "--diff"]);
+    let out = tidy.expect_exit(0);
+    assert_eq!((out.stdout.as_str(), out.stderr.as_str()), ("", ""));
+}
+
+#[test]
+fn fmt_dash_formats_stdin_to_stdout() {
+    let out = Test::new().args(&["fmt", "-"]).stdin(MESSY).expect_exit(0);
+    assert_eq!(out.stdout, TIDY);
+    let out = Test::new()
+        .args(&["fmt", "--check", "-"])
+        .stdin(MESSY)
+        .expect_exit(1);
+    assert_eq!(out.stdout, "");
+    assert!(
+        out.stderr.contains("<stdin>: not formatted (from line 1)"),
+        "{}",
+        out.stderr
+    );
+    let out = Test::new()
+        .args(&["fmt", "-"])
+        .stdin("pipeline p {\n")
+        .expect_exit(2);
+    assert!(
+        out.stderr.contains("E0001") && out.stdout.is_empty(),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn fmt_formats_every_pipe_file_under_a_directory() {
+    let test = Test::new()
+        .file("ci/a.pipe", MESSY)
+        .file("ci/deep/b.pipe", MESSY)
+        .file("ci/deep/tidy.pipe", TIDY)
+        .file("ci/.hidden/c.pipe", MESSY)
+        .file("ci/target/d.pipe", MESSY)
+        .file("ci/notes.txt", MESSY)
+        .args(&["fmt", "--check", "ci"]);
+    let out = test.expect_exit(1);
+    assert_eq!(
+        out.stderr,
+        "ci/a.pipe: not formatted (from line 1)\nci/deep/b.pipe: not formatted (from line 1)\n"
+    );
+    let fix = Test {
+        args: vec!["fmt".into(), "ci".into()],
+        ..test
+    };
+    let out = fix.expect_exit(0);
+    assert_eq!(
+        out.stdout,
+        "formatted ci/a.pipe\nformatted ci/deep/b.pipe\n"
+    );
+    for (name, text) in [
+        ("ci/a.pipe", TIDY),
+        ("ci/deep/b.pipe", TIDY),
+        ("ci/.hidden/c.pipe", MESSY),
+        ("ci/target/d.pipe", MESSY),
+        ("ci/notes.txt", MESSY),
+    ] {
+        assert_eq!(
+            std::fs::read_to_string(fix.path(name)).unwrap(),
+            text,
+            "{name}"
+        );
+    }
 }
 
 #[test]
