@@ -309,6 +309,55 @@ fn init_writes_a_starter_that_checks_and_refuses_to_overwrite_it() {
     );
 }
 
+/// Runs `git ARGS` in `dir`, which must succeed.
+fn git(dir: &Path, args: &[&str]) {
+    let status = Command::new("git")
+        .args(["-c", "user.name=pipe", "-c", "user.email=pipe@example.com"])
+        .args([
+            "-c",
+            "commit.gpgsign=false",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "git {args:?}");
+}
+
+#[test]
+fn a_missing_git_sha_is_a_warning_not_a_silent_empty_version() {
+    let source = "pipeline api {\n  version = \"api-${{ date }}-${{ git.short_sha }}\"\n  job build { run \"echo build\" }\n}\n";
+    let test = Test::new().pipeline(source).args(&["run", "--dry-run"]);
+    let out = test.expect_exit(0);
+    let warning = "warning: the pipeline reads git.short_sha but ";
+    assert!(out.stderr.contains(warning), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("every `git.*` value is empty"),
+        "{}",
+        out.stderr
+    );
+    let plan = Test {
+        args: vec!["plan".into()],
+        ..test
+    };
+    assert!(plan.expect_exit(0).stderr.contains(warning));
+    git(plan.dir.path(), &["init", "-q"]);
+    git(plan.dir.path(), &["add", "pipeline.pipe"]);
+    git(plan.dir.path(), &["commit", "-q", "-m", "first"]);
+    let committed = Test {
+        args: vec!["run".into(), "--dry-run".into()],
+        ..plan
+    };
+    let out = committed.expect_exit(0);
+    assert!(!out.stderr.contains("git"), "{}", out.stderr);
+    let without_git_names = Test::new().pipeline(CLEAN).args(&["run", "--dry-run"]);
+    let out = without_git_names.expect_exit(0);
+    assert!(!out.stderr.contains("git"), "{}", out.stderr);
+}
+
 #[test]
 fn init_without_a_build_system_writes_placeholders_named_after_the_directory() {
     let test = Test::new().args(&["init"]);
