@@ -309,6 +309,92 @@ fn init_writes_a_starter_that_checks_and_refuses_to_overwrite_it() {
     );
 }
 
+/// The promise of `pipe init`: in a project just made by `cargo new` (no Cargo.lock yet), the
+/// starter checks clean and its first run builds, tests and delivers to staging.
+#[test]
+fn init_in_a_fresh_cargo_project_checks_and_its_first_run_succeeds() {
+    let test = Test::new();
+    let status = Command::new("cargo")
+        .args(["new", "--vcs", "git", "--quiet", "hello-svc"])
+        .current_dir(test.dir.path())
+        .env("CARGO_NET_OFFLINE", "true")
+        .status()
+        .unwrap();
+    assert!(status.success(), "cargo new");
+    assert!(!test.path("hello-svc/Cargo.lock").exists());
+    let init = test.args(&["init", "hello-svc"]);
+    let out = init.expect_exit(0);
+    assert!(
+        out.stdout.contains("for pipeline `hello-svc`"),
+        "{}",
+        out.stdout
+    );
+    let written = std::fs::read_to_string(init.path("hello-svc/pipeline.pipe")).unwrap();
+    for part in [
+        "artifact app",
+        "promote staging",
+        "smoke",
+        "rollback",
+        "// promote production",
+        "// drill",
+    ] {
+        assert!(written.contains(part), "{part} in\n{written}");
+    }
+    let file = "hello-svc/pipeline.pipe";
+    let mut test = init;
+    for (args, code) in [
+        (vec!["check", file], 0),
+        (vec!["fmt", "--check", file], 0),
+        (vec!["compile", file], 0),
+        (vec!["run", file], 0),
+    ] {
+        test = Test {
+            args: args.iter().map(|a| a.to_string()).collect(),
+            ..test
+        };
+        let out = test.expect_exit(code);
+        if args[0] == "compile" {
+            // Whole commands: none ends in the space an empty template argument left.
+            for command in [
+                "cargo test --locked --workspace",
+                "cargo clippy --locked --all-targets -- -D warnings",
+                "cargo build --locked --profile release --workspace",
+            ] {
+                let quoted = format!("\"{command}\"");
+                assert!(out.stdout.contains(&quoted), "{command} in\n{}", out.stdout);
+            }
+        }
+    }
+    assert!(test.path("hello-svc/Cargo.lock").exists());
+    assert!(test.path("hello-svc/deploy/staging/hello-svc").exists());
+}
+
+#[test]
+fn init_names_the_pipeline_after_the_crate_or_the_npm_package() {
+    for (manifest, text, name) in [
+        (
+            "app/Cargo.toml",
+            "[package]\nname = \"billing-api\"\n",
+            "billing-api",
+        ),
+        ("app/package.json", r#"{"name": "@acme/web"}"#, "web"),
+    ] {
+        let test = Test::new().file(manifest, text).args(&["init", "app"]);
+        let out = test.expect_exit(0);
+        assert!(
+            out.stdout.contains(&format!("for pipeline `{name}`")),
+            "{}",
+            out.stdout
+        );
+        let written = std::fs::read_to_string(test.path("app/pipeline.pipe")).unwrap();
+        assert!(
+            written.contains(&format!("pipeline {name} {{")),
+            "{written}"
+        );
+        assert!(written.contains("promote staging {"), "{written}");
+    }
+}
+
 /// Runs `git ARGS` in `dir`, which must succeed.
 fn git(dir: &Path, args: &[&str]) {
     let status = Command::new("git")
