@@ -10,6 +10,7 @@ struct Test {
     dir: tempfile::TempDir,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    stdin: Option<String>,
 }
 
 struct Output {
@@ -24,6 +25,7 @@ impl Test {
             dir: tempfile::tempdir().unwrap(),
             args: Vec::new(),
             env: Vec::new(),
+            stdin: None,
         }
     }
 
@@ -48,6 +50,11 @@ impl Test {
         self
     }
 
+    fn stdin(mut self, text: &str) -> Test {
+        self.stdin = Some(text.to_string());
+        self
+    }
+
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
@@ -61,7 +68,25 @@ impl Test {
         for (k, v) in &self.env {
             command.env(k, v);
         }
-        let output = command.output().unwrap();
+        let output = match &self.stdin {
+            None => command.output().unwrap(),
+            Some(text) => {
+                use std::io::Write;
+                let mut child = command
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(text.as_bytes())
+                    .unwrap();
+                child.wait_with_output().unwrap()
+            }
+        };
         Output {
             stdout: String::from_utf8_lossy(&output.stdout).to_string(),
             stderr: String::from_utf8_lossy(&output.stderr).to_string(),
@@ -284,6 +309,141 @@ fn init_writes_a_starter_that_checks_and_refuses_to_overwrite_it() {
     );
 }
 
+/// The promise of `pipe init`: in a project just made by `cargo new` (no Cargo.lock yet), the
+/// starter checks clean and its first run builds, tests and delivers to staging.
+#[test]
+fn init_in_a_fresh_cargo_project_checks_and_its_first_run_succeeds() {
+    let test = Test::new();
+    let status = Command::new("cargo")
+        .args(["new", "--vcs", "git", "--quiet", "hello-svc"])
+        .current_dir(test.dir.path())
+        .env("CARGO_NET_OFFLINE", "true")
+        .status()
+        .unwrap();
+    assert!(status.success(), "cargo new");
+    assert!(!test.path("hello-svc/Cargo.lock").exists());
+    let init = test.args(&["init", "hello-svc"]);
+    let out = init.expect_exit(0);
+    assert!(
+        out.stdout.contains("for pipeline `hello-svc`"),
+        "{}",
+        out.stdout
+    );
+    let written = std::fs::read_to_string(init.path("hello-svc/pipeline.pipe")).unwrap();
+    for part in [
+        "artifact app",
+        "promote staging",
+        "smoke",
+        "rollback",
+        "// promote production",
+        "// drill",
+    ] {
+        assert!(written.contains(part), "{part} in\n{written}");
+    }
+    let file = "hello-svc/pipeline.pipe";
+    let mut test = init;
+    for (args, code) in [
+        (vec!["check", file], 0),
+        (vec!["fmt", "--check", file], 0),
+        (vec!["compile", file], 0),
+        (vec!["run", file], 0),
+    ] {
+        test = Test {
+            args: args.iter().map(|a| a.to_string()).collect(),
+            ..test
+        };
+        let out = test.expect_exit(code);
+        if args[0] == "compile" {
+            // Whole commands: none ends in the space an empty template argument left.
+            for command in [
+                "cargo test --locked --workspace",
+                "cargo clippy --locked --all-targets -- -D warnings",
+                "cargo build --locked --profile release --workspace",
+            ] {
+                let quoted = format!("\"{command}\"");
+                assert!(out.stdout.contains(&quoted), "{command} in\n{}", out.stdout);
+            }
+        }
+    }
+    assert!(test.path("hello-svc/Cargo.lock").exists());
+    assert!(test.path("hello-svc/deploy/staging/hello-svc").exists());
+}
+
+#[test]
+fn init_names_the_pipeline_after_the_crate_or_the_npm_package() {
+    for (manifest, text, name) in [
+        (
+            "app/Cargo.toml",
+            "[package]\nname = \"billing-api\"\n",
+            "billing-api",
+        ),
+        ("app/package.json", r#"{"name": "@acme/web"}"#, "web"),
+    ] {
+        let test = Test::new().file(manifest, text).args(&["init", "app"]);
+        let out = test.expect_exit(0);
+        assert!(
+            out.stdout.contains(&format!("for pipeline `{name}`")),
+            "{}",
+            out.stdout
+        );
+        let written = std::fs::read_to_string(test.path("app/pipeline.pipe")).unwrap();
+        assert!(
+            written.contains(&format!("pipeline {name} {{")),
+            "{written}"
+        );
+        assert!(written.contains("promote staging {"), "{written}");
+    }
+}
+
+/// Runs `git ARGS` in `dir`, which must succeed.
+fn git(dir: &Path, args: &[&str]) {
+    let status = Command::new("git")
+        .args(["-c", "user.name=pipe", "-c", "user.email=pipe@example.com"])
+        .args([
+            "-c",
+            "commit.gpgsign=false",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "git {args:?}");
+}
+
+#[test]
+fn a_missing_git_sha_is_a_warning_not_a_silent_empty_version() {
+    let source = "pipeline api {\n  version = \"api-${{ date }}-${{ git.short_sha }}\"\n  job build { run \"echo build\" }\n}\n";
+    let test = Test::new().pipeline(source).args(&["run", "--dry-run"]);
+    let out = test.expect_exit(0);
+    let warning = "warning: the pipeline reads git.short_sha but ";
+    assert!(out.stderr.contains(warning), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("every `git.*` value is empty"),
+        "{}",
+        out.stderr
+    );
+    let plan = Test {
+        args: vec!["plan".into()],
+        ..test
+    };
+    assert!(plan.expect_exit(0).stderr.contains(warning));
+    git(plan.dir.path(), &["init", "-q"]);
+    git(plan.dir.path(), &["add", "pipeline.pipe"]);
+    git(plan.dir.path(), &["commit", "-q", "-m", "first"]);
+    let committed = Test {
+        args: vec!["run".into(), "--dry-run".into()],
+        ..plan
+    };
+    let out = committed.expect_exit(0);
+    assert!(!out.stderr.contains("git"), "{}", out.stderr);
+    let without_git_names = Test::new().pipeline(CLEAN).args(&["run", "--dry-run"]);
+    let out = without_git_names.expect_exit(0);
+    assert!(!out.stderr.contains("git"), "{}", out.stderr);
+}
+
 #[test]
 fn init_without_a_build_system_writes_placeholders_named_after_the_directory() {
     let test = Test::new().args(&["init"]);
@@ -327,6 +487,110 @@ fn fmt_check_names_the_unformatted_file_and_fmt_fixes_it_in_place() {
         ..fix
     };
     assert_eq!(again.expect_exit(0).stderr, "");
+}
+
+const MESSY: &str = "pipeline   demo{\n  job build { run \"echo build\" }\n  job test { needs=[ build ,  ] ; run \"echo test\"}\n}\n";
+const TIDY: &str = "pipeline demo {\n  job build { run \"echo build\" }\n  job test { needs = [build]; run \"echo test\" }\n}\n";
+
+#[test]
+fn fmt_diff_prints_a_unified_diff_and_changes_nothing() {
+    let test = Test::new().pipeline(MESSY).args(&["fmt", "--diff"]);
+    let out = test.expect_exit(0);
+    for line in [
+        "--- a/pipeline.pipe",
+        "+++ b/pipeline.pipe",
+        "@@ -1,4 +1,4 @@",
+        "-pipeline   demo{",
+        "+pipeline demo {",
+        "   job build { run \"echo build\" }",
+        "+  job test { needs = [build]; run \"echo test\" }",
+    ] {
+        assert!(
+            out.stdout.lines().any(|l| l == line),
+            "{line:?} in\n{}",
+            out.stdout
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(test.path("pipeline.pipe")).unwrap(),
+        MESSY
+    );
+    let check = Test {
+        args: vec!["fmt".into(), "--check".into(), "--diff".into()],
+        ..test
+    };
+    let out = check.expect_exit(1);
+    assert!(out.stdout.contains("+pipeline demo {"), "{}", out.stdout);
+    assert_eq!(out.stderr, "pipeline.pipe: not formatted (from line 1)\n");
+    let tidy = Test::new()
+        .pipeline(TIDY)
+        .args(&["fmt", "--check", "--diff"]);
+    let out = tidy.expect_exit(0);
+    assert_eq!((out.stdout.as_str(), out.stderr.as_str()), ("", ""));
+}
+
+#[test]
+fn fmt_dash_formats_stdin_to_stdout() {
+    let out = Test::new().args(&["fmt", "-"]).stdin(MESSY).expect_exit(0);
+    assert_eq!(out.stdout, TIDY);
+    let out = Test::new()
+        .args(&["fmt", "--check", "-"])
+        .stdin(MESSY)
+        .expect_exit(1);
+    assert_eq!(out.stdout, "");
+    assert!(
+        out.stderr.contains("<stdin>: not formatted (from line 1)"),
+        "{}",
+        out.stderr
+    );
+    let out = Test::new()
+        .args(&["fmt", "-"])
+        .stdin("pipeline p {\n")
+        .expect_exit(2);
+    assert!(
+        out.stderr.contains("E0001") && out.stdout.is_empty(),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn fmt_formats_every_pipe_file_under_a_directory() {
+    let test = Test::new()
+        .file("ci/a.pipe", MESSY)
+        .file("ci/deep/b.pipe", MESSY)
+        .file("ci/deep/tidy.pipe", TIDY)
+        .file("ci/.hidden/c.pipe", MESSY)
+        .file("ci/target/d.pipe", MESSY)
+        .file("ci/notes.txt", MESSY)
+        .args(&["fmt", "--check", "ci"]);
+    let out = test.expect_exit(1);
+    assert_eq!(
+        out.stderr,
+        "ci/a.pipe: not formatted (from line 1)\nci/deep/b.pipe: not formatted (from line 1)\n"
+    );
+    let fix = Test {
+        args: vec!["fmt".into(), "ci".into()],
+        ..test
+    };
+    let out = fix.expect_exit(0);
+    assert_eq!(
+        out.stdout,
+        "formatted ci/a.pipe\nformatted ci/deep/b.pipe\n"
+    );
+    for (name, text) in [
+        ("ci/a.pipe", TIDY),
+        ("ci/deep/b.pipe", TIDY),
+        ("ci/.hidden/c.pipe", MESSY),
+        ("ci/target/d.pipe", MESSY),
+        ("ci/notes.txt", MESSY),
+    ] {
+        assert_eq!(
+            std::fs::read_to_string(fix.path(name)).unwrap(),
+            text,
+            "{name}"
+        );
+    }
 }
 
 #[test]

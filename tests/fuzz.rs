@@ -226,8 +226,9 @@ fn without_positions(value: serde_json::Value) -> serde_json::Value {
                 .filter(|(key, _)| key != "span" && key != "source_sha256")
                 .map(|(key, value)| match (key.as_str(), value) {
                     ("source", Value::String(text)) => {
-                        let words: Vec<&str> = text.split_whitespace().collect();
-                        (key, Value::String(words.join(" ")))
+                        // `pipe fmt` respaces expressions (`a==b` becomes `a == b`).
+                        let tight: String = text.split_whitespace().collect();
+                        (key, Value::String(tight))
                     }
                     (_, value) => (key, without_positions(value)),
                 })
@@ -275,6 +276,108 @@ fn a_file_with_its_layout_destroyed_is_formatted_back() {
             })
             .collect();
         assert_eq!(format(0, &flattened).ok().as_deref(), Some(*text));
+    }
+}
+
+/// Byte by byte: whether a canonical file's byte is inside a string or a comment (generously:
+/// a one-line string runs to the last quote of its line), where a space would be content.
+fn protected(text: &str) -> Vec<bool> {
+    let mut protected = vec![false; text.len()];
+    let mut at = 0;
+    while at < text.len() {
+        let rest = &text[at..];
+        let line_end = rest.find('\n').map_or(text.len(), |n| at + n);
+        let end = if let Some(body) = rest.strip_prefix("\"\"\"") {
+            body.find("\"\"\"").map_or(text.len(), |n| at + 6 + n)
+        } else if rest.starts_with('"') {
+            text[at..line_end]
+                .rfind('"')
+                .map_or(line_end, |n| at + n + 1)
+        } else if rest.starts_with("//") {
+            line_end
+        } else if let Some(body) = rest.strip_prefix("/*") {
+            body.find("*/").map_or(text.len(), |n| at + 4 + n)
+        } else {
+            at += 1;
+            continue;
+        };
+        protected[at..end].iter_mut().for_each(|p| *p = true);
+        at = end.max(at + 1);
+    }
+    protected
+}
+
+/// A change to the spaces of a line that no token notices.
+#[derive(Debug, Clone)]
+enum Respace {
+    Insert { at: usize, space: &'static str },
+    Delete { at: usize },
+}
+
+fn respace() -> impl Strategy<Value = Respace> {
+    prop_oneof![
+        (
+            any::<usize>(),
+            prop_oneof![Just(" "), Just("   "), Just("\t")]
+        )
+            .prop_map(|(at, space)| Respace::Insert { at, space }),
+        any::<usize>().prop_map(|at| Respace::Delete { at }),
+    ]
+}
+
+/// Applies `edit` at a place outside strings and comments where it keeps every token: a space
+/// added next to punctuation or space, or a space removed between two tokens that stay apart.
+fn apply_respace(text: &str, edit: &Respace) -> String {
+    let bytes = text.as_bytes();
+    let protected = protected(text);
+    let free = |at: usize| at < bytes.len() && !protected[at];
+    let word = |b: u8| b.is_ascii_alphanumeric() || b"_-.%\"".contains(&b);
+    let glues = |a: u8, b: u8| b"=!<>/*".contains(&a) && b"=!<>/*".contains(&b);
+    let loose = |b: u8| b" \t{}[](),;:".contains(&b);
+    let places: Vec<usize> = match edit {
+        Respace::Insert { .. } => (1..bytes.len())
+            .filter(|&at| free(at - 1) && free(at))
+            .filter(|&at| loose(bytes[at - 1]) || loose(bytes[at]))
+            .filter(|&at| !glues(bytes[at - 1], bytes[at]))
+            .collect(),
+        Respace::Delete { .. } => (1..bytes.len().saturating_sub(1))
+            .filter(|&at| bytes[at] == b' ' && free(at - 1) && free(at) && free(at + 1))
+            .filter(|&at| !(word(bytes[at - 1]) && word(bytes[at + 1])))
+            .filter(|&at| !glues(bytes[at - 1], bytes[at + 1]))
+            .collect(),
+    };
+    let pick = |n: usize| places[n % places.len()];
+    match edit {
+        _ if places.is_empty() => text.to_string(),
+        Respace::Insert { at, space } => {
+            let at = pick(*at);
+            format!("{}{space}{}", &text[..at], &text[at..])
+        }
+        Respace::Delete { at } => {
+            let at = pick(*at);
+            format!("{}{}", &text[..at], &text[at + 1..])
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(config(128))]
+
+    /// The layout depends on the tokens only: however the spaces within its lines are changed,
+    /// a canonical file formats back to itself, meaning kept.
+    #[test]
+    fn respaced_canonical_files_format_back_to_themselves(
+        seed in 0..CANONICAL.len(),
+        edits in proptest::collection::vec(respace(), 1..24),
+    ) {
+        let canonical = CANONICAL[seed];
+        let mut text = canonical.to_string();
+        for edit in &edits {
+            text = apply_respace(&text, edit);
+        }
+        assert_formatting_keeps_meaning("fuzz.pipe", &text);
+        let formatted = format(0, &text).ok();
+        prop_assert_eq!(formatted.as_deref(), Some(canonical), "from:\n{}", text);
     }
 }
 

@@ -144,6 +144,9 @@ pub fn plan(args: &PlanArgs) -> i32 {
     };
     let pipeline_dir = pipeline_dir(&args.file);
     let git = GitInfo::read(&pipeline_dir);
+    if let Some(warning) = git.missing_warning(&plan, &pipeline_dir) {
+        eprintln!("warning: {warning}");
+    }
     let (bindings, _) = base_bindings(&plan, "<next run>", &git, None);
     let places = Places {
         state_dir: &state_dir,

@@ -1,22 +1,28 @@
-//! `pipe fmt [FILE…] [--check]`: lays pipeline files out the canonical way (`syntax::format`),
-//! in place, or with `--check` only says which files would change (exit 1), for CI.
+//! `pipe fmt [PATH…|-] [--check] [--diff]`: lays pipeline files out the canonical way
+//! (`syntax::format`): in place, from stdin to stdout, or, for CI, only saying what would change.
 
 use super::{exit, stderr_color};
+use crate::compilation::MAX_PIPELINE_BYTES;
 use crate::diagnostics::{SourceMap, render_text};
 use crate::syntax::format::format;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug)]
 pub struct FmtArgs {
-    /// The pipeline files
+    /// Pipeline files or directories (every `*.pipe` below, hidden directories, `target` and
+    /// `node_modules` skipped); `-` reads stdin and writes the result to stdout
     #[arg(default_value = "pipeline.pipe")]
-    files: Vec<PathBuf>,
-    /// Change nothing; exit 1 if any file is not formatted
+    paths: Vec<PathBuf>,
+    /// Change nothing; name each file that is not formatted and exit 1 if any
     #[arg(long)]
     check: bool,
+    /// Change nothing; print a unified diff of what formatting would change
+    #[arg(long)]
+    diff: bool,
 }
 
 /// What happened to one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Outcome {
     Unchanged,
     Changed,
@@ -24,19 +30,111 @@ enum Outcome {
 }
 
 pub fn fmt(args: &FmtArgs) -> i32 {
-    let mut code = exit::SUCCESS;
-    for file in &args.files {
-        match fmt_file(file, args.check) {
-            Outcome::Unchanged => {}
-            Outcome::Changed if args.check => code = code.max(exit::FAILED),
-            Outcome::Changed => {}
-            Outcome::Failed => code = exit::USAGE,
-        }
+    let mut worst = Outcome::Unchanged;
+    for path in &args.paths {
+        let outcome = if path.as_os_str() == "-" {
+            fmt_stdin(args)
+        } else if path.is_dir() {
+            fmt_dir(path, args)
+        } else {
+            fmt_file(path, args)
+        };
+        worst = worst.max(outcome);
     }
-    code
+    match worst {
+        Outcome::Failed => exit::USAGE,
+        Outcome::Changed if args.check => exit::FAILED,
+        _ => exit::SUCCESS,
+    }
 }
 
-fn fmt_file(file: &Path, check: bool) -> Outcome {
+fn fmt_dir(dir: &Path, args: &FmtArgs) -> Outcome {
+    let files = match pipeline_files(dir) {
+        Ok(files) => files,
+        Err(error) => {
+            eprintln!("error: cannot read {}: {error}", dir.display());
+            return Outcome::Failed;
+        }
+    };
+    if files.is_empty() {
+        eprintln!("warning: no *.pipe file under {}", dir.display());
+    }
+    files
+        .iter()
+        .map(|file| fmt_file(file, args))
+        .max()
+        .unwrap_or(Outcome::Unchanged)
+}
+
+/// Every `*.pipe` file under `dir`, sorted; hidden directories (`.git`, `.pipe`), `target`
+/// and `node_modules` hold no sources of this project.
+fn pipeline_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let path = entry.path();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                let skipped = name.starts_with('.') || name == "target" || name == "node_modules";
+                if !skipped {
+                    pending.push(path);
+                }
+            } else if kind.is_file() && name.ends_with(".pipe") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn fmt_stdin(args: &FmtArgs) -> Outcome {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let read = std::io::stdin()
+        .lock()
+        .take(MAX_PIPELINE_BYTES + 1)
+        .read_to_end(&mut bytes);
+    let text = match read {
+        Err(error) => Err(format!("cannot read stdin: {error}")),
+        Ok(_) if bytes.len() as u64 > MAX_PIPELINE_BYTES => Err(format!(
+            "cannot read stdin: larger than {MAX_PIPELINE_BYTES} bytes"
+        )),
+        Ok(_) => String::from_utf8(bytes).map_err(|_| "cannot read stdin: not UTF-8 text".into()),
+    };
+    let text = match text {
+        Ok(text) => text,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Outcome::Failed;
+        }
+    };
+    let Some(formatted) = formatted("<stdin>", &text) else {
+        return Outcome::Failed;
+    };
+    let changed = formatted != text;
+    if changed && args.check {
+        let line = first_difference(&text, &formatted);
+        eprintln!("<stdin>: not formatted (from line {line})");
+    }
+    if args.diff {
+        print!("{}", unified_diff("<stdin>", &text, &formatted));
+    }
+    if !args.check && !args.diff {
+        print!("{formatted}");
+    }
+    if changed {
+        Outcome::Changed
+    } else {
+        Outcome::Unchanged
+    }
+}
+
+fn fmt_file(file: &Path, args: &FmtArgs) -> Outcome {
     let text = match crate::compilation::read_entry(file) {
         Ok(text) => text,
         Err(failure) => {
@@ -44,45 +142,64 @@ fn fmt_file(file: &Path, check: bool) -> Outcome {
             return Outcome::Failed;
         }
     };
-    let mut sources = SourceMap::new();
-    let id = sources.add(file.display().to_string(), &text);
-    let formatted = match format(id, &text) {
-        Ok(formatted) => formatted,
-        Err(diagnostic) => {
-            eprint!("{}", render_text(&diagnostic, &sources, stderr_color()));
-            eprintln!(
-                "{}: not formatted: fix the syntax error first",
-                file.display()
-            );
-            return Outcome::Failed;
-        }
+    let shown = file.display().to_string();
+    let Some(formatted) = formatted(&shown, &text) else {
+        return Outcome::Failed;
     };
     if formatted == text {
         return Outcome::Unchanged;
     }
-    // Formatting only moves whitespace; a result that reads differently is a bug: keep the file.
-    if format(id, &formatted).as_ref() != Ok(&formatted) {
-        eprintln!(
-            "error: {}: formatting is not stable here (a bug in `pipe fmt`); the file is unchanged",
-            file.display()
-        );
-        return Outcome::Failed;
-    }
-    if check {
+    if args.check {
         let line = first_difference(&text, &formatted);
-        eprintln!("{}: not formatted (from line {line})", file.display());
+        eprintln!("{shown}: not formatted (from line {line})");
+    }
+    if args.diff {
+        print!("{}", unified_diff(&shown, &text, &formatted));
+    }
+    if args.check || args.diff {
         return Outcome::Changed;
     }
     match crate::fsutil::write_atomic(file, formatted.as_bytes()) {
         Ok(()) => {
-            println!("formatted {}", file.display());
+            println!("formatted {shown}");
             Outcome::Changed
         }
         Err(error) => {
-            eprintln!("error: cannot write {}: {error}", file.display());
+            eprintln!("error: cannot write {shown}: {error}");
             Outcome::Failed
         }
     }
+}
+
+/// The formatted text, or `None` once the reason it cannot be formatted has been printed.
+fn formatted(name: &str, text: &str) -> Option<String> {
+    let mut sources = SourceMap::new();
+    let id = sources.add(name.to_string(), text);
+    let formatted = match format(id, text) {
+        Ok(formatted) => formatted,
+        Err(diagnostic) => {
+            eprint!("{}", render_text(&diagnostic, &sources, stderr_color()));
+            eprintln!("{name}: not formatted: fix the syntax error first");
+            return None;
+        }
+    };
+    // Formatting twice must change nothing more; a result that does is a bug: keep the file.
+    if format(id, &formatted).as_ref() != Ok(&formatted) {
+        eprintln!(
+            "error: {name}: formatting is not stable here (a bug in `pipe fmt`); the file is unchanged"
+        );
+        return None;
+    }
+    Some(formatted)
+}
+
+/// `diff -u` of the file as it is (`a/NAME`) and as it would be formatted (`b/NAME`).
+fn unified_diff(name: &str, before: &str, after: &str) -> String {
+    similar::TextDiff::from_lines(before, after)
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("a/{name}"), &format!("b/{name}"))
+        .to_string()
 }
 
 /// The 1-based number of the first line that differs.

@@ -1,8 +1,10 @@
-//! `pipe init [DIR]`: writes a starter `pipeline.pipe` fitted to the project it finds (Cargo,
-//! npm, or neither), checked clean before it is written, and keeps `.pipe/` out of git.
+//! `pipe init [DIR]`: writes a starter `pipeline.pipe` (jobs, artifact, staging promote) fitted to
+//! the project it finds (Cargo, npm, or neither), checked clean before it is written, and keeps
+//! `.pipe/` out of git.
 
 use super::exit;
 use crate::compilation::{FileLoader, compile_source};
+use crate::syntax::format::format;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug)]
@@ -10,7 +12,7 @@ pub struct InitArgs {
     /// The project directory
     #[arg(default_value = ".")]
     dir: PathBuf,
-    /// The pipeline's name (default: the directory's name)
+    /// The pipeline's name (default: the crate's or npm package's name, else the directory's)
     #[arg(long)]
     name: Option<String>,
     /// Replace an existing pipeline.pipe
@@ -36,10 +38,11 @@ pub fn init(args: &InitArgs) -> i32 {
         );
         return exit::USAGE;
     }
+    let project = detect(&args.dir);
     let name = match args
         .name
         .clone()
-        .map_or_else(|| default_name(&args.dir), Ok)
+        .map_or_else(|| default_name(&args.dir, project), Ok)
     {
         Ok(name) if is_identifier(&name) => name,
         Ok(name) => {
@@ -51,15 +54,13 @@ pub fn init(args: &InitArgs) -> i32 {
             return exit::USAGE;
         }
     };
-    let project = detect(&args.dir);
-    let text = starter(project, &name);
-    // The starter is generated, so a problem in it is this tool's bug: never write it.
-    let checked = compile_source(&target.display().to_string(), &text, &FileLoader);
-    if checked.has_errors() {
-        eprint!("{}", checked.render(false));
-        eprintln!("error: the generated pipeline does not check (a bug in `pipe init`)");
-        return exit::FAILED;
-    }
+    let text = match generate(project, &name, &target) {
+        Ok(text) => text,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return exit::FAILED;
+        }
+    };
     if let Err(error) = crate::fsutil::write_atomic(&target, text.as_bytes()) {
         eprintln!("error: cannot write {}: {error}", target.display());
         return exit::FAILED;
@@ -78,7 +79,39 @@ pub fn init(args: &InitArgs) -> i32 {
     exit::SUCCESS
 }
 
-fn default_name(dir: &Path) -> Result<String, String> {
+/// The starter in `pipe fmt`'s layout (so it passes `pipe fmt --check` as written), checked.
+/// The text is generated, so a problem in it is this tool's bug: it is never written.
+fn generate(project: Project, name: &str, target: &Path) -> Result<String, String> {
+    let text = format(0, &starter(project, name)).map_err(|diagnostic| {
+        format!(
+            "the generated pipeline does not parse (a bug in `pipe init`): {}",
+            diagnostic.message
+        )
+    })?;
+    let checked = compile_source(&target.display().to_string(), &text, &FileLoader);
+    if checked.has_errors() {
+        return Err(format!(
+            "the generated pipeline does not check (a bug in `pipe init`):\n{}",
+            checked.render(false)
+        ));
+    }
+    Ok(text)
+}
+
+/// The project's own name (the crate's or the npm package's), else the directory's.
+fn default_name(dir: &Path, project: Project) -> Result<String, String> {
+    let declared = match project {
+        Project::Cargo => std::fs::read_to_string(dir.join("Cargo.toml"))
+            .ok()
+            .and_then(|text| cargo_package_name(&text)),
+        Project::Npm => std::fs::read_to_string(dir.join("package.json"))
+            .ok()
+            .and_then(|text| npm_package_name(&text)),
+        Project::Other => None,
+    };
+    if let Some(name) = declared {
+        return Ok(identifier_from(&name));
+    }
     let absolute = std::path::absolute(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let base = absolute
         .file_name()
@@ -106,6 +139,35 @@ fn identifier_from(text: &str) -> String {
     name
 }
 
+/// `name` under `[package]` in a Cargo.toml (a workspace manifest has none).
+fn cargo_package_name(manifest: &str) -> Option<String> {
+    let mut in_package = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_package = line == "[package]";
+        } else if in_package
+            && let Some((key, value)) = line.split_once('=')
+            && key.trim() == "name"
+        {
+            let value = value.trim();
+            let value = match value.chars().next() {
+                Some(quote @ ('"' | '\'')) => value[1..].split(quote).next().unwrap_or(""),
+                _ => value.split('#').next().unwrap_or("").trim(),
+            };
+            return (!value.is_empty()).then(|| value.to_string());
+        }
+    }
+    None
+}
+
+/// `name` in a package.json, its `@scope/` left out.
+fn npm_package_name(manifest: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(manifest).ok()?;
+    let name = value.get("name")?.as_str()?;
+    let name = name.rsplit('/').next().unwrap_or(name);
+    (!name.is_empty()).then(|| name.to_string())
+}
+
 fn is_identifier(text: &str) -> bool {
     let mut chars = text.chars();
     chars
@@ -126,44 +188,115 @@ fn detect(dir: &Path) -> Project {
 
 fn describe(project: Project) -> &'static str {
     match project {
-        Project::Cargo => "a Cargo project: fmt, clippy, test, then a release build",
-        Project::Npm => "an npm project: install, test, build",
+        Project::Cargo => {
+            "a Cargo project: fmt, clippy, test, a release build delivered to staging"
+        }
+        Project::Npm => "an npm project: install, test, build, a package delivered to staging",
         Project::Other => "no build system recognised: replace the placeholder commands",
     }
 }
 
+/// The starter: the project's jobs and gate, then the delivery every kind shares.
 fn starter(project: Project, name: &str) -> String {
     let header = "// The delivery pipeline of this repository. `pipe check` checks it, `pipe run --dry-run`\n\
-                  // shows what would run, `pipe run` runs it. Add environments and `promote` blocks\n\
-                  // to deliver: see `pipe explain` and the language guide.\n";
-    let body = match project {
-        Project::Cargo => format!(
-            "import \"std/rust\"\n\npipeline {name} {{\n\
-             \x20 job fmt   = fmt_check()\n\
-             \x20 job lint  = clippy()\n\
-             \x20 job test  = cargo_test()\n\
-             \x20 job build = cargo_build() {{ needs = [fmt, lint, test] }}\n\n\
-             \x20 gate ready {{\n\
-             \x20   require jobs.test.succeeded\n\
-             \x20   require jobs.lint.succeeded\n\
-             \x20 }}\n}}\n"
+                  // shows what would run, `pipe run` runs it; `pipe explain CODE` explains a diagnostic.\n";
+    let (import, jobs, artifact) = match project {
+        Project::Cargo => (
+            "import \"std/rust\"\n\n",
+            cargo_jobs(),
+            format!("target/release/{name}"),
         ),
-        Project::Npm => format!(
-            "pipeline {name} {{\n\
-             \x20 job install {{ run \"npm ci\"  timeout = 10m }}\n\
-             \x20 job test    {{ run \"npm test\"  needs = [install]  timeout = 15m }}\n\
-             \x20 job build   {{ run \"npm run build --if-present\"  needs = [test]  timeout = 15m }}\n\n\
-             \x20 gate ready {{ require jobs.test.succeeded }}\n}}\n"
-        ),
-        Project::Other => format!(
-            "pipeline {name} {{\n\
-             \x20 // Placeholders: replace each `run` with the project's own commands.\n\
-             \x20 job build {{ run \"echo build\"  timeout = 10m }}\n\
-             \x20 job test  {{ run \"echo test\"  needs = [build]  timeout = 10m }}\n\n\
-             \x20 gate ready {{ require jobs.test.succeeded }}\n}}\n"
-        ),
+        Project::Npm => ("", NPM_JOBS.to_string(), "build/package.tgz".to_string()),
+        Project::Other => ("", OTHER_JOBS.to_string(), "build/output".to_string()),
     };
-    format!("{header}{body}")
+    let file = artifact.rsplit('/').next().unwrap_or("artifact");
+    format!(
+        "{header}{import}pipeline {name} {{\n\
+         \x20 artifact app {{ path = \"{artifact}\" }}\n\n\
+         {jobs}\n\
+         \x20 gate ready {{ require jobs.test.succeeded }}\n\n\
+         {}}}\n",
+        delivery(file)
+    )
+}
+
+/// Cargo's jobs. The first run of a fresh `cargo new` project has no `Cargo.lock` yet, and
+/// the std/rust templates build `--locked`: the `lock` job writes one only when it is missing.
+fn cargo_jobs() -> String {
+    "  job lock { run \"test -f Cargo.lock || cargo generate-lockfile\"  timeout = 5m }\n\
+     \x20 job fmt = fmt_check()\n\
+     \x20 job lint = clippy() { needs = [lock] }\n\
+     \x20 job test = cargo_test(flags: \"--workspace\") { needs = [lock] }\n\
+     \x20 job build = cargo_build(flags: \"--workspace\") {\n\
+     \x20   needs    = [fmt, lint, test]\n\
+     \x20   produces = [app]\n\
+     \x20 }\n"
+        .to_string()
+}
+
+const NPM_JOBS: &str = "  job install { run \"npm ci\"  timeout = 10m }
+  job test { run \"npm test\"  needs = [install]  timeout = 15m }
+  job build {
+    needs = [test]
+    run \"npm run build --if-present && mkdir -p build && mv \\\"$(npm pack --silent)\\\" build/package.tgz\"
+    produces = [app]
+    timeout  = 15m
+  }
+";
+
+const OTHER_JOBS: &str = "  // Placeholders: replace each `run` with the project's own commands.
+  job test { run \"echo test\"  timeout = 10m }
+  job build {
+    needs = [test]
+    run \"echo build\"
+    run \"mkdir -p build && date > build/output\"
+    produces = [app]
+    timeout  = 10m
+  }
+";
+
+/// A staging promote that works as written (it installs the artifact under `deploy/staging`),
+/// and production and a restore drill to uncomment once deploys are real.
+fn delivery(file: &str) -> String {
+    format!(
+        r#"  environment staging {{ url = "http://127.0.0.1:8080" }}
+
+  // Replace these commands with the real deploy: as written they install the artifact under
+  // deploy/staging, so that the first `pipe run` shows the whole flow. A failed smoke check
+  // runs `rollback`, which puts the previous release back.
+  promote staging {{
+    after    = [ready]
+    artifact = app
+    deploy {{ run "mkdir -p deploy/staging && cp ${{{{ artifact.path }}}} deploy/staging/{file}" }}
+    smoke {{ run "test -s deploy/staging/{file}"  retries = 2  backoff = 1s }}
+    rollback {{ run "cp ${{{{ previous.path }}}} deploy/staging/{file}" }}
+  }}
+
+  // Production, once staging deploys for real: a protected environment needs an approval
+  // (`pipe run --approve production --approver NAME`).
+  // environment production {{ url = "https://example.com"  protected = true }}
+  //
+  // promote production {{
+  //   after    = [staging]
+  //   artifact = app
+  //   approval {{ approvers = ["you"] }}
+  //   deploy {{ run "./deploy.sh ${{{{ artifact.path }}}} ${{{{ env.url }}}}" }}
+  //   smoke {{ run "curl -fsS ${{{{ env.url }}}}/health"  retries = 5  backoff = 2s }}
+  //   rollback {{ run "./deploy.sh ${{{{ previous.path }}}} ${{{{ env.url }}}}" }}
+  // }}
+
+  // A restore drill (`pipe drill restore_db`): back up, restore into a scratch copy, verify,
+  // judged against how long a restore may take (rto) and how much data it may lose (rpo).
+  // drill restore_db {{
+  //   environment = staging
+  //   rto         = 5m
+  //   rpo         = 24h
+  //   backup {{ run "./scripts/backup.sh" }}
+  //   restore {{ run "./scripts/restore.sh" }}
+  //   verify {{ run "./scripts/verify_restore.sh" }}
+  // }}
+"#
+    )
 }
 
 /// Adds `.pipe/` to the project's `.gitignore` when the project is a git repository (or has
@@ -208,15 +341,58 @@ mod tests {
     }
 
     #[test]
+    fn the_project_is_named_by_its_manifest() {
+        let cargo = "[workspace]\nmembers = []\n\n[package]\nversion = \"0.1.0\"\nname = \"my-svc\" # the crate\n\n[dependencies]\nname = \"x\"\n";
+        assert_eq!(cargo_package_name(cargo).as_deref(), Some("my-svc"));
+        assert_eq!(cargo_package_name("[workspace]\nname = \"x\"\n"), None);
+        let npm = r#"{"name": "@acme/web.app", "version": "1.0.0"}"#;
+        assert_eq!(npm_package_name(npm).as_deref(), Some("web.app"));
+        assert_eq!(npm_package_name("{}"), None);
+    }
+
+    #[test]
     fn every_starter_checks_clean() {
         for project in [Project::Cargo, Project::Npm, Project::Other] {
             let text = starter(project, "demo");
+            assert_eq!(
+                format(0, &text).as_ref(),
+                Ok(&text),
+                "{project:?} is not formatted"
+            );
+            assert!(!text.lines().any(|line| line.ends_with(' ')), "{text}");
             let compiled = compile_source("pipeline.pipe", &text, &FileLoader);
             assert!(
                 !compiled.has_errors() && compiled.diagnostics.is_empty(),
                 "{project:?}:\n{}",
                 compiled.render(false)
             );
+            let uncommented = uncomment(&text);
+            assert!(uncommented.contains("promote production") && uncommented.contains("drill"));
+            let compiled = compile_source("pipeline.pipe", &uncommented, &FileLoader);
+            assert!(
+                !compiled.has_errors() && compiled.diagnostics.is_empty(),
+                "{project:?} uncommented:\n{}",
+                compiled.render(false)
+            );
         }
+    }
+
+    /// The starter with its commented production and drill sections turned on.
+    fn uncomment(text: &str) -> String {
+        let code = ["environment production", "promote", "drill", "}", "  "];
+        text.lines()
+            .map(|line| match line.trim_start().strip_prefix("//") {
+                Some("") => "",
+                Some(rest)
+                    if code
+                        .iter()
+                        .any(|c| rest.strip_prefix(' ').is_some_and(|r| r.starts_with(c))) =>
+                {
+                    &rest[1..]
+                }
+                _ => line,
+            })
+            .map(|line| format!("{line}\n"))
+            .collect()
     }
 }

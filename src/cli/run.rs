@@ -111,6 +111,9 @@ pub fn run_with(args: RunArgs, delivery: Option<Arc<dyn DeliveryExecutor>>) -> i
     if let Err(code) = super::require_state_dir(&state_dir) {
         return code;
     }
+    if let Some(warning) = GitInfo::read(&pipeline_dir).missing_warning(&plan, &pipeline_dir) {
+        eprintln!("warning: {warning}");
+    }
     if args.dry_run {
         return dry(&plan, &args, &pipeline_dir, &state_dir, delivery.as_deref());
     }

@@ -125,6 +125,32 @@ fn has_tags(git_dir: &Path) -> bool {
     loose || packed
 }
 
+/// The `git.*` names a run can read.
+const GIT_NAMES: [&str; 4] = ["git.sha", "git.short_sha", "git.branch", "git.tag"];
+
+impl GitInfo {
+    /// The warning a run owes its user when the plan reads `git.*` but no commit was found:
+    /// the names would silently be empty (a version `api-2026.11.29-`).
+    pub fn missing_warning(&self, plan: &Plan, dir: &Path) -> Option<String> {
+        if !self.sha.is_empty() {
+            return None;
+        }
+        let text = serde_json::to_string(plan).unwrap_or_default();
+        let read: Vec<&str> = GIT_NAMES
+            .into_iter()
+            .filter(|name| text.contains(name))
+            .collect();
+        (!read.is_empty()).then(|| {
+            format!(
+                "the pipeline reads {} but {} is not in a git repository with a commit (or `git` \
+                 is not installed): every `git.*` value is empty in this run",
+                read.join(", "),
+                dir.display()
+            )
+        })
+    }
+}
+
 /// Runs `git ARGS` in `dir`; empty on any failure (no git, not a checkout, no tag).
 fn git(dir: &Path, args: &[&str]) -> String {
     let output = Command::new("git")

@@ -7,6 +7,7 @@ mod literal;
 mod syntax_error;
 #[cfg(test)]
 mod tests;
+pub(in crate::syntax) mod tokens;
 
 use pest::Parser as _;
 use pest::iterators::{Pair, Pairs};
