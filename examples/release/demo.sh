@@ -47,6 +47,13 @@ sqlite3 data/staging.db "CREATE TABLE orders(id INTEGER PRIMARY KEY, item TEXT);
   INSERT INTO orders(item) VALUES ('book'), ('lamp'), ('desk');"
 "$pipe" drill restore_orders
 
+echo "== the drills that are due: production's has never passed"
+rm -f data/production.db
+sqlite3 data/production.db "CREATE TABLE orders(id INTEGER PRIMARY KEY, item TEXT);
+  INSERT INTO orders(item) VALUES ('book'), ('lamp');"
+"$pipe" drill --due
+"$pipe" drill --status
+
 echo "== the audit log, and the evidence report built from it"
 "$pipe" audit verify
 "$pipe" evidence --since "$(date -u +%Y-%m-%d)" | sed -n '1,12p'

@@ -2,6 +2,7 @@
 //! gathered into one report for an auditor (`pipe evidence`), as Markdown or JSON.
 //! Built only from a log whose chain verified; the report names the chain's last hash.
 
+use super::drills::{self, DrillSummary};
 use super::event::AuditEvent;
 use super::record::AuditRecord;
 use super::timeline::details;
@@ -126,19 +127,33 @@ pub struct Chain {
     pub last_hash: String,
 }
 
-/// The report: the period it covers and, per section, the records in log order.
+/// The report: the period it covers and, per section, the records in log order; per drill, its
+/// runs and schedule as they stand at `now`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Evidence<'r> {
     pub since: Option<String>,
     pub chain: Chain,
     pub sections: Vec<(&'static str, &'static str, Vec<&'r AuditRecord>)>,
+    pub drills: Vec<DrillSummary>,
+    pub now: chrono::DateTime<chrono::Utc>,
 }
 
-/// Gathers the records at or after `since` (an RFC 3339 time; `None`: all) into sections.
+/// Gathers the records at or after `since` (an RFC 3339 time; `None`: all) into sections,
+/// judging the drills' schedules at the time of the call.
 pub fn gather<'r>(
     records: &'r [AuditRecord],
     since: Option<&chrono::DateTime<chrono::Utc>>,
     chain: Chain,
+) -> Evidence<'r> {
+    gather_at(records, since, chain, chrono::Utc::now())
+}
+
+/// [`gather`] with the drills' schedules judged at `now`.
+pub fn gather_at<'r>(
+    records: &'r [AuditRecord],
+    since: Option<&chrono::DateTime<chrono::Utc>>,
+    chain: Chain,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Evidence<'r> {
     let in_period = |record: &AuditRecord| match since {
         None => true,
@@ -160,6 +175,8 @@ pub fn gather<'r>(
         since: since.map(|s| s.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
         chain,
         sections,
+        drills: drills::summarize(records, &in_period, now),
+        now,
     }
 }
 
@@ -178,6 +195,7 @@ impl Evidence<'_> {
             "since": self.since,
             "chain": {"verified": true, "events": self.chain.events, "last_hash": self.chain.last_hash},
             "sections": sections,
+            "drill_summary": self.drills.iter().map(|d| d.to_json(self.now)).collect::<Vec<_>>(),
         })
     }
 
@@ -194,8 +212,12 @@ impl Evidence<'_> {
         for (_, title, records) in &self.sections {
             out.push_str(&format!("- {title}: {}\n", headline(records)));
         }
-        for (_, title, records) in &self.sections {
+        for (key, title, records) in &self.sections {
             out.push_str(&format!("\n## {title}\n\n"));
+            if *key == "drills" && !self.drills.is_empty() {
+                out.push_str(&drills::markdown_table(&self.drills, self.now));
+                out.push('\n');
+            }
             if records.is_empty() {
                 out.push_str("None in this period.\n");
                 continue;
@@ -383,5 +405,65 @@ mod tests {
         assert!(text.contains("- Overrides: 1"), "{text}");
         assert!(text.contains("flaky \\| known  approver=bob"), "{text}");
         assert!(text.contains("## Gates\n\nNone in this period."), "{text}");
+    }
+
+    fn drill_run(
+        seq: u64,
+        day: u32,
+        outcome: &str,
+        restore_ms: u64,
+        age_ms: u64,
+        digest: &str,
+    ) -> AuditRecord {
+        let ts = format!("2026-11-{day:02}T02:00:00Z");
+        let failures: Vec<&str> = if outcome == "passed" {
+            Vec::new()
+        } else {
+            vec!["the restored backup was 1d2h old, over the RPO of 1d"]
+        };
+        record(
+            seq,
+            &ts,
+            "drill_finished",
+            json!({
+                "environment": "production", "drill": "restore_orders", "pipeline": "shop",
+                "outcome": outcome, "finished_at": ts, "rto_ms": 900_000, "rpo_ms": 86_400_000,
+                "every_ms": 30 * 86_400_000u64, "restore_ms": restore_ms, "backup_age_ms": age_ms,
+                "failures": failures,
+                "backup": {"digest": digest, "size": 48_213, "created_at": "2026-11-01T01:00:00Z"},
+                "summary": format!("drill restore_orders {outcome}"),
+            }),
+        )
+    }
+
+    /// The drills section an auditor reads: per drill, its runs in the period, the worst
+    /// measured restore and backup age against the targets, the backups restored, and a drill
+    /// whose `every` ran out since its last pass flagged as overdue.
+    #[test]
+    fn the_drills_section_summarises_each_drill_and_flags_an_overdue_one() {
+        let a = "sha256:0e66467642f9af3e9ff2e89ea67f89a2fc97ec50eebf3c529d824e36c2116427";
+        let b = "sha256:9b1c0a5d7e2f4c3b8a6d5e4f3c2b1a0987654321fedcba9876543210abcdef01";
+        let mut staging = drill_run(4, 20, "passed", 2_400, 3_600_000, b);
+        staging
+            .fields
+            .insert("drill".into(), json!("restore_staging"));
+        staging
+            .fields
+            .insert("environment".into(), json!("staging"));
+        staging.fields.remove("every_ms");
+        let records = vec![
+            drill_run(1, 1, "passed", 41_250, 3_600_400, a),
+            drill_run(2, 2, "failed", 39_800, 93_600_250, a),
+            drill_run(3, 2, "passed", 40_100, 7_200_900, b),
+            staging,
+        ];
+        let now = drills::parse_time("2026-12-05T00:00:00Z").unwrap();
+        let text = gather_at(&records, None, chain(), now).to_markdown("shop");
+        let section = &text[text.find("## Drills").unwrap()..];
+        insta::assert_snapshot!(section);
+        let json = gather_at(&records, None, chain(), now).to_json();
+        assert_eq!(json["drill_summary"][0]["overdue"], true);
+        assert_eq!(json["drill_summary"][0]["backup_digests"], json!([a, b]));
+        assert_eq!(json["drill_summary"][1]["overdue"], false);
     }
 }

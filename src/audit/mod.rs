@@ -2,6 +2,7 @@
 //! verification, the one-line timeline rendering of its records and the evidence report.
 //! Format: docs/audit.md.
 
+pub mod drills;
 mod event;
 pub mod evidence;
 mod log;

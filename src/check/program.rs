@@ -259,6 +259,8 @@ pub struct Drill {
     pub secrets: Vec<Ident>,
     pub rto: Option<Spanned<Millis>>,
     pub rpo: Option<Spanned<Millis>>,
+    /// `every = 30d`: how often the drill must pass.
+    pub every: Option<Spanned<Millis>>,
     pub backup: Option<StepBlock>,
     pub restore: Option<StepBlock>,
     pub verify: Option<StepBlock>,

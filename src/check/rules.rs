@@ -1,10 +1,11 @@
 //! Rules over the elaborated program: name resolution, expression typing and scopes, and the
-//! delivery-safety checks (E0101 references, E0201/E0203, E0302, E04xx, E05xx, E0107/W0104 paths outside the workspace, W0101).
+//! delivery-safety checks (E0101 references, E0201/E0203, E0302, E04xx, E05xx, E0107/W0104 paths outside the workspace, W0101, W0102 a protected environment without a drill).
 
 mod artifacts;
 mod commands;
 mod credentials;
 mod delivery;
+mod drills;
 mod environments;
 mod index;
 mod name_table;
@@ -42,6 +43,9 @@ pub(crate) fn check_program(
     credentials::check(program, sources, &mut found);
     commands::check(program, &mut found);
     unused::check(&index, &mut found);
+    if !found.iter().any(Diagnostic::is_error) && !diagnostics.iter().any(Diagnostic::is_error) {
+        drills::check(&index, &mut found);
+    }
     // A stage's `after` is copied into each of its jobs: report each reference once. A set, not
     // a scan of the list per diagnostic: a line of 100,000 bad holes gives 100,000 of them.
     let mut reported: std::collections::HashSet<Diagnostic> = diagnostics.iter().cloned().collect();

@@ -186,7 +186,14 @@ pub fn evidence(args: &EvidenceArgs) -> i32 {
         events: summary.events,
         last_hash: summary.last_hash,
     };
-    let report = audit::evidence::gather(&records, args.since.as_ref(), chain);
+    let now = match super::drill_schedule::clock_from_env() {
+        Ok(clock) => clock.now(),
+        Err(message) => {
+            eprintln!("error: {message}");
+            return exit::USAGE;
+        }
+    };
+    let report = audit::evidence::gather_at(&records, args.since.as_ref(), chain, now);
     let text = match args.format {
         EvidenceFormat::Json => format!("{:#}\n", report.to_json()),
         EvidenceFormat::Md => report.to_markdown(&project_name(&args.state_dir)),

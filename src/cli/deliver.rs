@@ -6,7 +6,7 @@ use crate::audit::AuditLog;
 use crate::compilation::compile_file;
 use crate::compile::plan::Plan;
 use crate::deliver::approval::resolve_approver;
-use crate::deliver::drill::{DrillOutcome, DrillReport, DrillRequest, run_drill};
+use crate::deliver::drill::{Clock, DrillOutcome, DrillReport, DrillRequest, run_drill};
 use crate::deliver::engine::{ApprovalInput, ArtifactRef, PromoteRequest, bind_environment};
 use crate::deliver::executor::{DrillRunner, RunnerHost};
 use crate::deliver::host::StepContext;
@@ -373,7 +373,18 @@ fn prepare_rollback(
 #[derive(clap::Args, Debug)]
 pub struct DrillArgs {
     /// The drill to run (`drill NAME { … }` in the pipeline)
-    name: String,
+    #[arg(required_unless_present_any = ["due", "status"], conflicts_with_all = ["due", "status"])]
+    name: Option<String>,
+    /// Restore this stored backup (`sha256:HEX`, as the drill's evidence names it) instead of
+    /// taking a new one
+    #[arg(long, value_name = "DIGEST", requires = "name")]
+    from: Option<String>,
+    /// Run every drill that is overdue or has never passed; exit 1 if any fails
+    #[arg(long, conflicts_with = "status")]
+    due: bool,
+    /// List each drill's last pass, last failure, age and when it is due; exit 1 if any is due
+    #[arg(long)]
+    status: bool,
     /// The pipeline file (falls back to the newest stored run plan when missing)
     #[arg(short, long, default_value = "pipeline.pipe")]
     file: PathBuf,
@@ -386,7 +397,8 @@ pub struct DrillArgs {
     format: OutputFormat,
 }
 
-/// `pipe drill NAME`: backup → timed restore → verify, judged against the RTO and RPO.
+/// `pipe drill NAME`: backup → timed restore → verify, judged against the RTO and RPO;
+/// `--due` runs the drills that are due, `--status` lists where each stands.
 pub fn drill(args: &DrillArgs) -> i32 {
     let state_dir = state_dir_for(&args.file, args.state_dir.as_ref());
     if let Err(code) = super::require_state_dir(&state_dir) {
@@ -396,12 +408,47 @@ pub fn drill(args: &DrillArgs) -> i32 {
         Ok(plan) => plan,
         Err(message) => return usage_error(&message),
     };
-    let Some(drill) = plan.drills.get(&args.name) else {
+    let clock = match super::drill_schedule::clock_from_env() {
+        Ok(clock) => clock,
+        Err(message) => return usage_error(&message),
+    };
+    if args.status {
+        return super::drill_schedule::status(&plan, &state_dir, clock, args.format);
+    }
+    if args.due {
+        let due = match super::drill_schedule::due_drills(&plan, &state_dir, clock) {
+            Ok(due) => due,
+            Err(message) => return failure(&message),
+        };
+        if due.is_empty() {
+            println!("no drill is due");
+        }
+        let mut worst = exit::SUCCESS;
+        for name in due {
+            let code = run_one_drill(args, &plan, &state_dir, &name, clock);
+            worst = if code == exit::INTERRUPTED {
+                return code;
+            } else {
+                worst.max(code)
+            };
+        }
+        return worst;
+    }
+    let Some(name) = &args.name else {
+        return usage_error("name a drill, or pass --due or --status");
+    };
+    run_one_drill(args, &plan, &state_dir, name, clock)
+}
+
+fn run_one_drill(args: &DrillArgs, plan: &Plan, state_dir: &Path, name: &str, clock: Clock) -> i32 {
+    // `${{ backup.path }}` must name the stored copy from any step's working directory.
+    let state_dir = &std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
+    let Some(drill) = plan.drills.get(name) else {
         let known: Vec<&str> = plan.drills.keys().map(String::as_str).collect();
         return usage_error(&format!(
             "pipeline {} has no drill {} (drills: {})",
             plan.pipeline,
-            args.name,
+            name,
             if known.is_empty() {
                 "none".to_string()
             } else {
@@ -415,12 +462,12 @@ pub fn drill(args: &DrillArgs) -> i32 {
     };
     let _entered = runtime.enter();
     let run_id = standalone_run_id("drill");
-    let standalone = Standalone::new(&plan, &args.file, args.actor.as_deref(), &run_id);
-    let host = match standalone.host(&state_dir, &drill.secrets, runtime.handle()) {
+    let standalone = Standalone::new(plan, &args.file, args.actor.as_deref(), &run_id);
+    let host = match standalone.host(state_dir, &drill.secrets, runtime.handle()) {
         Ok(host) => host,
         Err(message) => return usage_error(&message),
     };
-    let audit = match AuditLog::open(&state_dir) {
+    let audit = match AuditLog::open(state_dir) {
         Ok(audit) => audit,
         Err(error) => return failure(&format!("cannot open the audit log: {error}")),
     };
@@ -429,7 +476,7 @@ pub fn drill(args: &DrillArgs) -> i32 {
     bind_environment(&mut bindings, &plan.environments, &drill.environment);
     let variables = BTreeMap::from([
         ("PIPE_ENVIRONMENT".to_string(), drill.environment.clone()),
-        ("PIPE_DRILL".to_string(), args.name.clone()),
+        ("PIPE_DRILL".to_string(), name.to_string()),
     ]);
     let runner = DrillRunner {
         host,
@@ -439,12 +486,15 @@ pub fn drill(args: &DrillArgs) -> i32 {
         },
     };
     let request = DrillRequest {
-        name: &args.name,
+        name,
         drill,
         pipeline: &plan.pipeline,
-        state_dir: &state_dir,
+        state_dir,
+        workdir: &standalone.workdir,
         run_id: &run_id,
         actor: &standalone.actor,
+        from: args.from.as_deref(),
+        clock,
     };
     // The host blocks on the runtime, so the drill runs off the runtime's own thread.
     let outcome =
@@ -477,6 +527,12 @@ fn report_drill(report: &DrillReport, path: &Path, format: OutputFormat) -> i32 
                 shown(report.backup_age_ms),
                 format_duration(report.rpo_ms)
             );
+            if let Some(backup) = &report.backup {
+                println!(
+                    "  backup       {} ({} bytes, taken {})",
+                    backup.digest, backup.size, backup.created_at
+                );
+            }
             for failure in &report.failures {
                 println!("  failed: {failure}");
             }

@@ -4,6 +4,7 @@
 pub mod audit;
 mod check;
 pub mod deliver;
+mod drill_schedule;
 mod fmt;
 mod init;
 mod lsp;

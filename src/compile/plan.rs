@@ -295,6 +295,9 @@ pub struct DrillPlan {
     pub environment: String,
     pub rto_ms: u64,
     pub rpo_ms: u64,
+    /// `every`: how often the drill must pass; `pipe drill --due` runs it once this has passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<String>,
     pub backup: StepBlockPlan,

@@ -207,6 +207,7 @@ impl NodeBuilder<'_> {
                 let plan = DrillPlan {
                     rto_ms: d.rto.as_ref().map_or(0, |r| r.value),
                     rpo_ms: d.rpo.as_ref().map_or(0, |r| r.value),
+                    every_ms: d.every.as_ref().map(|e| e.value),
                     secrets: d.secrets.iter().map(|s| s.name.clone()).collect(),
                     backup: self.optional_block(d.backup.as_ref(), &names),
                     restore: self.optional_block(d.restore.as_ref(), &names),

@@ -3,15 +3,22 @@
 //!
 //! The result is audited (`drill_started`, `drill_finished`) and kept as an evidence record
 //! under `.pipe/evidence/drills/`, so "we can restore within two minutes" is a measured fact.
+//! The backup the block names is stored by digest and re-hashed before the restore reads it.
 
+use crate::audit::drills::parse_time;
 use crate::audit::{AuditEvent, AuditLog};
 use crate::compile::plan::{DrillPlan, StepBlockPlan};
+use crate::deliver::drill_backup::{
+    BackupFacts, output_value, store_backup, stored_backup, verify_backup,
+};
 use crate::deliver::lock;
 use crate::deliver::probe_value::format_duration;
+use crate::run::artifact::Provenance;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// The evidence record's format.
 pub const DRILL_SCHEMA: &str = "pipe.drill/v1";
@@ -28,9 +35,35 @@ pub enum DrillBlock {
     Interrupted,
 }
 
-/// What a drill needs from the runner: run one block of steps, off the async runtime.
+/// What a drill needs from the runner: run one block of steps, off the async runtime, with
+/// `${{ backup.path }}` and `${{ backup.digest }}` bound to the stored backup when there is one.
 pub trait DrillHost {
-    fn run_block(&self, node: &str, block: &StepBlockPlan) -> DrillBlock;
+    fn run_block(
+        &self,
+        node: &str,
+        block: &StepBlockPlan,
+        backup: Option<&BackupFacts>,
+    ) -> DrillBlock;
+}
+
+/// The wall clock a drill is judged by: the real one, or one set to a fixed instant (moving on
+/// from there) so that schedules and backup ages can be tested across a simulated month.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Clock {
+    offset: chrono::TimeDelta,
+}
+
+impl Clock {
+    /// A clock that reads `now` at the moment it is made.
+    pub fn starting_at(now: DateTime<Utc>) -> Clock {
+        Clock {
+            offset: now - Utc::now(),
+        }
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc::now() + self.offset
+    }
 }
 
 pub struct DrillRequest<'a> {
@@ -38,8 +71,13 @@ pub struct DrillRequest<'a> {
     pub drill: &'a DrillPlan,
     pub pipeline: &'a str,
     pub state_dir: &'a Path,
+    /// Where the blocks run: a relative `backup_file=` is read from here.
+    pub workdir: &'a Path,
     pub run_id: &'a str,
     pub actor: &'a str,
+    /// `--from DIGEST`: restore this stored backup instead of taking a new one.
+    pub from: Option<&'a str>,
+    pub clock: Clock,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +110,12 @@ pub struct DrillReport {
     pub backup_age_ms: Option<u64>,
     /// Why the drill did not pass, one line each; empty when it passed.
     pub failures: Vec<String>,
+    /// The stored backup the restore was given (none when the backup block named no file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupFacts>,
+    /// How often the drill must pass (`every`), so a report can tell when it falls due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every_ms: Option<u64>,
 }
 
 impl DrillReport {
@@ -110,7 +154,7 @@ pub fn run_drill(
         Duration::ZERO,
     )
     .map_err(|e| e.to_string())?;
-    let started_at = now_rfc3339();
+    let started_at = rfc3339(request.clock.now());
     log(
         request,
         audit,
@@ -118,6 +162,7 @@ pub fn run_drill(
         json!({
             "rto_ms": drill.rto_ms,
             "rpo_ms": drill.rpo_ms,
+            "from": request.from,
             "summary": format!("drill {} of {} started", request.name, drill.environment),
         }),
     )?;
@@ -138,9 +183,11 @@ pub fn run_drill(
         verify_ms: None,
         backup_age_ms: None,
         failures: Vec::new(),
+        backup: None,
+        every_ms: drill.every_ms,
     };
-    run_blocks(request, host, &mut report);
-    report.finished_at = now_rfc3339();
+    run_blocks(request, host, audit, &mut report);
+    report.finished_at = rfc3339(request.clock.now());
     let mut fields = serde_json::to_value(&report).map_err(|e| e.to_string())?;
     if let Some(object) = fields.as_object_mut() {
         object.insert("summary".into(), report.summary().into());
@@ -152,29 +199,93 @@ pub fn run_drill(
 
 /// Backup → restore (timed) → verify, filling in the report; stops at the first block that
 /// fails or is interrupted (verify still runs after a restore that only missed its RTO).
-fn run_blocks(request: &DrillRequest, host: &dyn DrillHost, report: &mut DrillReport) {
+fn run_blocks(
+    request: &DrillRequest,
+    host: &dyn DrillHost,
+    audit: &AuditLog,
+    report: &mut DrillReport,
+) {
     let drill = request.drill;
     let node = |block: &str| format!("{}.{block}", request.name);
-    let backup_started = SystemTime::now();
-    let (backup, took) = timed(|| host.run_block(&node("backup"), &drill.backup));
-    report.backup_ms = Some(took);
-    let DrillBlock::Succeeded { output } = backup else {
-        return fail(report, "backup", backup);
+    let audit_as =
+        |event: AuditEvent, fields: serde_json::Value| log(request, audit, event, fields);
+    let (backup, taken) = match take_backup(request, host, audit, report) {
+        Ok(taken) => taken,
+        Err(failure) => return fail(report, "backup", failure),
     };
-    let taken = backup_time(&output).unwrap_or(backup_started);
-    let age = SystemTime::now().duration_since(taken).unwrap_or_default();
+    report.backup.clone_from(&backup);
+    if let Some(stored) = &backup
+        && let Err(why) = verify_backup(request.state_dir, stored, &audit_as)
+    {
+        return fail(report, "restore", DrillBlock::Failed(why));
+    }
+    let age = (request.clock.now() - taken).to_std().unwrap_or_default();
     report.backup_age_ms = Some(millis(age));
-    let (restore, took) = timed(|| host.run_block(&node("restore"), &drill.restore));
+    let (restore, took) =
+        timed(|| host.run_block(&node("restore"), &drill.restore, backup.as_ref()));
     report.restore_ms = Some(took);
     if !matches!(restore, DrillBlock::Succeeded { .. }) {
         return fail(report, "restore", restore);
     }
     check_objectives(report);
-    let (verify, took) = timed(|| host.run_block(&node("verify"), &drill.verify));
+    let (verify, took) = timed(|| host.run_block(&node("verify"), &drill.verify, backup.as_ref()));
     report.verify_ms = Some(took);
     if !matches!(verify, DrillBlock::Succeeded { .. }) {
         fail(report, "verify", verify);
     }
+}
+
+/// Runs the backup block (or, with `--from`, finds the named stored backup) and files the
+/// backup it names in the store: the stored backup the restore is given (none when the block
+/// named no file), and when the backup was taken.
+fn take_backup(
+    request: &DrillRequest,
+    host: &dyn DrillHost,
+    audit: &AuditLog,
+    report: &mut DrillReport,
+) -> Result<(Option<BackupFacts>, DateTime<Utc>), DrillBlock> {
+    let audit_as =
+        |event: AuditEvent, fields: serde_json::Value| log(request, audit, event, fields);
+    if let Some(digest) = request.from {
+        let audited = crate::audit::read_events(request.state_dir).unwrap_or_default();
+        let stored =
+            stored_backup(request.state_dir, digest, &audited).map_err(DrillBlock::Failed)?;
+        let taken = parse_time(&stored.created_at).ok_or_else(|| {
+            DrillBlock::Failed(format!("backup {digest} states no readable creation time"))
+        })?;
+        return Ok((Some(stored), taken));
+    }
+    let backup_started = request.clock.now();
+    let node = format!("{}.backup", request.name);
+    let (backup, took) = timed(|| host.run_block(&node, &request.drill.backup, None));
+    report.backup_ms = Some(took);
+    let DrillBlock::Succeeded { output } = backup else {
+        return Err(backup);
+    };
+    // A block that fetches last night's backup says when it was taken (`backup_time=`, Unix
+    // seconds or RFC 3339); otherwise it counts as taken when the backup block started.
+    let taken = output_value(&output, "backup_time")
+        .and_then(parse_time)
+        .unwrap_or(backup_started);
+    let created_at = rfc3339(taken);
+    let Some(file) = output_value(&output, "backup_file") else {
+        return Ok((None, taken));
+    };
+    let provenance = Provenance {
+        run_id: request.run_id.to_string(),
+        ..Provenance::default()
+    };
+    let stored = store_backup(
+        request.state_dir,
+        request.workdir,
+        file,
+        &created_at,
+        &audit_as,
+        &provenance,
+        request.name,
+    )
+    .map_err(DrillBlock::Failed)?;
+    Ok((Some(stored), taken))
 }
 
 /// The RTO and RPO, checked once the restore has succeeded.
@@ -221,25 +332,8 @@ fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// `backup_time=…` in the backup's `$PIPE_OUTPUT`: when the restored backup was taken, as
-/// Unix seconds or RFC 3339. A backup block that fetches last night's backup says so here;
-/// without it the backup counts as taken when the drill's backup block started.
-fn backup_time(output: &str) -> Option<SystemTime> {
-    let value = output
-        .lines()
-        .filter_map(|line| line.trim().strip_prefix("backup_time="))
-        .next_back()?
-        .trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return UNIX_EPOCH.checked_add(Duration::from_secs(seconds));
-    }
-    let parsed = chrono::DateTime::parse_from_rfc3339(value).ok()?;
-    let seconds = u64::try_from(parsed.timestamp()).ok()?;
-    UNIX_EPOCH.checked_add(Duration::from_secs(seconds))
-}
-
-fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+pub fn rfc3339(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 fn log(
@@ -284,7 +378,7 @@ mod tests {
     }
 
     impl DrillHost for Scripted {
-        fn run_block(&self, node: &str, _: &StepBlockPlan) -> DrillBlock {
+        fn run_block(&self, node: &str, _: &StepBlockPlan, _: Option<&BackupFacts>) -> DrillBlock {
             self.ran.borrow_mut().push(node.to_string());
             let mut results = self.results.borrow_mut();
             let index = results
@@ -308,6 +402,7 @@ mod tests {
             environment: "staging".into(),
             rto_ms,
             rpo_ms,
+            every_ms: None,
             secrets: Vec::new(),
             backup: StepBlockPlan::default(),
             restore: StepBlockPlan::default(),
@@ -327,8 +422,11 @@ mod tests {
             drill: plan,
             pipeline: "p",
             state_dir: dir.path(),
+            workdir: dir.path(),
             run_id: "r1",
             actor: "alice",
+            from: None,
+            clock: Clock::default(),
         };
         let (report, path) = run_drill(&request, &host, &audit).unwrap();
         let stored: DrillReport =
@@ -430,8 +528,11 @@ mod tests {
             drill: &plan,
             pipeline: "p",
             state_dir: dir.path(),
+            workdir: dir.path(),
             run_id: "r1",
             actor: "alice",
+            from: None,
+            clock: Clock::default(),
         };
         let refused = run_drill(&request, &host, &audit).unwrap_err();
         assert!(refused.contains("deploy-run"), "{refused}");
@@ -441,13 +542,17 @@ mod tests {
 
     #[test]
     fn backup_times_read_as_unix_seconds_or_rfc_3339() {
-        let expected = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(backup_time("backup_time=1700000000"), Some(expected));
-        assert_eq!(
-            backup_time("x=1\nbackup_time=2023-11-14T22:13:20Z\n"),
-            Some(expected)
-        );
-        assert_eq!(backup_time("backup_time=yesterday"), None);
-        assert_eq!(backup_time(""), None);
+        let expected = DateTime::from_timestamp(1_700_000_000, 0);
+        assert_eq!(parse_time("1700000000"), expected);
+        assert_eq!(parse_time("2023-11-14T22:13:20Z"), expected);
+        assert_eq!(parse_time("yesterday"), None);
+    }
+
+    #[test]
+    fn a_clock_set_to_an_instant_moves_on_from_it() {
+        let then = parse_time("2026-01-01T00:00:00Z").unwrap();
+        let clock = Clock::starting_at(then);
+        let read = clock.now();
+        assert!(read >= then && read - then < chrono::TimeDelta::seconds(5));
     }
 }

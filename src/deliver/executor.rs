@@ -6,6 +6,7 @@ use crate::audit::AuditLog;
 use crate::compile::plan::{ProbePlan, Step, StepBlockPlan};
 use crate::deliver::approval::resolve_approver;
 use crate::deliver::drill::{DrillBlock, DrillHost};
+use crate::deliver::drill_backup::BackupFacts;
 use crate::deliver::engine::{self, ApprovalInput, ArtifactRef, DeliveryOutcome};
 use crate::deliver::host::{ApprovalPrompt, BlockResult, PromoteHost, StepContext};
 use crate::deliver::probe_value::ProbeRun;
@@ -315,8 +316,18 @@ pub(crate) struct DrillRunner {
 }
 
 impl DrillHost for DrillRunner {
-    fn run_block(&self, node: &str, block: &StepBlockPlan) -> DrillBlock {
-        let request = match self.host.block_request(node, block, &self.context) {
+    fn run_block(
+        &self,
+        node: &str,
+        block: &StepBlockPlan,
+        backup: Option<&BackupFacts>,
+    ) -> DrillBlock {
+        let mut context = self.context.clone();
+        if let Some(backup) = backup {
+            context.bindings.set_string("backup.path", &backup.path);
+            context.bindings.set_string("backup.digest", &backup.digest);
+        }
+        let request = match self.host.block_request(node, block, &context) {
             Ok(request) => request,
             Err(why) => return DrillBlock::Failed(why),
         };

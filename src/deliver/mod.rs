@@ -5,6 +5,7 @@
 pub mod approval;
 mod approving;
 pub mod drill;
+pub mod drill_backup;
 pub mod engine;
 pub mod executor;
 pub mod host;

@@ -38,7 +38,7 @@ pub(super) const GATE: Schema = Schema {
 };
 pub(super) const DRILL: Schema = Schema {
     what: "a drill",
-    attrs: &["environment", "rto", "rpo", "secrets"],
+    attrs: &["environment", "rto", "rpo", "every", "secrets"],
     blocks: &["backup", "restore", "verify"],
     items: &[],
     statements: &[],
@@ -348,6 +348,9 @@ impl Elaborator<'_> {
                 .unwrap_or_default(),
             rto: body.attr("rto").and_then(|attr| self.duration(&attr.value)),
             rpo: body.attr("rpo").and_then(|attr| self.duration(&attr.value)),
+            every: body
+                .attr("every")
+                .and_then(|attr| self.duration(&attr.value)),
             backup: self.step_block_of(&body, "backup"),
             restore: self.step_block_of(&body, "restore"),
             verify: self.step_block_of(&body, "verify"),

@@ -2,7 +2,7 @@
 //! available. A path that exists nowhere is E0101; one that exists elsewhere is E0203.
 
 use super::index::{Index, unknown_name_help};
-use super::walk::{Place, PromotePart};
+use super::walk::{DrillPart, Place, PromotePart};
 use crate::diagnostics::{Diagnostic, Span};
 use crate::syntax::ast::{Ident, Type};
 
@@ -25,6 +25,7 @@ pub(super) enum Lookup {
 /// The roots of dotted names, for "did you mean".
 const ROOTS: &[&str] = &[
     "git", "date", "run", "pipeline", "jobs", "matrix", "env", "artifact", "previous", "rollout",
+    "backup",
 ];
 
 const STRING: Type = Type::String;
@@ -70,6 +71,21 @@ pub(super) fn lookup(index: &Index, place: Place, path: &[Ident], span: Span) ->
                 span,
                 place,
                 "only inside a promote's `rollback` block",
+            )
+        }
+        "backup" => {
+            let result = fields(root, rest, &string_fields(&["path", "digest"]));
+            let here = matches!(
+                place,
+                Place::Drill(_, DrillPart::Restore | DrillPart::Verify)
+            );
+            available(
+                result,
+                here,
+                path,
+                span,
+                place,
+                "only inside a drill's `restore` and `verify` blocks",
             )
         }
         "rollout" => {
@@ -119,7 +135,7 @@ fn describe(place: Place) -> String {
         Place::Stage(stage) => format!("stage `{}`", stage.name.name),
         Place::Job(job) => format!("job `{}`", job.name.name),
         Place::Gate(gate) => format!("gate `{}`", gate.name.name),
-        Place::Drill(drill) => format!("drill `{}`", drill.name.name),
+        Place::Drill(drill, _) => format!("drill `{}`", drill.name.name),
         Place::Promote(promote, part) => {
             let part = match part {
                 PromotePart::Header => "the `when`",
@@ -366,7 +382,7 @@ fn environment_in_scope<'p>(
 ) -> Option<Option<&'p crate::check::program::Environment>> {
     match place {
         Place::Promote(promote, _) => Some(index.environment_of(promote)),
-        Place::Drill(drill) => Some(
+        Place::Drill(drill, _) => Some(
             drill
                 .environment
                 .as_ref()
@@ -480,7 +496,8 @@ fn bare_name(index: &Index, place: Place, path: &[Ident], span: Span) -> Lookup 
     let help = crate::diagnostics::did_you_mean(&name.name, candidates.iter().copied())
         .unwrap_or_else(|| {
             "expressions read `git.*`, `date`, `run.id`, `pipeline.*`, `jobs.J.*`, `matrix.K`, \
-             `env.KEY`, `artifact.*`, `previous.*`, `rollout.*` and, in a watch, its probes"
+             `env.KEY`, `artifact.*`, `previous.*`, `rollout.*`, `backup.*` and, in a watch, \
+             its probes"
                 .to_string()
         });
     Lookup::Unknown(Box::new(

@@ -250,6 +250,7 @@ pub fn drill(name: &str, environment: &str) -> Drill {
         secrets: Vec::new(),
         rto: Some(spanned(120_000)),
         rpo: Some(spanned(86_400_000)),
+        every: None,
         backup: Some(block(&["./backup.sh"])),
         restore: Some(block(&["./restore.sh"])),
         verify: Some(block(&["./verify.sh"])),
@@ -258,7 +259,7 @@ pub fn drill(name: &str, environment: &str) -> Drill {
 }
 
 /// The whole example's shape: lint and package jobs, a gate, staging then protected production,
-/// one scoped secret used by both promotes. It passes every rule.
+/// one scoped secret used by both promotes, a restore drill of production. It passes every rule.
 pub fn clean_program() -> Program {
     let mut lint = job("lint");
     lint.outputs = vec![(ident("coverage"), spanned(Type::Percent))];
@@ -301,7 +302,7 @@ pub fn clean_program() -> Program {
         jobs: vec![lint, package],
         gates: vec![gate],
         promotes: vec![staging, production],
-        drills: Vec::new(),
+        drills: vec![drill("restore_production", "production")],
     }
 }
 

@@ -224,7 +224,7 @@ fn secrets_listed_at<'p>(place: Place<'p>) -> &'p [Ident] {
     match place {
         Place::Job(job) => &job.secrets,
         Place::Promote(promote, _) => &promote.secrets,
-        Place::Drill(drill) => &drill.secrets,
+        Place::Drill(drill, _) => &drill.secrets,
         Place::Pipeline | Place::Stage(_) | Place::Gate(_) => &[],
     }
 }

@@ -22,6 +22,15 @@ pub(super) enum PromotePart<'p> {
     Condition(&'p Watch),
 }
 
+/// The block of a drill an expression is written in: only the restore and the verify read the
+/// stored backup (`backup.*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum DrillPart {
+    Backup,
+    Restore,
+    Verify,
+}
+
 /// The item an expression belongs to.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) enum Place<'p> {
@@ -31,7 +40,7 @@ pub(super) enum Place<'p> {
     Job(&'p Job),
     Gate(&'p Gate),
     Promote(&'p Promote, PromotePart<'p>),
-    Drill(&'p Drill),
+    Drill(&'p Drill, DrillPart),
 }
 
 /// What an expression is used for: a condition must be a bool, an interpolation may be any value.
@@ -65,12 +74,15 @@ pub(super) fn strings(program: &Program) -> Vec<(&StrLit, Place<'_>)> {
         push_promote_strings(&mut out, promote);
     }
     for drill in &program.drills {
-        let place = Place::Drill(drill);
-        for block in [&drill.backup, &drill.restore, &drill.verify]
-            .into_iter()
-            .flatten()
-        {
-            push_block(&mut out, block, place);
+        let parts = [
+            (&drill.backup, DrillPart::Backup),
+            (&drill.restore, DrillPart::Restore),
+            (&drill.verify, DrillPart::Verify),
+        ];
+        for (block, part) in parts {
+            if let Some(block) = block {
+                push_block(&mut out, block, Place::Drill(drill, part));
+            }
         }
     }
     out

@@ -1,0 +1,133 @@
+//! `pipe drill --status` and `--due`: each drill's standing from the verified audit log, and
+//! the clock they are judged by (`PIPE_NOW`, a testing hook read here and nowhere else).
+
+use super::deliver::OutputFormat;
+use super::exit;
+use crate::audit::drills::{Declared, DrillStanding, parse_time, standings};
+use crate::audit::{self, AuditRecord, VerifyError};
+use crate::compile::plan::Plan;
+use crate::deliver::drill::{Clock, rfc3339};
+use crate::deliver::probe_value::format_duration;
+use chrono::{DateTime, Utc};
+use std::path::Path;
+
+/// The real clock, or with `PIPE_NOW=RFC3339` one that starts at that instant: how tests walk
+/// drills through a simulated month without sleeping.
+pub fn clock_from_env() -> Result<Clock, String> {
+    match std::env::var("PIPE_NOW") {
+        Err(_) => Ok(Clock::default()),
+        Ok(text) => parse_time(&text)
+            .map(Clock::starting_at)
+            .ok_or_else(|| format!("PIPE_NOW=`{text}` is not an RFC 3339 time")),
+    }
+}
+
+/// The `drill_finished` records of a log whose chain verifies (none when there is no log yet):
+/// a schedule must not trust a pass that was written in by hand.
+fn verified_records(state_dir: &Path) -> Result<Vec<AuditRecord>, String> {
+    match audit::verify(state_dir) {
+        Ok(_) => {}
+        Err(VerifyError::Missing(_)) => return Ok(Vec::new()),
+        Err(error) => return Err(format!("the audit log does not verify: {error}")),
+    }
+    audit::read_events(state_dir).map_err(|e| format!("cannot read the audit log: {e}"))
+}
+
+fn plan_standings(plan: &Plan, records: &[AuditRecord], now: DateTime<Utc>) -> Vec<DrillStanding> {
+    let declared: Vec<Declared> = plan
+        .drills
+        .iter()
+        .map(|(name, drill)| Declared {
+            name,
+            environment: &drill.environment,
+            every_ms: drill.every_ms,
+        })
+        .collect();
+    standings(&plan.pipeline, &declared, records, now)
+}
+
+/// The drills `--due` runs, by name.
+pub fn due_drills(plan: &Plan, state_dir: &Path, clock: Clock) -> Result<Vec<String>, String> {
+    let records = verified_records(state_dir)?;
+    Ok(plan_standings(plan, &records, clock.now())
+        .into_iter()
+        .filter(|s| s.due)
+        .map(|s| s.drill)
+        .collect())
+}
+
+/// `pipe drill --status`: exit 1 when any drill is due (overdue or never passed).
+pub fn status(plan: &Plan, state_dir: &Path, clock: Clock, format: OutputFormat) -> i32 {
+    let records = match verified_records(state_dir) {
+        Ok(records) => records,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return exit::FAILED;
+        }
+    };
+    let now = clock.now();
+    let standings = plan_standings(plan, &records, now);
+    match format {
+        OutputFormat::Json => match serde_json::to_string(&status_json(&standings, now)) {
+            Ok(line) => println!("{line}"),
+            Err(error) => {
+                eprintln!("error: {error}");
+                return exit::FAILED;
+            }
+        },
+        OutputFormat::Text => print!("{}", status_table(&standings, now)),
+    }
+    if standings.iter().any(|s| s.due) {
+        exit::FAILED
+    } else {
+        exit::SUCCESS
+    }
+}
+
+fn status_json(standings: &[DrillStanding], now: DateTime<Utc>) -> serde_json::Value {
+    let time = |t: Option<DateTime<Utc>>| t.map(rfc3339);
+    standings
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "drill": s.drill,
+                "environment": s.environment,
+                "every_ms": s.every_ms,
+                "last_pass": time(s.last_pass),
+                "last_failure": time(s.last_failure),
+                "age_ms": s.age_ms(now),
+                "due_at": time(s.due_at),
+                "due": s.due,
+                "status": s.due_text(now),
+            })
+        })
+        .collect()
+}
+
+fn status_table(standings: &[DrillStanding], now: DateTime<Utc>) -> String {
+    if standings.is_empty() {
+        return "no drills in this pipeline\n".to_string();
+    }
+    let when = |time: Option<DateTime<Utc>>| {
+        time.map_or("never".to_string(), |t| {
+            t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        })
+    };
+    let mut out = format!(
+        "{:<20} {:<12} {:<8} {:<22} {:<22} {:<10} status\n",
+        "drill", "environment", "every", "last pass", "last failure", "age"
+    );
+    for s in standings {
+        out.push_str(&format!(
+            "{:<20} {:<12} {:<8} {:<22} {:<22} {:<10} {}\n",
+            s.drill,
+            s.environment,
+            s.every_ms.map_or("-".to_string(), format_duration),
+            when(s.last_pass),
+            when(s.last_failure),
+            s.age_text(now),
+            s.due_text(now),
+        ));
+    }
+    out
+}

@@ -1,0 +1,185 @@
+//! A drill's backup as an immutable, content-addressed object: filed in the artifact store when
+//! the backup block names it, re-hashed before the restore reads it, found again by digest.
+
+use crate::audit::{AuditEvent, AuditRecord};
+use crate::run::artifact::{ArtifactStore, Provenance, VerifyError};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// What the drill's audit event and evidence record say about the backup that was restored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupFacts {
+    /// `sha256:HEX`
+    pub digest: String,
+    pub size: u64,
+    /// When the backup was taken (RFC 3339): the time the backup itself states, else when its
+    /// backup block started.
+    pub created_at: String,
+    /// The stored, read-only copy the restore reads (`${{ backup.path }}`).
+    pub path: String,
+}
+
+/// Files the backup named by the backup block (`backup_file=PATH`, relative to `workdir`) in
+/// the store and audits it as `artifact_stored`.
+pub(crate) fn store_backup(
+    state_dir: &Path,
+    workdir: &Path,
+    file: &str,
+    created_at: &str,
+    audit_as: &dyn Fn(AuditEvent, serde_json::Value) -> Result<(), String>,
+    provenance: &Provenance,
+    drill: &str,
+) -> Result<BackupFacts, String> {
+    let store = ArtifactStore::new(state_dir);
+    let source = workdir.join(file);
+    let stored = store
+        .store(&format!("{drill}.backup"), &source, provenance, None)
+        .map_err(|e| format!("the backup could not be stored: {e}"))?;
+    if let Some(replaced) = &stored.replaced {
+        let mut fields = replaced.mismatch.audit_fields();
+        fields["action"] = "quarantined and replaced by this drill's backup".into();
+        fields["summary"] = replaced.mismatch.to_string().into();
+        audit_as(AuditEvent::ArtifactVerificationFailed, fields)?;
+    }
+    let record = stored.record;
+    let facts = BackupFacts {
+        path: store.stored_path(&record.digest).display().to_string(),
+        digest: record.digest,
+        size: record.size,
+        created_at: created_at.to_string(),
+    };
+    audit_as(
+        AuditEvent::ArtifactStored,
+        serde_json::json!({
+            "artifact": record.name,
+            "digest": facts.digest,
+            "size": facts.size,
+            "created_at": facts.created_at,
+            "source": source.display().to_string(),
+            "summary": format!("backup {} stored ({} bytes, taken {})", facts.digest, facts.size, facts.created_at),
+        }),
+    )?;
+    Ok(facts)
+}
+
+/// An earlier backup by its digest (`sha256:HEX` or `HEX`), for `pipe drill N --from DIGEST`.
+/// Its creation time is the one audited when it was stored; without that record, the time it
+/// was stored (never earlier than when it was taken).
+pub(crate) fn stored_backup(
+    state_dir: &Path,
+    digest: &str,
+    audited: &[AuditRecord],
+) -> Result<BackupFacts, String> {
+    let store = ArtifactStore::new(state_dir);
+    let Some(record) = store.lookup(digest) else {
+        return Err(format!(
+            "no stored backup {digest} under {}",
+            state_dir.join("artifacts").display()
+        ));
+    };
+    let created_at = audited
+        .iter()
+        .rev()
+        .filter(|r| r.kind() == Some(AuditEvent::ArtifactStored))
+        .filter(|r| r.fields.get("digest").and_then(|d| d.as_str()) == Some(&record.digest))
+        .find_map(|r| r.fields.get("created_at").and_then(|c| c.as_str()))
+        .map_or_else(|| record.built_at.clone(), str::to_string);
+    Ok(BackupFacts {
+        path: store.stored_path(&record.digest).display().to_string(),
+        digest: record.digest,
+        size: record.size,
+        created_at,
+    })
+}
+
+/// Re-hashes the stored backup before the restore reads it; a copy that changed is refused,
+/// audited as `artifact_verification_failed`.
+pub(crate) fn verify_backup(
+    state_dir: &Path,
+    backup: &BackupFacts,
+    audit_as: &dyn Fn(AuditEvent, serde_json::Value) -> Result<(), String>,
+) -> Result<(), String> {
+    let why = match ArtifactStore::new(state_dir).verify(&backup.digest) {
+        Ok(_) => return Ok(()),
+        Err(VerifyError::Mismatch(mismatch)) => {
+            let mut fields = mismatch.audit_fields();
+            fields["action"] = "refused to restore it".into();
+            fields["summary"] = mismatch.to_string().into();
+            audit_as(AuditEvent::ArtifactVerificationFailed, fields)?;
+            mismatch.to_string()
+        }
+        Err(error @ VerifyError::Io(_)) => error.to_string(),
+    };
+    Err(format!("{why}; refusing to restore it"))
+}
+
+/// `KEY=…` in a block's `$PIPE_OUTPUT` (the last one wins).
+pub(crate) fn output_value<'o>(output: &'o str, key: &str) -> Option<&'o str> {
+    output
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix(key)?.strip_prefix('='))
+        .next_back()
+        .map(str::trim)
+        .filter(|value| !value.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    #[test]
+    fn a_stored_backup_is_found_by_digest_and_refused_once_it_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("app.dump"), "dump bytes").unwrap();
+        let events = RefCell::new(Vec::new());
+        let audit_as = |event: AuditEvent, fields: serde_json::Value| {
+            events.borrow_mut().push((event, fields));
+            Ok(())
+        };
+        let state = dir.path().join(".pipe");
+        let taken = "2026-11-01T00:00:00Z";
+        let facts = store_backup(
+            &state,
+            dir.path(),
+            "app.dump",
+            taken,
+            &audit_as,
+            &Provenance::default(),
+            "restore_db",
+        )
+        .unwrap();
+        assert_eq!(facts.size, 10);
+        assert_eq!(events.borrow()[0].0, AuditEvent::ArtifactStored);
+        assert_eq!(events.borrow()[0].1["created_at"], taken);
+        verify_backup(&state, &facts, &audit_as).unwrap();
+
+        let found = stored_backup(&state, &facts.digest, &[]).unwrap();
+        assert_eq!(
+            (found.digest.as_str(), found.size),
+            (facts.digest.as_str(), 10)
+        );
+        assert!(stored_backup(&state, "sha256:00", &[]).is_err());
+
+        let stored = Path::new(&facts.path);
+        let mut permissions = std::fs::metadata(stored).unwrap().permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        permissions.set_readonly(false);
+        std::fs::set_permissions(stored, permissions).unwrap();
+        std::fs::write(stored, "tampered").unwrap();
+        let refused = verify_backup(&state, &facts, &audit_as).unwrap_err();
+        assert!(refused.contains("refusing to restore it"), "{refused}");
+        assert_eq!(
+            events.borrow().last().unwrap().0,
+            AuditEvent::ArtifactVerificationFailed
+        );
+    }
+
+    #[test]
+    fn output_values_are_read_by_key_the_last_one_winning() {
+        let output = "backup_file=a.dump\nbackup_files=x\nbackup_file=b.dump\n";
+        assert_eq!(output_value(output, "backup_file"), Some("b.dump"));
+        assert_eq!(output_value("backup_file=\n", "backup_file"), None);
+        assert_eq!(output_value("", "backup_time"), None);
+    }
+}
