@@ -1,5 +1,5 @@
 //! Rules over the elaborated program: name resolution, expression typing and scopes, and the
-//! delivery-safety checks (E0101 references, E0201/E0203, E0302, E04xx, E05xx, E0107/W0104 paths outside the workspace, W0101, W0102 a protected environment without a drill).
+//! delivery-safety checks (E0101 references, E0201/E0203, E0302, E04xx, E05xx, E0107/W0104 paths outside the workspace, W0101, W0105 a protected environment without a drill).
 
 mod artifacts;
 mod commands;

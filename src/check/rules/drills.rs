@@ -1,4 +1,4 @@
-//! W0102: a pipeline with a protected environment and no restore drill at all — its data's
+//! W0105: a pipeline with a protected environment and no restore drill at all — its data's
 //! recoverability is assumed, never measured. Reported only for a program without errors, where
 //! it is the next thing worth fixing rather than noise beside them.
 
@@ -16,7 +16,7 @@ pub(super) fn check(index: &Index, out: &mut Vec<Diagnostic>) {
         let name = &environment.name.name;
         out.push(
             Diagnostic::warning(
-                "W0102",
+                "W0105",
                 format!("protected environment `{name}` has no restore drill: the pipeline has none"),
             )
             .primary(
@@ -37,14 +37,14 @@ mod tests {
     #[test]
     fn a_protected_environment_without_a_drill_is_w0102_and_a_drill_clears_it() {
         let mut program = clean_program();
-        assert!(with_code(&program, "W0102").is_empty());
+        assert!(with_code(&program, "W0105").is_empty());
         program.drills.clear();
-        let warned = with_code(&program, "W0102");
+        let warned = with_code(&program, "W0105");
         assert_eq!(warned.len(), 1, "{warned:?}");
         assert!(warned[0].message.contains("`production`"));
         program.drills.push(drill("restore_staging", "staging"));
         assert!(
-            with_code(&program, "W0102").is_empty(),
+            with_code(&program, "W0105").is_empty(),
             "a drill of staging may restore production's backups"
         );
     }
@@ -56,6 +56,6 @@ mod tests {
         program.promotes[1].rollback = None;
         let found = codes(&program);
         assert!(found.contains(&"E0401"), "{found:?}");
-        assert!(!found.contains(&"W0102"), "{found:?}");
+        assert!(!found.contains(&"W0105"), "{found:?}");
     }
 }
