@@ -308,9 +308,10 @@ impl<'a> Promotion<'a> {
                 }
                 outcome
             }
-            Err(Stop::Broken(reason)) => self.recover(reason, false),
-            Err(Stop::Failed(reason)) => self.recover(reason, false),
-            Err(Stop::Interrupted) => self.recover("interrupted".to_string(), true),
+            Err(Stop::Broken(reason)) | Err(Stop::Failed(reason)) => {
+                self.recover_from_failure(reason)
+            }
+            Err(Stop::Interrupted) => self.recover_from_interrupt(),
         }
     }
 
@@ -549,7 +550,7 @@ impl<'a> Promotion<'a> {
         }
         let node = self.node_id(suffix);
         self.host.node_transition(&node, NodeStatus::Running, None);
-        match self.host.run_block(&node, block, &context, false) {
+        match self.host.run_block(&node, block, &context) {
             BlockResult::Succeeded => {
                 if !self.is_last_node(&node) {
                     self.host
@@ -664,17 +665,39 @@ impl<'a> Promotion<'a> {
         DeliveryOutcome::Succeeded
     }
 
-    fn recover(&mut self, reason: String, interrupted: bool) -> DeliveryOutcome {
-        if interrupted {
-            // Saved before the rollback runs: a resume after a crash mid-rollback must know the
-            // release was rolled back for the interrupt, not for a failure.
-            self.record.outcome = Some("interrupted".to_string());
-            let _ = self
-                .record
-                .save(&self.request.state_dir, &self.request.run_id);
+    /// A step failed or a watch rule fired: roll back to the previous stable release.
+    fn recover_from_failure(&mut self, reason: String) -> DeliveryOutcome {
+        match self.roll_back(&reason) {
+            recovery::Result::Verified => DeliveryOutcome::Failed {
+                rolled_back: true,
+                reason,
+            },
+            recovery::Result::Skipped => DeliveryOutcome::Failed {
+                rolled_back: false,
+                reason,
+            },
+            recovery::Result::Failed(why) => DeliveryOutcome::RollbackFailed { reason: why },
         }
+    }
+
+    /// The run was interrupted after the deploy began: the rollback still runs and is
+    /// verified, and the run then ends as interrupted.
+    fn recover_from_interrupt(&mut self) -> DeliveryOutcome {
+        // Saved before the rollback runs: a resume after a crash mid-rollback must know the
+        // release was rolled back for the interrupt, not for a failure.
+        self.record.outcome = Some("interrupted".to_string());
+        let _ = self
+            .record
+            .save(&self.request.state_dir, &self.request.run_id);
+        match self.roll_back("interrupted") {
+            recovery::Result::Verified | recovery::Result::Skipped => DeliveryOutcome::Interrupted,
+            recovery::Result::Failed(why) => DeliveryOutcome::RollbackFailed { reason: why },
+        }
+    }
+
+    fn roll_back(&mut self, reason: &str) -> recovery::Result {
         let target = self.previous.clone();
-        let outcome = Recovery {
+        Recovery {
             request: self.request,
             host: self.host,
             audit: self.audit,
@@ -684,21 +707,8 @@ impl<'a> Promotion<'a> {
             &mut self.ledger,
             &self.request.artifact,
             target.as_ref(),
-            &reason,
-        );
-        match outcome {
-            recovery::Result::Verified if interrupted => DeliveryOutcome::Interrupted,
-            recovery::Result::Verified => DeliveryOutcome::Failed {
-                rolled_back: true,
-                reason,
-            },
-            recovery::Result::Skipped if interrupted => DeliveryOutcome::Interrupted,
-            recovery::Result::Skipped => DeliveryOutcome::Failed {
-                rolled_back: false,
-                reason,
-            },
-            recovery::Result::Failed(why) => DeliveryOutcome::RollbackFailed { reason: why },
-        }
+            reason,
+        )
     }
 
     fn finish(&mut self, outcome: &DeliveryOutcome) {

@@ -18,6 +18,7 @@ use crate::syntax::ast::{BinaryOp, Type};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 #[derive(Default)]
@@ -29,22 +30,24 @@ struct FakeHost {
     /// When set, each `succeeded` transition also notes whether staging's ledger already
     /// holds a stable release at that moment.
     ledger_dir: Option<std::path::PathBuf>,
+    /// The node whose forward block is interrupted (SIGINT arrives while it runs); from then
+    /// on `interrupted()` holds and every forward block stops at once, as the runner's do.
+    interrupt_at: Option<String>,
+    interrupt: std::sync::atomic::AtomicBool,
+    /// Which entry point ran each block: `forward NODE` or `recovery NODE`.
+    entry_points: Mutex<Vec<String>>,
 }
 
 impl FakeHost {
     fn calls(&self) -> Vec<String> {
         self.calls.lock().unwrap().clone()
     }
-}
 
-impl PromoteHost for FakeHost {
-    fn run_block(
-        &self,
-        node: &str,
-        block: &StepBlockPlan,
-        context: &StepContext,
-        _: bool,
-    ) -> BlockResult {
+    fn entry_points(&self) -> Vec<String> {
+        self.entry_points.lock().unwrap().clone()
+    }
+
+    fn script(&self, node: &str, block: &StepBlockPlan, context: &StepContext) -> BlockResult {
         let mut calls = self.calls.lock().unwrap();
         let nth = calls
             .iter()
@@ -63,6 +66,35 @@ impl PromoteHost for FakeHost {
             BlockResult::Succeeded
         }
     }
+}
+
+impl PromoteHost for FakeHost {
+    fn run_block(&self, node: &str, block: &StepBlockPlan, context: &StepContext) -> BlockResult {
+        self.entry_points
+            .lock()
+            .unwrap()
+            .push(format!("forward {node}"));
+        if self.interrupt_at.as_deref() == Some(node) {
+            self.interrupt.store(true, Ordering::SeqCst);
+        }
+        if self.interrupted() {
+            return BlockResult::Interrupted;
+        }
+        self.script(node, block, context)
+    }
+
+    fn run_recovery_block(
+        &self,
+        node: &str,
+        block: &StepBlockPlan,
+        context: &StepContext,
+    ) -> BlockResult {
+        self.entry_points
+            .lock()
+            .unwrap()
+            .push(format!("recovery {node}"));
+        self.script(node, block, context)
+    }
 
     fn run_probe(&self, _: &str, probe: &ProbePlan, _: &StepContext, _: Duration) -> ProbeRun {
         self.calls
@@ -77,7 +109,7 @@ impl PromoteHost for FakeHost {
     }
 
     fn interrupted(&self) -> bool {
-        false
+        self.interrupt.load(Ordering::SeqCst)
     }
 
     fn node_transition(&self, node: &str, status: NodeStatus, _: Option<&str>) {
@@ -565,4 +597,42 @@ fn a_stored_artifact_changed_after_the_build_is_never_deployed() {
         !events.contains(&"deploy_started".to_string()),
         "{events:?}"
     );
+}
+
+#[test]
+fn an_interrupt_during_the_deploy_still_rolls_back_and_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = AuditLog::open(dir.path()).unwrap();
+    promote_staging(dir.path(), &audit, "v1", &FakeHost::default());
+    let host = FakeHost {
+        interrupt_at: Some("staging.deploy".into()),
+        ..FakeHost::default()
+    };
+    let outcome = promote_staging(dir.path(), &audit, "v2", &host);
+    assert_eq!(outcome, DeliveryOutcome::Interrupted);
+    assert_eq!(
+        host.entry_points(),
+        vec![
+            "forward staging.deploy",
+            "recovery staging.rollback",
+            "recovery staging.smoke"
+        ]
+    );
+    let calls = host.calls();
+    assert!(
+        calls.contains(&"staging.rollback rollback v1".to_string()),
+        "{calls:?}"
+    );
+    assert!(
+        calls.contains(&"staging.smoke smoke v1".to_string()),
+        "verification smoke: {calls:?}"
+    );
+    assert_eq!(
+        statuses(dir.path(), "staging"),
+        vec![
+            ("v1".into(), ReleaseStatus::Stable),
+            ("v2".into(), ReleaseStatus::RolledBack)
+        ]
+    );
+    assert!(events(dir.path()).contains(&"recovery_verified".to_string()));
 }

@@ -258,6 +258,26 @@ impl RunnerHost {
         })
     }
 
+    /// Runs `block` on `runner`: the forward runner stops at the first interrupt, the
+    /// recovery runner only at the second.
+    fn run_block_with(
+        &self,
+        runner: &StepRunner,
+        node: &str,
+        block: &StepBlockPlan,
+        context: &StepContext,
+    ) -> BlockResult {
+        let request = match self.block_request(node, block, context) {
+            Ok(request) => request,
+            Err(why) => return BlockResult::Failed(why),
+        };
+        match self.handle.block_on(runner.run_block(&request)).outcome {
+            BlockOutcome::Succeeded => BlockResult::Succeeded,
+            BlockOutcome::Failed(why) => BlockResult::Failed(why),
+            BlockOutcome::Interrupted => BlockResult::Interrupted,
+        }
+    }
+
     fn report_record(&self, request: &engine::PromoteRequest) {
         let record = DeliveryRecord::load_or_new(
             &request.state_dir,
@@ -335,28 +355,17 @@ impl DrillHost for DrillRunner {
 }
 
 impl PromoteHost for RunnerHost {
-    fn run_block(
+    fn run_block(&self, node: &str, block: &StepBlockPlan, context: &StepContext) -> BlockResult {
+        self.run_block_with(&self.steps, node, block, context)
+    }
+
+    fn run_recovery_block(
         &self,
         node: &str,
         block: &StepBlockPlan,
         context: &StepContext,
-        during_recovery: bool,
     ) -> BlockResult {
-        let request = match self.block_request(node, block, context) {
-            Ok(request) => request,
-            Err(why) => return BlockResult::Failed(why),
-        };
-        let runner = if during_recovery {
-            &self.recovery_steps
-        } else {
-            &self.steps
-        };
-        let result = self.handle.block_on(runner.run_block(&request));
-        match result.outcome {
-            BlockOutcome::Succeeded => BlockResult::Succeeded,
-            BlockOutcome::Failed(why) => BlockResult::Failed(why),
-            BlockOutcome::Interrupted => BlockResult::Interrupted,
-        }
+        self.run_block_with(&self.recovery_steps, node, block, context)
     }
 
     fn run_probe(

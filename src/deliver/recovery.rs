@@ -89,7 +89,7 @@ impl Recovery<'_> {
         let node = format!("{environment}.rollback");
         match self
             .host
-            .run_block(&node, &self.request.promote.rollback, &context, true)
+            .run_recovery_block(&node, &self.request.promote.rollback, &context)
         {
             BlockResult::Succeeded => {}
             BlockResult::Failed(why) => {
@@ -124,7 +124,7 @@ impl Recovery<'_> {
             return self.fail(ledger, from, why);
         };
         let node = format!("{environment}.smoke");
-        match self.host.run_block(&node, smoke, context, true) {
+        match self.host.run_recovery_block(&node, smoke, context) {
             BlockResult::Succeeded => {}
             BlockResult::Failed(why) => {
                 let why = format!("recovery verification (smoke) failed: {why}");
