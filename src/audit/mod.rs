@@ -10,7 +10,7 @@ mod timeline;
 mod verify;
 
 pub use event::{AuditEvent, UnknownEvent};
-pub use log::{AUDIT_FILE, AuditLog};
-pub use record::{AuditRecord, GENESIS_HASH};
+pub use log::AuditLog;
+pub use record::{AUDIT_FILE, AuditRecord, GENESIS_HASH};
 pub use timeline::timeline_line;
 pub use verify::{LineProblem, VerifyError, VerifySummary, read_events, verify, verify_bytes};

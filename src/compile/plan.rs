@@ -51,6 +51,12 @@ pub enum NodeKind {
     Watch,
 }
 
+/// The id of a promote's node, `ENV.STEP` (`staging.deploy`), and the name a rollback's logs
+/// go under (`staging.rollback`): the one place these ids are made.
+pub fn promote_node_id(environment: &str, step: &str) -> String {
+    format!("{environment}.{step}")
+}
+
 /// One DAG node. Which optional fields are set depends on `kind`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Node {

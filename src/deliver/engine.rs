@@ -2,77 +2,22 @@
 //! → staging first → approval → migrate → per rollout step deploy, smoke, watch for `pause`
 //! → final watch → record. Any failure or interrupt after the deploy began goes to `recovery`.
 
+mod approving;
+mod watching;
+
 use crate::audit::{AuditEvent, AuditLog};
-use crate::compile::plan::{EnvironmentPlan, Literal, PromotePlan, StepBlockPlan};
+use crate::compile::plan::{Literal, PromotePlan, StepBlockPlan, promote_node_id};
 use crate::deliver::host::{BlockResult, PromoteHost, StepContext};
 use crate::deliver::integrity;
 use crate::deliver::ledger::{Ledger, Release, ReleaseStatus};
 use crate::deliver::lock;
 use crate::deliver::record::DeliveryRecord;
-use crate::deliver::recovery::{self, Recovery};
-use crate::deliver::watching::{WatchEnd, watch_for};
-use crate::run::eval::Bindings;
+use crate::deliver::recovery::{Recovery, RecoveryEnd};
+use crate::deliver::request::{DeliveryRequest, base_context, log_event, now};
 use crate::run::state::NodeStatus;
 use serde_json::json;
-use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
-
-/// The stored immutable artifact a promote deploys.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ArtifactRef {
-    pub name: String,
-    /// `sha256:HEX`
-    pub digest: String,
-    /// The stored copy under `.pipe/artifacts/`, never the build-tree path.
-    pub path: String,
-    pub version: String,
-}
-
-impl From<&Release> for ArtifactRef {
-    /// The stored artifact a ledger entry deployed.
-    fn from(release: &Release) -> ArtifactRef {
-        ArtifactRef {
-            name: release.artifact.clone(),
-            digest: release.digest.clone(),
-            path: release.path.clone(),
-            version: release.version.clone(),
-        }
-    }
-}
-
-/// Approval input of this attempt: who approves now (from `--approve ENV` and the approver
-/// flags), and who started the run.
-#[derive(Debug, Clone, Default)]
-pub struct ApprovalInput {
-    /// Set when `--approve` names this environment: the resolved approver.
-    pub approver: Option<String>,
-    /// Who else the runner has recorded as approving this environment already.
-    pub granted: Vec<String>,
-    pub initiator: Option<String>,
-    /// Who a terminal prompt approves as (`--approver`, `$PIPE_APPROVER`, `$USER`), whether or
-    /// not `--approve` named this environment.
-    pub default_approver: Option<String>,
-    /// A terminal is attached and may be asked.
-    pub interactive: bool,
-}
-
-/// Everything one promote needs.
-#[derive(Debug, Clone)]
-pub struct PromoteRequest {
-    pub pipeline: String,
-    pub promote: PromotePlan,
-    pub environments: BTreeMap<String, EnvironmentPlan>,
-    pub run_id: String,
-    pub state_dir: PathBuf,
-    pub artifact: ArtifactRef,
-    /// git.*, run.id, pipeline.*, jobs.* — the engine adds env.*, artifact.*, rollout.*, previous.*.
-    pub bindings: Bindings,
-    pub approval: ApprovalInput,
-    pub lock_timeout: Duration,
-    /// Who the audit log names for the run's own actions.
-    pub actor: String,
-}
+use watching::{WatchEnd, watch_for};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryOutcome {
@@ -96,7 +41,7 @@ pub enum DeliveryOutcome {
 /// Runs one promote to the end and says how it ended. Never panics on user input; IO errors
 /// of the ledger or audit log stop the promote before the action they would have recorded.
 pub fn promote(
-    request: &PromoteRequest,
+    request: &DeliveryRequest,
     host: &dyn PromoteHost,
     audit: &AuditLog,
 ) -> DeliveryOutcome {
@@ -120,7 +65,7 @@ pub fn promote(
 /// Before anything else, a rollback a crash left `rolling_back` is re-run to its recorded
 /// target and verified: the new release's rollback target must be what actually serves.
 fn finish_unfinished_rollback(
-    request: &PromoteRequest,
+    request: &DeliveryRequest,
     host: &dyn PromoteHost,
     audit: &AuditLog,
 ) -> Result<(), DeliveryOutcome> {
@@ -145,21 +90,21 @@ fn finish_unfinished_rollback(
         actor: &request.actor,
     };
     match recovery.finish_unfinished(&mut ledger) {
-        None | Some(recovery::Result::Verified) => Ok(()),
-        Some(recovery::Result::Skipped) => Err(refuse(
+        None | Some(RecoveryEnd::Verified) => Ok(()),
+        Some(RecoveryEnd::Skipped) => Err(refuse(
             host,
             &request.promote,
             format!(
                 "{environment}: an unfinished rollback has no target in the ledger; its state is unknown"
             ),
         )),
-        Some(recovery::Result::Failed(reason)) => Err(DeliveryOutcome::RollbackFailed { reason }),
+        Some(RecoveryEnd::Failed(reason)) => Err(DeliveryOutcome::RollbackFailed { reason }),
     }
 }
 
 /// Takes the environment's lock, saying once who holds it when it has to wait.
 pub(crate) fn take_lock(
-    request: &PromoteRequest,
+    request: &DeliveryRequest,
     host: &dyn PromoteHost,
 ) -> Result<lock::EnvironmentLock, lock::LockError> {
     let (state_dir, pipeline) = (&request.state_dir, &request.pipeline);
@@ -203,13 +148,13 @@ fn refuse(host: &dyn PromoteHost, promote: &PromotePlan, reason: String) -> Deli
 }
 
 /// One promote in progress, holding the lock (in the caller), the ledger and its record.
-pub(crate) struct Promotion<'a> {
-    pub(crate) request: &'a PromoteRequest,
-    pub(crate) host: &'a dyn PromoteHost,
-    pub(crate) audit: &'a AuditLog,
-    pub(crate) ledger: Ledger,
-    pub(crate) record: DeliveryRecord,
-    pub(crate) previous: Option<Release>,
+struct Promotion<'a> {
+    request: &'a DeliveryRequest,
+    host: &'a dyn PromoteHost,
+    audit: &'a AuditLog,
+    ledger: Ledger,
+    record: DeliveryRecord,
+    previous: Option<Release>,
     /// How this run's earlier attempt at the promote ended (`interrupted`, `rolled_back`, …).
     earlier_outcome: Option<String>,
 }
@@ -225,7 +170,7 @@ enum Stop {
 
 impl<'a> Promotion<'a> {
     fn start(
-        request: &'a PromoteRequest,
+        request: &'a DeliveryRequest,
         host: &'a dyn PromoteHost,
         audit: &'a AuditLog,
     ) -> Result<Promotion<'a>, String> {
@@ -588,8 +533,8 @@ impl<'a> Promotion<'a> {
             .is_some_and(|last| last == node)
     }
 
-    pub(crate) fn node_id(&self, suffix: &str) -> String {
-        format!("{}.{suffix}", self.request.promote.environment)
+    fn node_id(&self, suffix: &str) -> String {
+        promote_node_id(&self.request.promote.environment, suffix)
     }
 
     /// Bindings and variables of the forward path: `artifact.*` is the release being deployed.
@@ -668,15 +613,15 @@ impl<'a> Promotion<'a> {
     /// A step failed or a watch rule fired: roll back to the previous stable release.
     fn recover_from_failure(&mut self, reason: String) -> DeliveryOutcome {
         match self.roll_back(&reason) {
-            recovery::Result::Verified => DeliveryOutcome::Failed {
+            RecoveryEnd::Verified => DeliveryOutcome::Failed {
                 rolled_back: true,
                 reason,
             },
-            recovery::Result::Skipped => DeliveryOutcome::Failed {
+            RecoveryEnd::Skipped => DeliveryOutcome::Failed {
                 rolled_back: false,
                 reason,
             },
-            recovery::Result::Failed(why) => DeliveryOutcome::RollbackFailed { reason: why },
+            RecoveryEnd::Failed(why) => DeliveryOutcome::RollbackFailed { reason: why },
         }
     }
 
@@ -690,12 +635,12 @@ impl<'a> Promotion<'a> {
             .record
             .save(&self.request.state_dir, &self.request.run_id);
         match self.roll_back("interrupted") {
-            recovery::Result::Verified | recovery::Result::Skipped => DeliveryOutcome::Interrupted,
-            recovery::Result::Failed(why) => DeliveryOutcome::RollbackFailed { reason: why },
+            RecoveryEnd::Verified | RecoveryEnd::Skipped => DeliveryOutcome::Interrupted,
+            RecoveryEnd::Failed(why) => DeliveryOutcome::RollbackFailed { reason: why },
         }
     }
 
-    fn roll_back(&mut self, reason: &str) -> recovery::Result {
+    fn roll_back(&mut self, reason: &str) -> RecoveryEnd {
         let target = self.previous.clone();
         Recovery {
             request: self.request,
@@ -733,7 +678,7 @@ impl<'a> Promotion<'a> {
         }
     }
 
-    pub(crate) fn log(&self, event: AuditEvent, fields: serde_json::Value) -> Result<(), String> {
+    fn log(&self, event: AuditEvent, fields: serde_json::Value) -> Result<(), String> {
         log_event(self.audit, self.request, &self.request.actor, event, fields)
     }
 
@@ -742,31 +687,11 @@ impl<'a> Promotion<'a> {
     }
 }
 
-/// Appends an event for the promote's environment; the error stops the action it guards.
-pub(crate) fn log_event(
-    audit: &AuditLog,
-    request: &PromoteRequest,
-    actor: &str,
-    event: AuditEvent,
-    fields: serde_json::Value,
-) -> Result<(), String> {
-    let mut fields = fields;
-    if let Some(object) = fields.as_object_mut() {
-        object.insert(
-            "environment".into(),
-            request.promote.environment.clone().into(),
-        );
-    }
-    audit
-        .append(&request.run_id, event, actor, fields)
-        .map_err(|e| format!("cannot write the audit log before {event}: {e}"))
-}
-
 /// A `deploying` release left by a run that died (the lock is ours, so nobody else is
 /// deploying): it is marked failed, and this attempt deploys afresh.
 fn abandon_stale_deploys(
     ledger: &mut Ledger,
-    request: &PromoteRequest,
+    request: &DeliveryRequest,
     audit: &AuditLog,
 ) -> Result<(), String> {
     let stale: Vec<Release> = ledger
@@ -795,39 +720,6 @@ fn abandon_stale_deploys(
     Ok(())
 }
 
-/// `env.*`, `artifact.*` and the `PIPE_*` variables shared by every promote step.
-pub(crate) fn base_context(request: &PromoteRequest, artifact: &ArtifactRef) -> StepContext {
-    let environment = &request.promote.environment;
-    let mut bindings = request.bindings.clone();
-    bind_environment(&mut bindings, &request.environments, environment);
-    bindings.set_string("artifact.path", artifact.path.clone());
-    bindings.set_string("artifact.digest", artifact.digest.clone());
-    bindings.set_string("artifact.version", artifact.version.clone());
-    let variables = BTreeMap::from([
-        ("PIPE_ENVIRONMENT".to_string(), environment.clone()),
-        ("PIPE_ARTIFACT".to_string(), artifact.path.clone()),
-    ]);
-    StepContext {
-        bindings,
-        variables,
-    }
-}
-
-/// `env.KEY` for each attribute of `environment`, and `env.name`: what a promote's or a
-/// drill's steps may read of the environment they act on.
-pub(crate) fn bind_environment(
-    bindings: &mut Bindings,
-    environments: &BTreeMap<String, EnvironmentPlan>,
-    environment: &str,
-) {
-    if let Some(plan) = environments.get(environment) {
-        for (key, value) in &plan.attributes {
-            bindings.set(format!("env.{key}"), value.clone());
-        }
-    }
-    bindings.set_string("env.name", environment.to_string());
-}
-
 /// `10` for 10%, `12.5` for 12.5%.
 fn format_weight(weight: f64) -> String {
     if weight.fract() == 0.0 {
@@ -835,8 +727,4 @@ fn format_weight(weight: f64) -> String {
     } else {
         format!("{weight}")
     }
-}
-
-pub(crate) fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

@@ -5,13 +5,13 @@ use crate::audit::{AuditLog, read_events};
 use crate::compile::plan::{
     ApprovalPlan, ConditionPlan, EnvironmentPlan, ExprTree, Expression, Literal, ProbePlan,
     PromotePlan, RolloutPlan, SourceSpan, Step, StepBlockPlan, Template, TemplatePart, WatchPlan,
+    promote_node_id,
 };
-use crate::deliver::engine::{
-    ApprovalInput, ArtifactRef, DeliveryOutcome, PromoteRequest, promote,
-};
+use crate::deliver::engine::{DeliveryOutcome, promote};
 use crate::deliver::host::{ApprovalPrompt, BlockResult, PromoteHost, StepContext};
 use crate::deliver::ledger::{Ledger, ReleaseStatus};
 use crate::deliver::probe_value::ProbeRun;
+use crate::deliver::request::{ApprovalInput, ArtifactRef, DeliveryRequest};
 use crate::run::eval::Bindings;
 use crate::run::state::NodeStatus;
 use crate::syntax::ast::{BinaryOp, Type};
@@ -181,13 +181,13 @@ fn promote_plan(environment: &str, protected: bool) -> PromotePlan {
         rollback: block("rollback"),
         nodes: ["deploy", "smoke", "watch"]
             .iter()
-            .map(|s| format!("{environment}.{s}"))
+            .map(|s| promote_node_id(environment, s))
             .collect(),
         span: SourceSpan::default(),
     }
 }
 
-fn request(state: &Path, plan: PromotePlan, version: &str) -> PromoteRequest {
+fn request(state: &Path, plan: PromotePlan, version: &str) -> DeliveryRequest {
     let environments = BTreeMap::from([
         (
             "staging".to_string(),
@@ -204,7 +204,7 @@ fn request(state: &Path, plan: PromotePlan, version: &str) -> PromoteRequest {
             },
         ),
     ]);
-    PromoteRequest {
+    DeliveryRequest {
         pipeline: "api".into(),
         promote: plan,
         environments,

@@ -3,7 +3,6 @@
 //! `engine` runs a promote through a [`host::PromoteHost`] that the runner provides.
 
 pub mod approval;
-mod approving;
 pub mod drill;
 pub mod engine;
 pub mod executor;
@@ -17,8 +16,8 @@ pub mod probe_value;
 pub mod record;
 pub mod recovery;
 pub mod release_plan;
+pub mod request;
 pub mod watch;
-mod watching;
 
 #[cfg(test)]
 mod engine_tests;
