@@ -8,6 +8,7 @@ pub mod compilation;
 pub mod compile;
 pub mod deliver;
 pub mod diagnostics;
+pub mod exit;
 pub mod fsutil;
 pub mod run;
 pub mod shell_syntax;

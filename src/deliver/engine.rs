@@ -11,7 +11,7 @@ use crate::deliver::host::{BlockResult, PromoteHost, StepContext};
 use crate::deliver::integrity;
 use crate::deliver::ledger::{Ledger, Release, ReleaseStatus};
 use crate::deliver::lock;
-use crate::deliver::record::DeliveryRecord;
+use crate::deliver::record::{DeliveryRecord, PromoteEnd};
 use crate::deliver::recovery::{Recovery, RecoveryEnd};
 use crate::deliver::request::{DeliveryRequest, base_context, log_event, now};
 use crate::run::state::NodeStatus;
@@ -156,7 +156,7 @@ struct Promotion<'a> {
     record: DeliveryRecord,
     previous: Option<Release>,
     /// How this run's earlier attempt at the promote ended (`interrupted`, `rolled_back`, …).
-    earlier_outcome: Option<String>,
+    earlier_outcome: Option<PromoteEnd>,
 }
 
 /// Why the forward path stopped.
@@ -275,7 +275,7 @@ impl<'a> Promotion<'a> {
             return Ok(());
         }
         let environment = &self.request.promote.environment;
-        if self.earlier_outcome.as_deref() == Some("interrupted") {
+        if self.earlier_outcome == Some(PromoteEnd::Interrupted) {
             let summary = format!(
                 "re-promoting {} to {environment}: this run's interrupt rolled it back, not a failure",
                 artifact.version
@@ -630,7 +630,7 @@ impl<'a> Promotion<'a> {
     fn recover_from_interrupt(&mut self) -> DeliveryOutcome {
         // Saved before the rollback runs: a resume after a crash mid-rollback must know the
         // release was rolled back for the interrupt, not for a failure.
-        self.record.outcome = Some("interrupted".to_string());
+        self.record.outcome = Some(PromoteEnd::Interrupted);
         let _ = self
             .record
             .save(&self.request.state_dir, &self.request.run_id);
@@ -657,17 +657,17 @@ impl<'a> Promotion<'a> {
     }
 
     fn finish(&mut self, outcome: &DeliveryOutcome) {
-        let word = match outcome {
-            DeliveryOutcome::Succeeded => "succeeded",
+        let end = match outcome {
+            DeliveryOutcome::Succeeded => PromoteEnd::Succeeded,
             DeliveryOutcome::Failed {
                 rolled_back: true, ..
-            } => "rolled_back",
-            DeliveryOutcome::Failed { .. } => "failed",
-            DeliveryOutcome::RollbackFailed { .. } => "rollback_failed",
-            DeliveryOutcome::AwaitingApproval { .. } => "awaiting_approval",
-            DeliveryOutcome::Interrupted => "interrupted",
+            } => PromoteEnd::RolledBack,
+            DeliveryOutcome::Failed { .. } => PromoteEnd::Failed,
+            DeliveryOutcome::RollbackFailed { .. } => PromoteEnd::RollbackFailed,
+            DeliveryOutcome::AwaitingApproval { .. } => PromoteEnd::AwaitingApproval,
+            DeliveryOutcome::Interrupted => PromoteEnd::Interrupted,
         };
-        self.record.outcome = Some(word.to_string());
+        self.record.outcome = Some(end);
         if let Err(error) = self
             .record
             .save(&self.request.state_dir, &self.request.run_id)
