@@ -9,8 +9,8 @@ mod record;
 mod timeline;
 mod verify;
 
-pub use event::{AuditEvent, UnknownEvent};
+pub use event::AuditEvent;
 pub use log::AuditLog;
-pub use record::{AUDIT_FILE, AuditRecord, GENESIS_HASH};
+pub use record::{AUDIT_FILE, AuditRecord};
 pub use timeline::timeline_line;
-pub use verify::{LineProblem, VerifyError, VerifySummary, read_events, verify, verify_bytes};
+pub use verify::{VerifyError, read_events, verify};

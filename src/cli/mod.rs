@@ -12,7 +12,7 @@ pub mod run;
 use clap::{CommandFactory, Parser, Subcommand};
 use std::io::IsTerminal;
 
-pub use crate::exit;
+pub(crate) use crate::exit;
 
 #[derive(Parser, Debug)]
 #[command(

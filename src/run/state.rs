@@ -223,10 +223,6 @@ impl RunDir {
         self.path.join("logs")
     }
 
-    pub fn log_path(&self, node: &str) -> PathBuf {
-        self.logs_dir().join(log_file_name(node))
-    }
-
     pub fn save_plan(&self, plan: &Plan) -> io::Result<()> {
         crate::fsutil::write_atomic(&self.plan_path(), plan.to_json().as_bytes())
     }
