@@ -13,7 +13,7 @@ use crate::deliver::ledger::{Ledger, Release, ReleaseStatus};
 use crate::deliver::lock;
 use crate::deliver::record::{DeliveryRecord, PromoteEnd};
 use crate::deliver::recovery::{Recovery, RecoveryEnd};
-use crate::deliver::request::{DeliveryRequest, base_context, log_event, now};
+use crate::deliver::request::{DeliveryError, DeliveryRequest, base_context, log_event, now};
 use crate::run::state::NodeStatus;
 use serde_json::json;
 use std::time::Duration;
@@ -55,7 +55,7 @@ pub fn promote(
     }
     let mut promotion = match Promotion::start(request, host, audit) {
         Ok(promotion) => promotion,
-        Err(reason) => return refuse(host, &request.promote, reason),
+        Err(error) => return refuse(host, &request.promote, error.to_string()),
     };
     let outcome = promotion.run();
     promotion.finish(&outcome);
@@ -71,13 +71,7 @@ fn finish_unfinished_rollback(
 ) -> Result<(), DeliveryOutcome> {
     let environment = &request.promote.environment;
     let mut ledger =
-        Ledger::load(&request.state_dir, &request.pipeline, environment).map_err(|e| {
-            refuse(
-                host,
-                &request.promote,
-                format!("cannot read the ledger for {environment}: {e}"),
-            )
-        })?;
+        load_ledger(request).map_err(|error| refuse(host, &request.promote, error.to_string()))?;
     if let Some(unknown) = ledger.unknown_state() {
         host.say(&format!(
             "warning: [{environment}] the environment's state is unknown: {unknown}"
@@ -165,7 +159,7 @@ enum Stop {
     Failed(String),
     Interrupted,
     /// Ledger or audit IO failed before the action it guards.
-    Broken(String),
+    Broken(DeliveryError),
 }
 
 impl<'a> Promotion<'a> {
@@ -173,9 +167,8 @@ impl<'a> Promotion<'a> {
         request: &'a DeliveryRequest,
         host: &'a dyn PromoteHost,
         audit: &'a AuditLog,
-    ) -> Result<Promotion<'a>, String> {
+    ) -> Result<Promotion<'a>, DeliveryError> {
         let environment = &request.promote.environment;
-        let io = |what: &str, e: std::io::Error| format!("{what} for {environment}: {e}");
         audit
             .append(
                 &request.run_id,
@@ -183,9 +176,11 @@ impl<'a> Promotion<'a> {
                 &request.actor,
                 json!({"environment": environment}),
             )
-            .map_err(|e| io("cannot write the audit log", e))?;
-        let mut ledger = Ledger::load(&request.state_dir, &request.pipeline, environment)
-            .map_err(|e| io("cannot read the ledger", e))?;
+            .map_err(|source| DeliveryError::AuditUnwritable {
+                environment: environment.clone(),
+                source,
+            })?;
+        let mut ledger = load_ledger(request)?;
         abandon_stale_deploys(&mut ledger, request, audit)?;
         let previous = ledger.previous_stable(&request.artifact.digest).cloned();
         let mut record =
@@ -208,7 +203,7 @@ impl<'a> Promotion<'a> {
     }
 
     /// Step 2 of §11: the rollback target is audited before anything is deployed.
-    fn record_previous_stable(&self) -> Result<(), String> {
+    fn record_previous_stable(&self) -> Result<(), DeliveryError> {
         let previous = self.previous.as_ref();
         self.log(
             AuditEvent::PreviousStableRecorded,
@@ -253,9 +248,8 @@ impl<'a> Promotion<'a> {
                 }
                 outcome
             }
-            Err(Stop::Broken(reason)) | Err(Stop::Failed(reason)) => {
-                self.recover_from_failure(reason)
-            }
+            Err(Stop::Broken(error)) => self.recover_from_failure(error.to_string()),
+            Err(Stop::Failed(reason)) => self.recover_from_failure(reason),
             Err(Stop::Interrupted) => self.recover_from_interrupt(),
         }
     }
@@ -281,10 +275,10 @@ impl<'a> Promotion<'a> {
                 artifact.version
             );
             self.host.say(&format!("[{environment}] {summary}"));
-            return self.log(
+            return Ok(self.log(
                 AuditEvent::RepromoteAfterInterrupt,
                 json!({"version": artifact.version, "digest": artifact.digest, "summary": summary}),
-            );
+            )?);
         }
         Err(format!(
             "{} was rolled back from {environment} earlier in this run because it failed; resuming will not deploy it again \
@@ -678,7 +672,7 @@ impl<'a> Promotion<'a> {
         }
     }
 
-    fn log(&self, event: AuditEvent, fields: serde_json::Value) -> Result<(), String> {
+    fn log(&self, event: AuditEvent, fields: serde_json::Value) -> Result<(), DeliveryError> {
         log_event(self.audit, self.request, &self.request.actor, event, fields)
     }
 
@@ -687,13 +681,25 @@ impl<'a> Promotion<'a> {
     }
 }
 
+/// The ledger of the promote's environment: read before the lock's first action and again
+/// once the promote starts.
+fn load_ledger(request: &DeliveryRequest) -> Result<Ledger, DeliveryError> {
+    let environment = &request.promote.environment;
+    Ledger::load(&request.state_dir, &request.pipeline, environment).map_err(|source| {
+        DeliveryError::LedgerUnreadable {
+            environment: environment.clone(),
+            source,
+        }
+    })
+}
+
 /// A `deploying` release left by a run that died (the lock is ours, so nobody else is
 /// deploying): it is marked failed, and this attempt deploys afresh.
 fn abandon_stale_deploys(
     ledger: &mut Ledger,
     request: &DeliveryRequest,
     audit: &AuditLog,
-) -> Result<(), String> {
+) -> Result<(), DeliveryError> {
     let stale: Vec<Release> = ledger
         .releases()
         .iter()
@@ -715,7 +721,7 @@ fn abandon_stale_deploys(
         )?;
         ledger
             .mark(&release.run, &release.digest, ReleaseStatus::Failed, &now())
-            .map_err(|e| format!("cannot write the ledger: {e}"))?;
+            .map_err(DeliveryError::LedgerUnwritable)?;
     }
     Ok(())
 }

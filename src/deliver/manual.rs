@@ -60,7 +60,7 @@ pub fn rollback_by_hand(
             "summary": format!("rollback by hand: {} → {}", from.version, target.version),
         }),
     )
-    .map_err(ManualError::Refused)?;
+    .map_err(|error| ManualError::Refused(error.to_string()))?;
     match recovery.roll_back(
         &mut ledger,
         &ArtifactRef::from(&from),

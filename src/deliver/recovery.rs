@@ -278,7 +278,13 @@ impl Recovery<'_> {
     }
 
     fn log(&self, event: AuditEvent, fields: serde_json::Value) -> Result<(), String> {
-        log_event(self.audit, self.request, self.actor, event, fields)
+        Ok(log_event(
+            self.audit,
+            self.request,
+            self.actor,
+            event,
+            fields,
+        )?)
     }
 }
 

@@ -7,6 +7,7 @@ use crate::deliver::host::StepContext;
 use crate::deliver::ledger::Release;
 use crate::run::eval::Bindings;
 use std::collections::BTreeMap;
+use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -66,6 +67,36 @@ pub struct DeliveryRequest {
     pub actor: String,
 }
 
+/// The delivery flow could not read or record its own state; the action it guards does not
+/// happen. The message becomes the reason of the promote's outcome.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("cannot read the ledger for {environment}: {source}")]
+    LedgerUnreadable {
+        environment: String,
+        source: io::Error,
+    },
+    #[error("cannot write the ledger: {0}")]
+    LedgerUnwritable(#[source] io::Error),
+    #[error("cannot write the audit log for {environment}: {source}")]
+    AuditUnwritable {
+        environment: String,
+        source: io::Error,
+    },
+    #[error("cannot write the audit log before {event}: {source}")]
+    AuditUnwritableBefore {
+        event: AuditEvent,
+        source: io::Error,
+    },
+}
+
+/// Reasons still travel as text into a promote's outcome and the failed node's message.
+impl From<DeliveryError> for String {
+    fn from(error: DeliveryError) -> String {
+        error.to_string()
+    }
+}
+
 /// Appends an event for the promote's environment; the error stops the action it guards.
 pub(crate) fn log_event(
     audit: &AuditLog,
@@ -73,7 +104,7 @@ pub(crate) fn log_event(
     actor: &str,
     event: AuditEvent,
     fields: serde_json::Value,
-) -> Result<(), String> {
+) -> Result<(), DeliveryError> {
     let mut fields = fields;
     if let Some(object) = fields.as_object_mut() {
         object.insert(
@@ -83,7 +114,7 @@ pub(crate) fn log_event(
     }
     audit
         .append(&request.run_id, event, actor, fields)
-        .map_err(|e| format!("cannot write the audit log before {event}: {e}"))
+        .map_err(|source| DeliveryError::AuditUnwritableBefore { event, source })
 }
 
 /// `env.*`, `artifact.*` and the `PIPE_*` variables shared by every promote step.
