@@ -335,6 +335,11 @@ fn failed_smoke_rolls_back_to_previous_and_verifies() {
         ),
         "{outcome:?}"
     );
+    assert_rolled_back_to_v1_and_verified(dir.path(), &host);
+}
+
+/// v2 was rolled back to v1, smoke verified v1, and the ledger and audit log say so.
+fn assert_rolled_back_to_v1_and_verified(state: &Path, host: &FakeHost) {
     let calls = host.calls();
     assert!(
         calls.contains(&"staging.rollback rollback v1".to_string()),
@@ -345,13 +350,13 @@ fn failed_smoke_rolls_back_to_previous_and_verifies() {
         "verification smoke: {calls:?}"
     );
     assert_eq!(
-        statuses(dir.path(), "staging"),
+        statuses(state, "staging"),
         vec![
             ("v1".into(), ReleaseStatus::Stable),
             ("v2".into(), ReleaseStatus::RolledBack)
         ]
     );
-    assert!(events(dir.path()).contains(&"recovery_verified".to_string()));
+    assert!(events(state).contains(&"recovery_verified".to_string()));
 }
 
 #[test]
@@ -618,21 +623,5 @@ fn an_interrupt_during_the_deploy_still_rolls_back_and_verifies() {
             "recovery staging.smoke"
         ]
     );
-    let calls = host.calls();
-    assert!(
-        calls.contains(&"staging.rollback rollback v1".to_string()),
-        "{calls:?}"
-    );
-    assert!(
-        calls.contains(&"staging.smoke smoke v1".to_string()),
-        "verification smoke: {calls:?}"
-    );
-    assert_eq!(
-        statuses(dir.path(), "staging"),
-        vec![
-            ("v1".into(), ReleaseStatus::Stable),
-            ("v2".into(), ReleaseStatus::RolledBack)
-        ]
-    );
-    assert!(events(dir.path()).contains(&"recovery_verified".to_string()));
+    assert_rolled_back_to_v1_and_verified(dir.path(), &host);
 }
