@@ -1,15 +1,33 @@
 //! `pipe`: a typed pipeline-as-code language, its compiler and its runner.
 //! Phases: syntax → check → compile → run → deliver → audit; `cli` drives them.
 
-pub mod audit;
-pub mod check;
-pub mod cli;
-pub mod compilation;
-pub mod compile;
-pub mod deliver;
-pub mod diagnostics;
-pub mod fsutil;
-pub mod lsp;
-pub mod run;
-pub mod shell_syntax;
-pub mod syntax;
+mod audit;
+mod check;
+mod cli;
+mod compilation;
+mod compile;
+mod deliver;
+mod diagnostics;
+mod exit;
+mod fsutil;
+mod lsp;
+mod run;
+mod shell_syntax;
+mod syntax;
+
+// The surface the binary and the integration tests use; everything else is internal.
+pub use audit::{AUDIT_FILE, AuditEvent, AuditLog, verify as verify_audit_log};
+pub use check::{Loader, stdlib};
+pub use cli::main;
+pub use compilation::{Compilation, FileLoader, compile_file, compile_source};
+pub use compile::plan::Plan;
+pub use diagnostics::{all_codes, explanation};
+pub use run::delivery::{DeliveryExecutor, PromoteOutcome, PromoteRequest};
+pub use run::eval::display;
+pub use run::graph::Graph;
+pub use run::state::NodeStatus;
+pub use run::supervisor;
+pub use run::{RunOptions, RunOutcome, run_plan};
+pub use syntax::ast::Type;
+pub use syntax::format::format;
+pub use syntax::parse;

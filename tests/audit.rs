@@ -6,7 +6,7 @@ use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use pipe::audit::{AUDIT_FILE, AuditEvent, AuditLog};
+use pipe::{AUDIT_FILE, AuditEvent, AuditLog};
 use serde_json::{Value, json};
 
 /// Set in a child copy of this test binary: the state dir it appends to.

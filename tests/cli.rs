@@ -222,7 +222,7 @@ fn graph_renders_dot_and_mermaid() {
 
 #[test]
 fn explain_prints_each_code_and_rejects_unknown_ones() {
-    for code in pipe::diagnostics::all_codes() {
+    for code in pipe::all_codes() {
         let out = Test::new().args(&["explain", code]).expect_exit(0);
         assert!(out.stdout.contains(code), "{code}: {}", out.stdout);
         assert!(

@@ -2,7 +2,7 @@
 //! (or `// expect: clean`), and the rendered, colourless diagnostics are an insta snapshot.
 #![allow(clippy::unwrap_used)]
 
-use pipe::compilation::{FileLoader, compile_source};
+use pipe::{FileLoader, compile_source};
 use std::path::Path;
 
 fn expected_codes(source: &str) -> Vec<String> {
@@ -74,7 +74,7 @@ fn every_fixture_reports_exactly_its_codes() {
 #[test]
 fn every_code_has_a_fixture() {
     let mut missing = Vec::new();
-    for code in pipe::diagnostics::all_codes() {
+    for code in pipe::all_codes() {
         let covered = std::fs::read_dir("tests/fixtures").unwrap().any(|e| {
             let path = e.unwrap().path();
             std::fs::read_to_string(&path)

@@ -5,9 +5,9 @@
 //!
 //! Regenerate the generated files with `PIPE_REGENERATE=1 cargo test --test error_index`.
 
-use pipe::check::Loader;
-use pipe::compilation::compile_source;
-use pipe::diagnostics::{all_codes, explanation};
+use pipe::Loader;
+use pipe::compile_source;
+use pipe::{all_codes, explanation};
 use std::path::{Path, PathBuf};
 
 const REGENERATE_VAR: &str = "PIPE_REGENERATE";

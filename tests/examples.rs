@@ -2,8 +2,8 @@
 //! snapshot; compiling twice gives the same bytes; every stdlib template type-checks.
 #![allow(clippy::unwrap_used)]
 
-use pipe::compilation::{FileLoader, compile_file, compile_source};
-use pipe::syntax::ast::Type;
+use pipe::Type;
+use pipe::{FileLoader, compile_file, compile_source};
 use std::path::PathBuf;
 
 fn example_files() -> Vec<PathBuf> {
@@ -64,10 +64,10 @@ fn every_stdlib_template_type_checks_when_used() {
     let mut jobs = String::new();
     let mut imports = String::new();
     let mut count = 0;
-    for (name, text) in pipe::check::stdlib::modules() {
+    for (name, text) in pipe::stdlib::modules() {
         let alias = *name;
         imports.push_str(&format!("import \"std/{name}\" as {alias}\n"));
-        let (module, diagnostics) = pipe::syntax::parse(0, text);
+        let (module, diagnostics) = pipe::parse(0, text);
         assert!(
             diagnostics.is_empty(),
             "{name} does not parse: {diagnostics:?}"

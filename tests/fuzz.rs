@@ -3,9 +3,9 @@
 //! a formatted mutation checks and compiles as the original did.
 #![allow(clippy::unwrap_used)]
 
-use pipe::compilation::{FileLoader, compile_source};
-use pipe::compile::plan::Plan;
-use pipe::syntax::format::format;
+use pipe::Plan;
+use pipe::format;
+use pipe::{FileLoader, compile_source};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 
@@ -194,7 +194,7 @@ fn assert_formatting_keeps_meaning(name: &str, source: &str) {
     );
     let before = compile_source(name, source, &FileLoader);
     let after = compile_source(name, &formatted, &FileLoader);
-    let codes = |c: &pipe::compilation::Compilation| {
+    let codes = |c: &pipe::Compilation| {
         let mut codes: Vec<String> = c.diagnostics.iter().map(|d| d.code.to_string()).collect();
         codes.sort();
         codes
@@ -204,7 +204,7 @@ fn assert_formatting_keeps_meaning(name: &str, source: &str) {
         codes(&after),
         "diagnostics changed:\n{source}\n---\n{formatted}"
     );
-    let plan = |c: &pipe::compilation::Compilation| {
+    let plan = |c: &pipe::Compilation| {
         c.plan
             .as_ref()
             .map(|p| without_positions(serde_json::to_value(p).unwrap()))
@@ -418,7 +418,7 @@ fn plan_seeds() -> &'static [serde_json::Value] {
                     "{}/examples/{example}/pipeline.pipe",
                     env!("CARGO_MANIFEST_DIR")
                 );
-                let plan = pipe::compilation::compile_file(std::path::Path::new(&path))
+                let plan = pipe::compile_file(std::path::Path::new(&path))
                     .plan
                     .unwrap_or_else(|| panic!("{path} compiles"));
                 serde_json::to_value(&plan).unwrap()
@@ -432,7 +432,7 @@ fn plan_seeds() -> &'static [serde_json::Value] {
 fn assert_plan_loads_or_is_refused(text: &str) {
     match Plan::from_json(text) {
         Ok(plan) => {
-            let graph = pipe::run::graph::Graph::new(&plan);
+            let graph = pipe::Graph::new(&plan);
             assert_eq!(graph.len(), plan.nodes.len());
             assert_all_nodes_can_start(&graph);
             let again = Plan::from_json(&plan.to_json());
@@ -443,7 +443,7 @@ fn assert_plan_loads_or_is_refused(text: &str) {
 }
 
 /// Kahn's algorithm over the runner's graph: a loaded plan has no node that can never start.
-fn assert_all_nodes_can_start(graph: &pipe::run::graph::Graph) {
+fn assert_all_nodes_can_start(graph: &pipe::Graph) {
     let mut waiting: Vec<usize> = graph.needs.iter().map(Vec::len).collect();
     let mut ready: Vec<usize> = (0..graph.len()).filter(|&i| waiting[i] == 0).collect();
     let mut started = 0;

@@ -3,10 +3,10 @@
 //! promote group runs as one unit, its outcome becomes node states and the exit code, and
 //! without an executor the group fails clearly.
 
-use pipe::compile::plan::Plan;
-use pipe::run::delivery::{DeliveryExecutor, PromoteOutcome, PromoteRequest};
-use pipe::run::state::NodeStatus;
-use pipe::run::{RunOptions, run_plan};
+use pipe::NodeStatus;
+use pipe::Plan;
+use pipe::{DeliveryExecutor, PromoteOutcome, PromoteRequest};
+use pipe::{RunOptions, run_plan};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -43,11 +43,7 @@ impl DeliveryExecutor for Scripted {
         request: PromoteRequest,
     ) -> Pin<Box<dyn Future<Output = PromoteOutcome> + Send + '_>> {
         Box::pin(async move {
-            let run_id = request
-                .bindings
-                .get("run.id")
-                .map(pipe::run::eval::display)
-                .unwrap();
+            let run_id = request.bindings.get("run.id").map(pipe::display).unwrap();
             self.seen
                 .lock()
                 .unwrap()
@@ -68,7 +64,7 @@ impl DeliveryExecutor for Scripted {
     }
 }
 
-fn run_with(outcome: Option<PromoteOutcome>) -> (pipe::run::RunOutcome, Option<Arc<Scripted>>) {
+fn run_with(outcome: Option<PromoteOutcome>) -> (pipe::RunOutcome, Option<Arc<Scripted>>) {
     let dir = tempfile::tempdir().unwrap();
     let plan: Plan = serde_json::from_str(PLAN).unwrap();
     let options = RunOptions::new(dir.path().join(".pipe"), dir.path().to_path_buf());
@@ -84,7 +80,7 @@ fn run_with(outcome: Option<PromoteOutcome>) -> (pipe::run::RunOutcome, Option<A
     (result, scripted)
 }
 
-fn status(outcome: &pipe::run::RunOutcome, node: &str) -> NodeStatus {
+fn status(outcome: &pipe::RunOutcome, node: &str) -> NodeStatus {
     outcome.state.nodes[node].status
 }
 

@@ -9,17 +9,14 @@ use std::sync::RwLock;
 
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
-use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
+use serde_json::{Map, Value};
 
 use super::event::AuditEvent;
 use super::record::{
-    AuditRecord, GENESIS_HASH, RESERVED_KEYS, canonical, hash_hex, line_with_hash, redact,
+    AUDIT_FILE, AuditRecord, GENESIS_HASH, RESERVED_KEYS, canonical, describe_torn, hash_hex,
+    line_with_hash, redact,
 };
 use super::verify::parse_record;
-
-/// The file name of the log inside the state directory.
-pub const AUDIT_FILE: &str = "audit.jsonl";
 
 /// How far back one read goes when looking for the start of the last line.
 const TAIL_CHUNK: u64 = 8192;
@@ -213,11 +210,6 @@ fn lines_to_append(
     text.push_str(&line);
     text.push('\n');
     text
-}
-
-/// How a `log_recovered` record names one torn line: its length and SHA-256.
-pub fn describe_torn(line: &[u8]) -> Value {
-    json!({ "bytes": line.len(), "sha256": hex::encode(Sha256::digest(line)) })
 }
 
 /// Builds one stored line (without newline) and its hash.

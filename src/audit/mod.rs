@@ -10,8 +10,8 @@ mod record;
 mod timeline;
 mod verify;
 
-pub use event::{AuditEvent, UnknownEvent};
-pub use log::{AUDIT_FILE, AuditLog};
-pub use record::{AuditRecord, GENESIS_HASH};
+pub use event::AuditEvent;
+pub use log::AuditLog;
+pub use record::{AUDIT_FILE, AuditRecord};
 pub use timeline::timeline_line;
-pub use verify::{LineProblem, VerifyError, VerifySummary, read_events, verify, verify_bytes};
+pub use verify::{VerifyError, read_events, verify};

@@ -1,10 +1,18 @@
 //! Record: one line of the audit log — its canonical form, its hash, secret redaction, and the
 //! parsed [`AuditRecord`] that readers get back.
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::event::AuditEvent;
+
+/// The file name of the log inside the state directory.
+pub const AUDIT_FILE: &str = "audit.jsonl";
+
+/// How a `log_recovered` record names one torn line: its length and SHA-256.
+pub fn describe_torn(line: &[u8]) -> Value {
+    json!({ "bytes": line.len(), "sha256": hex::encode(Sha256::digest(line)) })
+}
 
 /// The `prev` of the first record: there is no previous hash.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";

@@ -9,8 +9,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::event::AuditEvent;
-use super::log::{AUDIT_FILE, describe_torn};
-use super::record::{AuditRecord, GENESIS_HASH, hash_hex};
+use super::record::{AUDIT_FILE, AuditRecord, GENESIS_HASH, describe_torn, hash_hex};
 
 /// A log whose chain is intact.
 #[derive(Debug, Clone, PartialEq)]

@@ -2,6 +2,7 @@
 //! missing files and cycles (E0105), and builds the template table a file can call.
 
 use super::Loader;
+use super::elaborate;
 use super::stdlib::{self, STD_PREFIX};
 use super::templates::{self, TemplateTable};
 use crate::diagnostics::{Diagnostic, FileId, SourceMap, Span, did_you_mean};
@@ -159,10 +160,12 @@ impl Resolver<'_> {
     }
 }
 
-/// Checks every template defined in `module` once, where it is defined.
+/// Checks every template defined in `module` once, where it is defined: its parameters, then
+/// its body as a job body.
 fn check_definitions(module: &Module, sources: &SourceMap, diagnostics: &mut Vec<Diagnostic>) {
     for template in &module.templates {
-        templates::check_definition(template, sources, diagnostics);
+        let body = templates::check_definition(template, sources, diagnostics);
+        elaborate::check_template_body(&body, sources, diagnostics);
     }
 }
 

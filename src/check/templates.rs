@@ -270,13 +270,14 @@ fn stand_in(ty: &Type, span: Span) -> Expr {
     Expr { kind, span }
 }
 
-/// Checks a template definition on its own: parameter names are unique, defaults have the
-/// declared type, and the body is a valid job body (with stand-ins for parameters).
+/// Checks a template's parameters on their own: names are unique and defaults have the
+/// declared type. Returns the body with a stand-in for each parameter, for the elaborator to
+/// check as a job body.
 pub(super) fn check_definition(
     template: &Template,
     sources: &SourceMap,
     diagnostics: &mut Vec<Diagnostic>,
-) {
+) -> Vec<Stmt> {
     let mut seen: HashMap<&str, Span> = HashMap::new();
     let mut values = HashMap::new();
     for param in &template.params {
@@ -316,8 +317,7 @@ pub(super) fn check_definition(
         };
         values.insert(param.name.name.clone(), value);
     }
-    let body = substitute_body(&template.body, &values);
-    super::elaborate::check_template_body(&body, sources, diagnostics);
+    substitute_body(&template.body, &values)
 }
 
 /// The job body of a template call with a trailing block: an attribute or block of the call's

@@ -7,13 +7,13 @@ use crate::compilation::compile_file;
 use crate::compile::plan::Plan;
 use crate::deliver::approval::resolve_approver;
 use crate::deliver::drill::{Clock, DrillOutcome, DrillReport, DrillRequest, run_drill};
-use crate::deliver::engine::{ApprovalInput, ArtifactRef, PromoteRequest, bind_environment};
 use crate::deliver::executor::{DrillRunner, RunnerHost};
 use crate::deliver::host::StepContext;
 use crate::deliver::ledger::{Ledger, Release, environments_with_ledger};
 use crate::deliver::manual::{ManualError, rollback_by_hand};
 use crate::deliver::probe_value::format_duration;
 use crate::deliver::release_plan::{Places, release_plan, render_text};
+use crate::deliver::request::{ApprovalInput, ArtifactRef, DeliveryRequest, bind_environment};
 use crate::run::console::Console;
 use crate::run::context::{GitInfo, base_bindings};
 use crate::run::eval;
@@ -310,7 +310,7 @@ pub fn rollback(args: &RollbackArgs) -> i32 {
 /// A rollback by hand ready to run: the request, a host over a fresh step runner, and the
 /// secret values the audit log must redact.
 struct PreparedRollback {
-    request: PromoteRequest,
+    request: DeliveryRequest,
     host: RunnerHost,
     secret_values: Vec<String>,
 }
@@ -346,7 +346,7 @@ fn prepare_rollback(
     let run_id = standalone_run_id("rollback");
     let standalone = Standalone::new(plan, &args.file, args.approver.as_deref(), &run_id);
     let host = standalone.host(&state_dir, &promote.secrets, handle)?;
-    let request = PromoteRequest {
+    let request = DeliveryRequest {
         pipeline: plan.pipeline.clone(),
         promote,
         environments: plan.environments.clone(),

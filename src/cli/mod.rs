@@ -13,15 +13,7 @@ pub mod run;
 use clap::{CommandFactory, Parser, Subcommand};
 use std::io::IsTerminal;
 
-/// Exit codes of SPEC §13.
-pub mod exit {
-    pub const SUCCESS: i32 = 0;
-    pub const FAILED: i32 = 1;
-    pub const USAGE: i32 = 2;
-    pub const AWAITING_APPROVAL: i32 = 3;
-    pub const ROLLBACK_FAILED: i32 = 4;
-    pub const INTERRUPTED: i32 = 130;
-}
+pub(crate) use crate::exit;
 
 #[derive(Parser, Debug)]
 #[command(

@@ -6,7 +6,6 @@ pub mod expr;
 pub mod graph;
 mod nodes;
 pub mod plan;
-mod promote;
 
 use crate::check::program::Program;
 use crate::diagnostics::{Diagnostic, FileId, SourceMap, Span};

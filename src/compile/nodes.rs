@@ -1,16 +1,18 @@
 //! Builds plan nodes and the edges between them from the checked program: matrix expansion,
 //! stage and promote references, artifacts, and the implicit edges of `jobs.X` reads.
 
+mod promote;
+
 use super::Edge;
 use super::expr::{Lowerer, StaticNames, value_literal};
 use super::plan::{
     ArtifactPlan, EnvironmentPlan, ExprTree, Expression, GatePlan, Literal, Node, NodeKind,
     SecretPlan, SourceSpan, Step, Template,
 };
-use super::promote::promote_steps;
 use crate::check::program::{Gate, Job, Program, StepSettings};
 use crate::diagnostics::{SourceMap, Span};
 use crate::syntax::ast::{BinaryOp, Expr, ExprKind, Ident, Segment, StrLit};
+use promote::promote_steps;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 

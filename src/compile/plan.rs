@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 mod validate;
-pub use validate::PlanError;
 
 pub const PLAN_SCHEMA: &str = "pipe.plan/v1";
 
@@ -49,6 +48,12 @@ pub enum NodeKind {
     Deploy,
     Smoke,
     Watch,
+}
+
+/// The id of a promote's node, `ENV.STEP` (`staging.deploy`), and the name a rollback's logs
+/// go under (`staging.rollback`): the one place these ids are made.
+pub fn promote_node_id(environment: &str, step: &str) -> String {
+    format!("{environment}.{step}")
 }
 
 /// One DAG node. Which optional fields are set depends on `kind`.

@@ -63,6 +63,7 @@ pub struct Accepted {
     pub quorum: u32,
 }
 
+#[cfg(test)]
 impl Accepted {
     pub fn quorum_met(&self) -> bool {
         self.count >= self.quorum

@@ -2,77 +2,22 @@
 //! → staging first → approval → migrate → per rollout step deploy, smoke, watch for `pause`
 //! → final watch → record. Any failure or interrupt after the deploy began goes to `recovery`.
 
+mod approving;
+mod watching;
+
 use crate::audit::{AuditEvent, AuditLog};
-use crate::compile::plan::{EnvironmentPlan, Literal, PromotePlan, StepBlockPlan};
+use crate::compile::plan::{Literal, PromotePlan, StepBlockPlan, promote_node_id};
 use crate::deliver::host::{BlockResult, PromoteHost, StepContext};
 use crate::deliver::integrity;
 use crate::deliver::ledger::{Ledger, Release, ReleaseStatus};
 use crate::deliver::lock;
-use crate::deliver::record::DeliveryRecord;
-use crate::deliver::recovery::{self, Recovery};
-use crate::deliver::watching::{WatchEnd, watch_for};
-use crate::run::eval::Bindings;
+use crate::deliver::record::{DeliveryRecord, PromoteEnd};
+use crate::deliver::recovery::{Recovery, RecoveryEnd};
+use crate::deliver::request::{DeliveryError, DeliveryRequest, base_context, log_event, now};
 use crate::run::state::NodeStatus;
 use serde_json::json;
-use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
-
-/// The stored immutable artifact a promote deploys.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ArtifactRef {
-    pub name: String,
-    /// `sha256:HEX`
-    pub digest: String,
-    /// The stored copy under `.pipe/artifacts/`, never the build-tree path.
-    pub path: String,
-    pub version: String,
-}
-
-impl From<&Release> for ArtifactRef {
-    /// The stored artifact a ledger entry deployed.
-    fn from(release: &Release) -> ArtifactRef {
-        ArtifactRef {
-            name: release.artifact.clone(),
-            digest: release.digest.clone(),
-            path: release.path.clone(),
-            version: release.version.clone(),
-        }
-    }
-}
-
-/// Approval input of this attempt: who approves now (from `--approve ENV` and the approver
-/// flags), and who started the run.
-#[derive(Debug, Clone, Default)]
-pub struct ApprovalInput {
-    /// Set when `--approve` names this environment: the resolved approver.
-    pub approver: Option<String>,
-    /// Who else the runner has recorded as approving this environment already.
-    pub granted: Vec<String>,
-    pub initiator: Option<String>,
-    /// Who a terminal prompt approves as (`--approver`, `$PIPE_APPROVER`, `$USER`), whether or
-    /// not `--approve` named this environment.
-    pub default_approver: Option<String>,
-    /// A terminal is attached and may be asked.
-    pub interactive: bool,
-}
-
-/// Everything one promote needs.
-#[derive(Debug, Clone)]
-pub struct PromoteRequest {
-    pub pipeline: String,
-    pub promote: PromotePlan,
-    pub environments: BTreeMap<String, EnvironmentPlan>,
-    pub run_id: String,
-    pub state_dir: PathBuf,
-    pub artifact: ArtifactRef,
-    /// git.*, run.id, pipeline.*, jobs.* — the engine adds env.*, artifact.*, rollout.*, previous.*.
-    pub bindings: Bindings,
-    pub approval: ApprovalInput,
-    pub lock_timeout: Duration,
-    /// Who the audit log names for the run's own actions.
-    pub actor: String,
-}
+use watching::{WatchEnd, watch_for};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryOutcome {
@@ -96,7 +41,7 @@ pub enum DeliveryOutcome {
 /// Runs one promote to the end and says how it ended. Never panics on user input; IO errors
 /// of the ledger or audit log stop the promote before the action they would have recorded.
 pub fn promote(
-    request: &PromoteRequest,
+    request: &DeliveryRequest,
     host: &dyn PromoteHost,
     audit: &AuditLog,
 ) -> DeliveryOutcome {
@@ -110,7 +55,7 @@ pub fn promote(
     }
     let mut promotion = match Promotion::start(request, host, audit) {
         Ok(promotion) => promotion,
-        Err(reason) => return refuse(host, &request.promote, reason),
+        Err(error) => return refuse(host, &request.promote, error.to_string()),
     };
     let outcome = promotion.run();
     promotion.finish(&outcome);
@@ -120,19 +65,13 @@ pub fn promote(
 /// Before anything else, a rollback a crash left `rolling_back` is re-run to its recorded
 /// target and verified: the new release's rollback target must be what actually serves.
 fn finish_unfinished_rollback(
-    request: &PromoteRequest,
+    request: &DeliveryRequest,
     host: &dyn PromoteHost,
     audit: &AuditLog,
 ) -> Result<(), DeliveryOutcome> {
     let environment = &request.promote.environment;
     let mut ledger =
-        Ledger::load(&request.state_dir, &request.pipeline, environment).map_err(|e| {
-            refuse(
-                host,
-                &request.promote,
-                format!("cannot read the ledger for {environment}: {e}"),
-            )
-        })?;
+        load_ledger(request).map_err(|error| refuse(host, &request.promote, error.to_string()))?;
     if let Some(unknown) = ledger.unknown_state() {
         host.say(&format!(
             "warning: [{environment}] the environment's state is unknown: {unknown}"
@@ -145,21 +84,21 @@ fn finish_unfinished_rollback(
         actor: &request.actor,
     };
     match recovery.finish_unfinished(&mut ledger) {
-        None | Some(recovery::Result::Verified) => Ok(()),
-        Some(recovery::Result::Skipped) => Err(refuse(
+        None | Some(RecoveryEnd::Verified) => Ok(()),
+        Some(RecoveryEnd::Skipped) => Err(refuse(
             host,
             &request.promote,
             format!(
                 "{environment}: an unfinished rollback has no target in the ledger; its state is unknown"
             ),
         )),
-        Some(recovery::Result::Failed(reason)) => Err(DeliveryOutcome::RollbackFailed { reason }),
+        Some(RecoveryEnd::Failed(reason)) => Err(DeliveryOutcome::RollbackFailed { reason }),
     }
 }
 
 /// Takes the environment's lock, saying once who holds it when it has to wait.
 pub(crate) fn take_lock(
-    request: &PromoteRequest,
+    request: &DeliveryRequest,
     host: &dyn PromoteHost,
 ) -> Result<lock::EnvironmentLock, lock::LockError> {
     let (state_dir, pipeline) = (&request.state_dir, &request.pipeline);
@@ -203,15 +142,15 @@ fn refuse(host: &dyn PromoteHost, promote: &PromotePlan, reason: String) -> Deli
 }
 
 /// One promote in progress, holding the lock (in the caller), the ledger and its record.
-pub(crate) struct Promotion<'a> {
-    pub(crate) request: &'a PromoteRequest,
-    pub(crate) host: &'a dyn PromoteHost,
-    pub(crate) audit: &'a AuditLog,
-    pub(crate) ledger: Ledger,
-    pub(crate) record: DeliveryRecord,
-    pub(crate) previous: Option<Release>,
+struct Promotion<'a> {
+    request: &'a DeliveryRequest,
+    host: &'a dyn PromoteHost,
+    audit: &'a AuditLog,
+    ledger: Ledger,
+    record: DeliveryRecord,
+    previous: Option<Release>,
     /// How this run's earlier attempt at the promote ended (`interrupted`, `rolled_back`, …).
-    earlier_outcome: Option<String>,
+    earlier_outcome: Option<PromoteEnd>,
 }
 
 /// Why the forward path stopped.
@@ -220,17 +159,16 @@ enum Stop {
     Failed(String),
     Interrupted,
     /// Ledger or audit IO failed before the action it guards.
-    Broken(String),
+    Broken(DeliveryError),
 }
 
 impl<'a> Promotion<'a> {
     fn start(
-        request: &'a PromoteRequest,
+        request: &'a DeliveryRequest,
         host: &'a dyn PromoteHost,
         audit: &'a AuditLog,
-    ) -> Result<Promotion<'a>, String> {
+    ) -> Result<Promotion<'a>, DeliveryError> {
         let environment = &request.promote.environment;
-        let io = |what: &str, e: std::io::Error| format!("{what} for {environment}: {e}");
         audit
             .append(
                 &request.run_id,
@@ -238,9 +176,11 @@ impl<'a> Promotion<'a> {
                 &request.actor,
                 json!({"environment": environment}),
             )
-            .map_err(|e| io("cannot write the audit log", e))?;
-        let mut ledger = Ledger::load(&request.state_dir, &request.pipeline, environment)
-            .map_err(|e| io("cannot read the ledger", e))?;
+            .map_err(|source| DeliveryError::AuditUnwritable {
+                environment: environment.clone(),
+                source,
+            })?;
+        let mut ledger = load_ledger(request)?;
         abandon_stale_deploys(&mut ledger, request, audit)?;
         let previous = ledger.previous_stable(&request.artifact.digest).cloned();
         let mut record =
@@ -263,7 +203,7 @@ impl<'a> Promotion<'a> {
     }
 
     /// Step 2 of §11: the rollback target is audited before anything is deployed.
-    fn record_previous_stable(&self) -> Result<(), String> {
+    fn record_previous_stable(&self) -> Result<(), DeliveryError> {
         let previous = self.previous.as_ref();
         self.log(
             AuditEvent::PreviousStableRecorded,
@@ -308,9 +248,9 @@ impl<'a> Promotion<'a> {
                 }
                 outcome
             }
-            Err(Stop::Broken(reason)) => self.recover(reason, false),
-            Err(Stop::Failed(reason)) => self.recover(reason, false),
-            Err(Stop::Interrupted) => self.recover("interrupted".to_string(), true),
+            Err(Stop::Broken(error)) => self.recover_from_failure(error.to_string()),
+            Err(Stop::Failed(reason)) => self.recover_from_failure(reason),
+            Err(Stop::Interrupted) => self.recover_from_interrupt(),
         }
     }
 
@@ -329,16 +269,16 @@ impl<'a> Promotion<'a> {
             return Ok(());
         }
         let environment = &self.request.promote.environment;
-        if self.earlier_outcome.as_deref() == Some("interrupted") {
+        if self.earlier_outcome == Some(PromoteEnd::Interrupted) {
             let summary = format!(
                 "re-promoting {} to {environment}: this run's interrupt rolled it back, not a failure",
                 artifact.version
             );
             self.host.say(&format!("[{environment}] {summary}"));
-            return self.log(
+            return Ok(self.log(
                 AuditEvent::RepromoteAfterInterrupt,
                 json!({"version": artifact.version, "digest": artifact.digest, "summary": summary}),
-            );
+            )?);
         }
         Err(format!(
             "{} was rolled back from {environment} earlier in this run because it failed; resuming will not deploy it again \
@@ -549,7 +489,7 @@ impl<'a> Promotion<'a> {
         }
         let node = self.node_id(suffix);
         self.host.node_transition(&node, NodeStatus::Running, None);
-        match self.host.run_block(&node, block, &context, false) {
+        match self.host.run_block(&node, block, &context) {
             BlockResult::Succeeded => {
                 if !self.is_last_node(&node) {
                     self.host
@@ -587,8 +527,8 @@ impl<'a> Promotion<'a> {
             .is_some_and(|last| last == node)
     }
 
-    pub(crate) fn node_id(&self, suffix: &str) -> String {
-        format!("{}.{suffix}", self.request.promote.environment)
+    fn node_id(&self, suffix: &str) -> String {
+        promote_node_id(&self.request.promote.environment, suffix)
     }
 
     /// Bindings and variables of the forward path: `artifact.*` is the release being deployed.
@@ -664,17 +604,39 @@ impl<'a> Promotion<'a> {
         DeliveryOutcome::Succeeded
     }
 
-    fn recover(&mut self, reason: String, interrupted: bool) -> DeliveryOutcome {
-        if interrupted {
-            // Saved before the rollback runs: a resume after a crash mid-rollback must know the
-            // release was rolled back for the interrupt, not for a failure.
-            self.record.outcome = Some("interrupted".to_string());
-            let _ = self
-                .record
-                .save(&self.request.state_dir, &self.request.run_id);
+    /// A step failed or a watch rule fired: roll back to the previous stable release.
+    fn recover_from_failure(&mut self, reason: String) -> DeliveryOutcome {
+        match self.roll_back(&reason) {
+            RecoveryEnd::Verified => DeliveryOutcome::Failed {
+                rolled_back: true,
+                reason,
+            },
+            RecoveryEnd::Skipped => DeliveryOutcome::Failed {
+                rolled_back: false,
+                reason,
+            },
+            RecoveryEnd::Failed(why) => DeliveryOutcome::RollbackFailed { reason: why },
         }
+    }
+
+    /// The run was interrupted after the deploy began: the rollback still runs and is
+    /// verified, and the run then ends as interrupted.
+    fn recover_from_interrupt(&mut self) -> DeliveryOutcome {
+        // Saved before the rollback runs: a resume after a crash mid-rollback must know the
+        // release was rolled back for the interrupt, not for a failure.
+        self.record.outcome = Some(PromoteEnd::Interrupted);
+        let _ = self
+            .record
+            .save(&self.request.state_dir, &self.request.run_id);
+        match self.roll_back("interrupted") {
+            RecoveryEnd::Verified | RecoveryEnd::Skipped => DeliveryOutcome::Interrupted,
+            RecoveryEnd::Failed(why) => DeliveryOutcome::RollbackFailed { reason: why },
+        }
+    }
+
+    fn roll_back(&mut self, reason: &str) -> RecoveryEnd {
         let target = self.previous.clone();
-        let outcome = Recovery {
+        Recovery {
             request: self.request,
             host: self.host,
             audit: self.audit,
@@ -684,35 +646,22 @@ impl<'a> Promotion<'a> {
             &mut self.ledger,
             &self.request.artifact,
             target.as_ref(),
-            &reason,
-        );
-        match outcome {
-            recovery::Result::Verified if interrupted => DeliveryOutcome::Interrupted,
-            recovery::Result::Verified => DeliveryOutcome::Failed {
-                rolled_back: true,
-                reason,
-            },
-            recovery::Result::Skipped if interrupted => DeliveryOutcome::Interrupted,
-            recovery::Result::Skipped => DeliveryOutcome::Failed {
-                rolled_back: false,
-                reason,
-            },
-            recovery::Result::Failed(why) => DeliveryOutcome::RollbackFailed { reason: why },
-        }
+            reason,
+        )
     }
 
     fn finish(&mut self, outcome: &DeliveryOutcome) {
-        let word = match outcome {
-            DeliveryOutcome::Succeeded => "succeeded",
+        let end = match outcome {
+            DeliveryOutcome::Succeeded => PromoteEnd::Succeeded,
             DeliveryOutcome::Failed {
                 rolled_back: true, ..
-            } => "rolled_back",
-            DeliveryOutcome::Failed { .. } => "failed",
-            DeliveryOutcome::RollbackFailed { .. } => "rollback_failed",
-            DeliveryOutcome::AwaitingApproval { .. } => "awaiting_approval",
-            DeliveryOutcome::Interrupted => "interrupted",
+            } => PromoteEnd::RolledBack,
+            DeliveryOutcome::Failed { .. } => PromoteEnd::Failed,
+            DeliveryOutcome::RollbackFailed { .. } => PromoteEnd::RollbackFailed,
+            DeliveryOutcome::AwaitingApproval { .. } => PromoteEnd::AwaitingApproval,
+            DeliveryOutcome::Interrupted => PromoteEnd::Interrupted,
         };
-        self.record.outcome = Some(word.to_string());
+        self.record.outcome = Some(end);
         if let Err(error) = self
             .record
             .save(&self.request.state_dir, &self.request.run_id)
@@ -723,7 +672,7 @@ impl<'a> Promotion<'a> {
         }
     }
 
-    pub(crate) fn log(&self, event: AuditEvent, fields: serde_json::Value) -> Result<(), String> {
+    fn log(&self, event: AuditEvent, fields: serde_json::Value) -> Result<(), DeliveryError> {
         log_event(self.audit, self.request, &self.request.actor, event, fields)
     }
 
@@ -732,33 +681,25 @@ impl<'a> Promotion<'a> {
     }
 }
 
-/// Appends an event for the promote's environment; the error stops the action it guards.
-pub(crate) fn log_event(
-    audit: &AuditLog,
-    request: &PromoteRequest,
-    actor: &str,
-    event: AuditEvent,
-    fields: serde_json::Value,
-) -> Result<(), String> {
-    let mut fields = fields;
-    if let Some(object) = fields.as_object_mut() {
-        object.insert(
-            "environment".into(),
-            request.promote.environment.clone().into(),
-        );
-    }
-    audit
-        .append(&request.run_id, event, actor, fields)
-        .map_err(|e| format!("cannot write the audit log before {event}: {e}"))
+/// The ledger of the promote's environment: read before the lock's first action and again
+/// once the promote starts.
+fn load_ledger(request: &DeliveryRequest) -> Result<Ledger, DeliveryError> {
+    let environment = &request.promote.environment;
+    Ledger::load(&request.state_dir, &request.pipeline, environment).map_err(|source| {
+        DeliveryError::LedgerUnreadable {
+            environment: environment.clone(),
+            source,
+        }
+    })
 }
 
 /// A `deploying` release left by a run that died (the lock is ours, so nobody else is
 /// deploying): it is marked failed, and this attempt deploys afresh.
 fn abandon_stale_deploys(
     ledger: &mut Ledger,
-    request: &PromoteRequest,
+    request: &DeliveryRequest,
     audit: &AuditLog,
-) -> Result<(), String> {
+) -> Result<(), DeliveryError> {
     let stale: Vec<Release> = ledger
         .releases()
         .iter()
@@ -780,42 +721,9 @@ fn abandon_stale_deploys(
         )?;
         ledger
             .mark(&release.run, &release.digest, ReleaseStatus::Failed, &now())
-            .map_err(|e| format!("cannot write the ledger: {e}"))?;
+            .map_err(DeliveryError::LedgerUnwritable)?;
     }
     Ok(())
-}
-
-/// `env.*`, `artifact.*` and the `PIPE_*` variables shared by every promote step.
-pub(crate) fn base_context(request: &PromoteRequest, artifact: &ArtifactRef) -> StepContext {
-    let environment = &request.promote.environment;
-    let mut bindings = request.bindings.clone();
-    bind_environment(&mut bindings, &request.environments, environment);
-    bindings.set_string("artifact.path", artifact.path.clone());
-    bindings.set_string("artifact.digest", artifact.digest.clone());
-    bindings.set_string("artifact.version", artifact.version.clone());
-    let variables = BTreeMap::from([
-        ("PIPE_ENVIRONMENT".to_string(), environment.clone()),
-        ("PIPE_ARTIFACT".to_string(), artifact.path.clone()),
-    ]);
-    StepContext {
-        bindings,
-        variables,
-    }
-}
-
-/// `env.KEY` for each attribute of `environment`, and `env.name`: what a promote's or a
-/// drill's steps may read of the environment they act on.
-pub(crate) fn bind_environment(
-    bindings: &mut Bindings,
-    environments: &BTreeMap<String, EnvironmentPlan>,
-    environment: &str,
-) {
-    if let Some(plan) = environments.get(environment) {
-        for (key, value) in &plan.attributes {
-            bindings.set(format!("env.{key}"), value.clone());
-        }
-    }
-    bindings.set_string("env.name", environment.to_string());
 }
 
 /// `10` for 10%, `12.5` for 12.5%.
@@ -825,8 +733,4 @@ fn format_weight(weight: f64) -> String {
     } else {
         format!("{weight}")
     }
-}
-
-pub(crate) fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

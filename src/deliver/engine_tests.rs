@@ -5,19 +5,20 @@ use crate::audit::{AuditLog, read_events};
 use crate::compile::plan::{
     ApprovalPlan, ConditionPlan, EnvironmentPlan, ExprTree, Expression, Literal, ProbePlan,
     PromotePlan, RolloutPlan, SourceSpan, Step, StepBlockPlan, Template, TemplatePart, WatchPlan,
+    promote_node_id,
 };
-use crate::deliver::engine::{
-    ApprovalInput, ArtifactRef, DeliveryOutcome, PromoteRequest, promote,
-};
+use crate::deliver::engine::{DeliveryOutcome, promote};
 use crate::deliver::host::{ApprovalPrompt, BlockResult, PromoteHost, StepContext};
 use crate::deliver::ledger::{Ledger, ReleaseStatus};
 use crate::deliver::probe_value::ProbeRun;
+use crate::deliver::request::{ApprovalInput, ArtifactRef, DeliveryRequest};
 use crate::run::eval::Bindings;
 use crate::run::state::NodeStatus;
 use crate::syntax::ast::{BinaryOp, Type};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 #[derive(Default)]
@@ -29,22 +30,24 @@ struct FakeHost {
     /// When set, each `succeeded` transition also notes whether staging's ledger already
     /// holds a stable release at that moment.
     ledger_dir: Option<std::path::PathBuf>,
+    /// The node whose forward block is interrupted (SIGINT arrives while it runs); from then
+    /// on `interrupted()` holds and every forward block stops at once, as the runner's do.
+    interrupt_at: Option<String>,
+    interrupt: std::sync::atomic::AtomicBool,
+    /// Which entry point ran each block: `forward NODE` or `recovery NODE`.
+    entry_points: Mutex<Vec<String>>,
 }
 
 impl FakeHost {
     fn calls(&self) -> Vec<String> {
         self.calls.lock().unwrap().clone()
     }
-}
 
-impl PromoteHost for FakeHost {
-    fn run_block(
-        &self,
-        node: &str,
-        block: &StepBlockPlan,
-        context: &StepContext,
-        _: bool,
-    ) -> BlockResult {
+    fn entry_points(&self) -> Vec<String> {
+        self.entry_points.lock().unwrap().clone()
+    }
+
+    fn script(&self, node: &str, block: &StepBlockPlan, context: &StepContext) -> BlockResult {
         let mut calls = self.calls.lock().unwrap();
         let nth = calls
             .iter()
@@ -63,6 +66,35 @@ impl PromoteHost for FakeHost {
             BlockResult::Succeeded
         }
     }
+}
+
+impl PromoteHost for FakeHost {
+    fn run_block(&self, node: &str, block: &StepBlockPlan, context: &StepContext) -> BlockResult {
+        self.entry_points
+            .lock()
+            .unwrap()
+            .push(format!("forward {node}"));
+        if self.interrupt_at.as_deref() == Some(node) {
+            self.interrupt.store(true, Ordering::SeqCst);
+        }
+        if self.interrupted() {
+            return BlockResult::Interrupted;
+        }
+        self.script(node, block, context)
+    }
+
+    fn run_recovery_block(
+        &self,
+        node: &str,
+        block: &StepBlockPlan,
+        context: &StepContext,
+    ) -> BlockResult {
+        self.entry_points
+            .lock()
+            .unwrap()
+            .push(format!("recovery {node}"));
+        self.script(node, block, context)
+    }
 
     fn run_probe(&self, _: &str, probe: &ProbePlan, _: &StepContext, _: Duration) -> ProbeRun {
         self.calls
@@ -77,7 +109,7 @@ impl PromoteHost for FakeHost {
     }
 
     fn interrupted(&self) -> bool {
-        false
+        self.interrupt.load(Ordering::SeqCst)
     }
 
     fn node_transition(&self, node: &str, status: NodeStatus, _: Option<&str>) {
@@ -149,13 +181,13 @@ fn promote_plan(environment: &str, protected: bool) -> PromotePlan {
         rollback: block("rollback"),
         nodes: ["deploy", "smoke", "watch"]
             .iter()
-            .map(|s| format!("{environment}.{s}"))
+            .map(|s| promote_node_id(environment, s))
             .collect(),
         span: SourceSpan::default(),
     }
 }
 
-fn request(state: &Path, plan: PromotePlan, version: &str) -> PromoteRequest {
+fn request(state: &Path, plan: PromotePlan, version: &str) -> DeliveryRequest {
     let environments = BTreeMap::from([
         (
             "staging".to_string(),
@@ -172,7 +204,7 @@ fn request(state: &Path, plan: PromotePlan, version: &str) -> PromoteRequest {
             },
         ),
     ]);
-    PromoteRequest {
+    DeliveryRequest {
         pipeline: "api".into(),
         promote: plan,
         environments,
@@ -303,6 +335,11 @@ fn failed_smoke_rolls_back_to_previous_and_verifies() {
         ),
         "{outcome:?}"
     );
+    assert_rolled_back_to_v1_and_verified(dir.path(), &host);
+}
+
+/// v2 was rolled back to v1, smoke verified v1, and the ledger and audit log say so.
+fn assert_rolled_back_to_v1_and_verified(state: &Path, host: &FakeHost) {
     let calls = host.calls();
     assert!(
         calls.contains(&"staging.rollback rollback v1".to_string()),
@@ -313,13 +350,13 @@ fn failed_smoke_rolls_back_to_previous_and_verifies() {
         "verification smoke: {calls:?}"
     );
     assert_eq!(
-        statuses(dir.path(), "staging"),
+        statuses(state, "staging"),
         vec![
             ("v1".into(), ReleaseStatus::Stable),
             ("v2".into(), ReleaseStatus::RolledBack)
         ]
     );
-    assert!(events(dir.path()).contains(&"recovery_verified".to_string()));
+    assert!(events(state).contains(&"recovery_verified".to_string()));
 }
 
 #[test]
@@ -565,4 +602,26 @@ fn a_stored_artifact_changed_after_the_build_is_never_deployed() {
         !events.contains(&"deploy_started".to_string()),
         "{events:?}"
     );
+}
+
+#[test]
+fn an_interrupt_during_the_deploy_still_rolls_back_and_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = AuditLog::open(dir.path()).unwrap();
+    promote_staging(dir.path(), &audit, "v1", &FakeHost::default());
+    let host = FakeHost {
+        interrupt_at: Some("staging.deploy".into()),
+        ..FakeHost::default()
+    };
+    let outcome = promote_staging(dir.path(), &audit, "v2", &host);
+    assert_eq!(outcome, DeliveryOutcome::Interrupted);
+    assert_eq!(
+        host.entry_points(),
+        vec![
+            "forward staging.deploy",
+            "recovery staging.rollback",
+            "recovery staging.smoke"
+        ]
+    );
+    assert_rolled_back_to_v1_and_verified(dir.path(), &host);
 }

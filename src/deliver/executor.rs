@@ -3,14 +3,15 @@
 //! console, reporter and interrupts to [`PromoteHost`].
 
 use crate::audit::AuditLog;
-use crate::compile::plan::{ProbePlan, Step, StepBlockPlan};
+use crate::compile::plan::{ProbePlan, Step, StepBlockPlan, promote_node_id};
 use crate::deliver::approval::resolve_approver;
 use crate::deliver::drill::{DrillBlock, DrillHost};
 use crate::deliver::drill_backup::BackupFacts;
-use crate::deliver::engine::{self, ApprovalInput, ArtifactRef, DeliveryOutcome};
+use crate::deliver::engine::{self, DeliveryOutcome};
 use crate::deliver::host::{ApprovalPrompt, BlockResult, PromoteHost, StepContext};
 use crate::deliver::probe_value::ProbeRun;
 use crate::deliver::record::DeliveryRecord;
+use crate::deliver::request::{ApprovalInput, ArtifactRef, DeliveryRequest};
 use crate::run::delivery::{
     DeliveryExecutor, PreviewRequest, PromoteOutcome, PromotePreview, PromoteReporter,
     PromoteRequest,
@@ -55,7 +56,7 @@ async fn run_promote(request: PromoteRequest) -> PromoteOutcome {
     let Some(plan) = request.plan.promotes.get(&request.environment).cloned() else {
         let message = format!("the plan has no promote for {}", request.environment);
         reporter.node(
-            &format!("{}.deploy", request.environment),
+            &promote_node_id(&request.environment, "deploy"),
             NodeStatus::Failed,
             Some(message),
         );
@@ -66,7 +67,7 @@ async fn run_promote(request: PromoteRequest) -> PromoteOutcome {
         Ok(engine_request) => engine_request,
         Err(message) => {
             host.say(&format!("error: {message}"));
-            let first = format!("{}.deploy", request.environment);
+            let first = promote_node_id(&request.environment, "deploy");
             reporter.node(&first, NodeStatus::Failed, Some(message));
             return PromoteOutcome::Failed { rolled_back: false };
         }
@@ -112,7 +113,7 @@ fn runner_outcome(outcome: &DeliveryOutcome) -> PromoteOutcome {
 fn engine_request(
     request: &PromoteRequest,
     promote: crate::compile::plan::PromotePlan,
-) -> Result<engine::PromoteRequest, String> {
+) -> Result<DeliveryRequest, String> {
     let artifact = artifact_ref(request, &promote.artifact)?;
     let approver = resolve_approver(
         request.approver.as_deref(),
@@ -126,7 +127,7 @@ fn engine_request(
         .and_then(|value| serde_json::from_value::<DeliveryRecord>(value).ok())
         .map(|record| record.approvals)
         .unwrap_or_default();
-    Ok(engine::PromoteRequest {
+    Ok(DeliveryRequest {
         pipeline: request.plan.pipeline.clone(),
         promote,
         environments: request.plan.environments.clone(),
@@ -259,7 +260,27 @@ impl RunnerHost {
         })
     }
 
-    fn report_record(&self, request: &engine::PromoteRequest) {
+    /// Runs `block` on `runner`: the forward runner stops at the first interrupt, the
+    /// recovery runner only at the second.
+    fn run_block_with(
+        &self,
+        runner: &StepRunner,
+        node: &str,
+        block: &StepBlockPlan,
+        context: &StepContext,
+    ) -> BlockResult {
+        let request = match self.block_request(node, block, context) {
+            Ok(request) => request,
+            Err(why) => return BlockResult::Failed(why),
+        };
+        match self.handle.block_on(runner.run_block(&request)).outcome {
+            BlockOutcome::Succeeded => BlockResult::Succeeded,
+            BlockOutcome::Failed(why) => BlockResult::Failed(why),
+            BlockOutcome::Interrupted => BlockResult::Interrupted,
+        }
+    }
+
+    fn report_record(&self, request: &DeliveryRequest) {
         let record = DeliveryRecord::load_or_new(
             &request.state_dir,
             &request.run_id,
@@ -271,7 +292,7 @@ impl RunnerHost {
     }
 
     /// The lines a person needs after the promote: how to resume an approval.
-    fn explain(&self, request: &engine::PromoteRequest, outcome: &DeliveryOutcome) {
+    fn explain(&self, request: &DeliveryRequest, outcome: &DeliveryOutcome) {
         if let DeliveryOutcome::AwaitingApproval { approvals } = outcome {
             let environment = &request.promote.environment;
             let needed = request
@@ -346,28 +367,17 @@ impl DrillHost for DrillRunner {
 }
 
 impl PromoteHost for RunnerHost {
-    fn run_block(
+    fn run_block(&self, node: &str, block: &StepBlockPlan, context: &StepContext) -> BlockResult {
+        self.run_block_with(&self.steps, node, block, context)
+    }
+
+    fn run_recovery_block(
         &self,
         node: &str,
         block: &StepBlockPlan,
         context: &StepContext,
-        during_recovery: bool,
     ) -> BlockResult {
-        let request = match self.block_request(node, block, context) {
-            Ok(request) => request,
-            Err(why) => return BlockResult::Failed(why),
-        };
-        let runner = if during_recovery {
-            &self.recovery_steps
-        } else {
-            &self.steps
-        };
-        let result = self.handle.block_on(runner.run_block(&request));
-        match result.outcome {
-            BlockOutcome::Succeeded => BlockResult::Succeeded,
-            BlockOutcome::Failed(why) => BlockResult::Failed(why),
-            BlockOutcome::Interrupted => BlockResult::Interrupted,
-        }
+        self.run_block_with(&self.recovery_steps, node, block, context)
     }
 
     fn run_probe(

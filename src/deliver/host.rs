@@ -41,15 +41,17 @@ pub struct ApprovalPrompt {
 }
 
 pub trait PromoteHost: Send + Sync {
-    /// Runs a block's steps in order as node `node` (logs under that node), with the
-    /// pipeline's environment plus `context`. Must run even after an interrupt was requested
-    /// when `during_recovery` is set: a rollback and its verification are never skipped.
-    fn run_block(
+    /// Runs a block of the forward path (migrate, deploy, smoke) in order as node `node` (logs
+    /// under that node), with the pipeline's environment plus `context`. An interrupt stops it.
+    fn run_block(&self, node: &str, block: &StepBlockPlan, context: &StepContext) -> BlockResult;
+
+    /// Runs a rollback block or its verifying smoke like [`PromoteHost::run_block`], but even
+    /// after an interrupt was requested: a rollback and its verification are never skipped.
+    fn run_recovery_block(
         &self,
         node: &str,
         block: &StepBlockPlan,
         context: &StepContext,
-        during_recovery: bool,
     ) -> BlockResult;
 
     /// Runs a probe's command once, killing it after `timeout`. Its stdout and status text

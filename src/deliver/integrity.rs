@@ -2,7 +2,7 @@
 //! or rolled back to, and refuse (audited as `artifact_verification_failed`) when it changed.
 
 use crate::audit::{AuditEvent, AuditLog};
-use crate::deliver::engine::{PromoteRequest, log_event};
+use crate::deliver::request::{DeliveryRequest, log_event};
 use crate::run::artifact::{VerifyError, verify_path};
 use serde_json::json;
 use std::path::Path;
@@ -12,7 +12,7 @@ use std::path::Path;
 /// says what was refused ("deploy", "roll back to").
 pub(crate) fn verify_before_use(
     audit: &AuditLog,
-    request: &PromoteRequest,
+    request: &DeliveryRequest,
     actor: &str,
     action: &str,
     path: &str,

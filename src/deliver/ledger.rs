@@ -175,10 +175,6 @@ impl Ledger {
         &self.file.environment
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Oldest first.
     pub fn releases(&self) -> &[Release] {
         &self.file.releases
@@ -331,6 +327,7 @@ impl Ledger {
 
     /// Records that `target` serves again after a rollback, so "newest stable" names it.
     /// Appends a fresh entry only when another stable release is newer than it.
+    #[cfg(test)]
     pub fn record_restored(&mut self, target: &Release, run: &str, at: &str) -> io::Result<()> {
         if self.push_restored(target, run, at) {
             self.save()

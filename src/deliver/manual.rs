@@ -3,10 +3,11 @@
 //! immutable artifact from the ledger and never rebuilds.
 
 use crate::audit::{AuditEvent, AuditLog};
-use crate::deliver::engine::{ArtifactRef, PromoteRequest, log_event, take_lock};
+use crate::deliver::engine::take_lock;
 use crate::deliver::host::PromoteHost;
 use crate::deliver::ledger::{Ledger, Release, ReleaseStatus, UnknownState};
 use crate::deliver::recovery::{self, Recovery};
+use crate::deliver::request::{ArtifactRef, DeliveryRequest, log_event};
 use serde_json::json;
 use std::path::Path;
 
@@ -14,7 +15,7 @@ use std::path::Path;
 /// release rolled away from is the ledger's newest. Ok: verified; Err: why not (the message
 /// says whether the environment's state is unknown).
 pub fn rollback_by_hand(
-    request: &PromoteRequest,
+    request: &DeliveryRequest,
     to_version: Option<&str>,
     host: &dyn PromoteHost,
     audit: &AuditLog,
@@ -59,20 +60,20 @@ pub fn rollback_by_hand(
             "summary": format!("rollback by hand: {} → {}", from.version, target.version),
         }),
     )
-    .map_err(ManualError::Refused)?;
+    .map_err(|error| ManualError::Refused(error.to_string()))?;
     match recovery.roll_back(
         &mut ledger,
         &ArtifactRef::from(&from),
         Some(&target),
         "rollback by hand",
     ) {
-        recovery::Result::Verified => Ok(target),
-        recovery::Result::Skipped => Err(ManualError::Refused("no rollback target".into())),
-        recovery::Result::Failed(why) => Err(ManualError::Failed(why)),
+        recovery::RecoveryEnd::Verified => Ok(target),
+        recovery::RecoveryEnd::Skipped => Err(ManualError::Refused("no rollback target".into())),
+        recovery::RecoveryEnd::Failed(why) => Err(ManualError::Failed(why)),
     }
 }
 
-fn load_ledger(request: &PromoteRequest) -> Result<Ledger, ManualError> {
+fn load_ledger(request: &DeliveryRequest) -> Result<Ledger, ManualError> {
     Ledger::load(
         &request.state_dir,
         &request.pipeline,
@@ -93,14 +94,14 @@ fn finish_unfinished(
         return Ok(None);
     };
     match recovery.finish_unfinished(ledger) {
-        None | Some(recovery::Result::Verified) => {}
-        Some(recovery::Result::Skipped) => {
+        None | Some(recovery::RecoveryEnd::Verified) => {}
+        Some(recovery::RecoveryEnd::Skipped) => {
             return Err(ManualError::Failed(format!(
                 "the unfinished rollback's target {} is not in the ledger; the environment's state is unknown",
                 to.version
             )));
         }
-        Some(recovery::Result::Failed(why)) => return Err(ManualError::Failed(why)),
+        Some(recovery::RecoveryEnd::Failed(why)) => return Err(ManualError::Failed(why)),
     }
     if to_version.is_none_or(|version| version == to.version) {
         return Ok(ledger.find_digest(&to.digest).cloned());

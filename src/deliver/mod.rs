@@ -3,7 +3,6 @@
 //! `engine` runs a promote through a [`host::PromoteHost`] that the runner provides.
 
 pub mod approval;
-mod approving;
 pub mod drill;
 pub mod drill_backup;
 pub mod engine;
@@ -18,8 +17,8 @@ pub mod probe_value;
 pub mod record;
 pub mod recovery;
 pub mod release_plan;
+pub mod request;
 pub mod watch;
-mod watching;
 
 #[cfg(test)]
 mod engine_tests;

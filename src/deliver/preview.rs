@@ -1,9 +1,9 @@
 //! What a promote would bind and which rollback target it would record, decided by the very
 //! functions the engine uses: `pipe plan` and, through the runner's seam, `pipe run --dry-run`.
 
-use crate::deliver::engine::bind_environment;
 use crate::deliver::ledger::{Ledger, Release};
 use crate::deliver::recovery::bind_previous;
+use crate::deliver::request::bind_environment;
 use crate::run::artifact::hash_path;
 use crate::run::delivery::{PreviewRequest, PromotePreview, ReleaseSummary, TargetPreview};
 

@@ -24,9 +24,20 @@ pub struct DeliveryRecord {
     pub samples: Vec<Sample>,
     #[serde(default)]
     pub decisions: Vec<Decision>,
-    /// `succeeded`, `rolled_back`, `rollback_failed`, `awaiting_approval`, `failed`, `interrupted`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<String>,
+    pub outcome: Option<PromoteEnd>,
+}
+
+/// How an attempt at the promote ended, as the record stores it (`"rolled_back"`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PromoteEnd {
+    Succeeded,
+    RolledBack,
+    RollbackFailed,
+    AwaitingApproval,
+    Failed,
+    Interrupted,
 }
 
 pub fn record_path(state_dir: &Path, run: &str, environment: &str) -> PathBuf {
@@ -63,6 +74,15 @@ impl DeliveryRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_outcome_keeps_its_json_words() {
+        let old = r#"{"environment":"prod","version":"v1","digest":"d","outcome":"rolled_back"}"#;
+        let record: DeliveryRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(record.outcome, Some(PromoteEnd::RolledBack));
+        let written = serde_json::to_value(&record).unwrap();
+        assert_eq!(written["outcome"], "rolled_back");
+    }
 
     #[test]
     fn approvals_survive_a_reload() {

@@ -3,10 +3,11 @@
 //! step. Shared by an automatic rollback and by `pipe rollback ENV` by hand.
 
 use crate::audit::{AuditEvent, AuditLog};
-use crate::deliver::engine::{ArtifactRef, PromoteRequest, base_context, log_event, now};
+use crate::compile::plan::promote_node_id;
 use crate::deliver::host::{BlockResult, PromoteHost, StepContext};
 use crate::deliver::integrity;
 use crate::deliver::ledger::{Ledger, Release, ReleaseStatus, RollbackTarget, UnknownState};
+use crate::deliver::request::{ArtifactRef, DeliveryRequest, base_context, log_event, now};
 use crate::run::artifact::ArtifactStore;
 use crate::run::eval::Bindings;
 use crate::run::state::NodeStatus;
@@ -15,7 +16,7 @@ use std::path::Path;
 
 /// How a recovery ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Result {
+pub enum RecoveryEnd {
     /// Rolled back and smoke passed against the target.
     Verified,
     /// No previous stable release: nothing was rolled back (said loudly).
@@ -25,7 +26,7 @@ pub enum Result {
 }
 
 pub struct Recovery<'a> {
-    pub request: &'a PromoteRequest,
+    pub request: &'a DeliveryRequest,
     pub host: &'a dyn PromoteHost,
     pub audit: &'a AuditLog,
     pub actor: &'a str,
@@ -40,7 +41,7 @@ impl Recovery<'_> {
         from: &ArtifactRef,
         target: Option<&Release>,
         reason: &str,
-    ) -> Result {
+    ) -> RecoveryEnd {
         let environment = &self.request.promote.environment;
         let Some(target) = target else {
             return self.skip(ledger, from, reason);
@@ -86,10 +87,10 @@ impl Recovery<'_> {
             return self.fail(ledger, from, why);
         }
         let context = self.rollback_context(target);
-        let node = format!("{environment}.rollback");
+        let node = promote_node_id(environment, "rollback");
         match self
             .host
-            .run_block(&node, &self.request.promote.rollback, &context, true)
+            .run_recovery_block(&node, &self.request.promote.rollback, &context)
         {
             BlockResult::Succeeded => {}
             BlockResult::Failed(why) => {
@@ -114,7 +115,7 @@ impl Recovery<'_> {
         from: &ArtifactRef,
         target: &Release,
         context: &StepContext,
-    ) -> Result {
+    ) -> RecoveryEnd {
         let environment = &self.request.promote.environment;
         let Some(smoke) = &self.request.promote.smoke else {
             let why = format!(
@@ -123,8 +124,8 @@ impl Recovery<'_> {
             );
             return self.fail(ledger, from, why);
         };
-        let node = format!("{environment}.smoke");
-        match self.host.run_block(&node, smoke, context, true) {
+        let node = promote_node_id(environment, "smoke");
+        match self.host.run_recovery_block(&node, smoke, context) {
             BlockResult::Succeeded => {}
             BlockResult::Failed(why) => {
                 let why = format!("recovery verification (smoke) failed: {why}");
@@ -157,7 +158,7 @@ impl Recovery<'_> {
             &at,
         );
         if let Err(error) = updated {
-            return Result::Failed(format!(
+            return RecoveryEnd::Failed(format!(
                 "rolled back, but the ledger could not be written: {error}"
             ));
         }
@@ -165,12 +166,12 @@ impl Recovery<'_> {
             "[{environment}] rolled back: {} serves again (verified by smoke)",
             target.version
         ));
-        Result::Verified
+        RecoveryEnd::Verified
     }
 
     /// Re-runs the rollback a crash left `rolling_back` in the ledger, to its recorded target,
     /// and verifies it. `None` when no rollback was left unfinished.
-    pub fn finish_unfinished(&self, ledger: &mut Ledger) -> Option<Result> {
+    pub fn finish_unfinished(&self, ledger: &mut Ledger) -> Option<RecoveryEnd> {
         let Some(UnknownState::RollingBack { from, to }) = ledger.unknown_state() else {
             return None;
         };
@@ -194,7 +195,7 @@ impl Recovery<'_> {
         );
         let from_ref = ArtifactRef::from(&from);
         if let Err(why) = logged {
-            return Some(Result::Failed(why));
+            return Some(RecoveryEnd::Failed(why));
         }
         let target = ledger.find_digest(&to.digest).cloned();
         Some(self.roll_back(
@@ -212,7 +213,7 @@ impl Recovery<'_> {
         ledger: &mut Ledger,
         from: &ArtifactRef,
         target: &Release,
-    ) -> std::result::Result<(), String> {
+    ) -> Result<(), String> {
         let marker = RollbackTarget {
             version: target.version.clone(),
             digest: target.digest.clone(),
@@ -225,7 +226,7 @@ impl Recovery<'_> {
             .map_err(|e| format!("cannot mark the ledger rolling_back: {e}"))
     }
 
-    fn skip(&self, ledger: &mut Ledger, from: &ArtifactRef, reason: &str) -> Result {
+    fn skip(&self, ledger: &mut Ledger, from: &ArtifactRef, reason: &str) -> RecoveryEnd {
         let environment = &self.request.promote.environment;
         let warning = format!(
             "ROLLBACK SKIPPED: {environment} has no previous stable release to go back to; {} failed ({reason}) and may still be what {environment} serves",
@@ -239,12 +240,12 @@ impl Recovery<'_> {
             ReleaseStatus::Failed,
             &now(),
         );
-        Result::Skipped
+        RecoveryEnd::Skipped
     }
 
     /// Every way a rollback can fail ends here, so each one is audited (`recovery_failed` with
     /// the reason), not only a failed verification.
-    fn fail(&self, ledger: &mut Ledger, from: &ArtifactRef, why: String) -> Result {
+    fn fail(&self, ledger: &mut Ledger, from: &ArtifactRef, why: String) -> RecoveryEnd {
         let environment = &self.request.promote.environment;
         // Best effort: the failure being reported may be the audit log itself.
         let _ = self.log(AuditEvent::RecoveryFailed, json!({"reason": why}));
@@ -252,7 +253,7 @@ impl Recovery<'_> {
             "error: ROLLBACK FAILED in {environment}: {why}; the environment's state is unknown. Fix it, then run `pipe rollback {environment}`"
         ));
         self.host.node_transition(
-            &format!("{environment}.deploy"),
+            &promote_node_id(environment, "deploy"),
             NodeStatus::Failed,
             Some(&why),
         );
@@ -262,7 +263,7 @@ impl Recovery<'_> {
             ReleaseStatus::Failed,
             &now(),
         );
-        Result::Failed(why)
+        RecoveryEnd::Failed(why)
     }
 
     /// `artifact.*` and `previous.*` both name the target: the rollback redeploys it and the
@@ -276,8 +277,14 @@ impl Recovery<'_> {
         context
     }
 
-    fn log(&self, event: AuditEvent, fields: serde_json::Value) -> std::result::Result<(), String> {
-        log_event(self.audit, self.request, self.actor, event, fields)
+    fn log(&self, event: AuditEvent, fields: serde_json::Value) -> Result<(), String> {
+        Ok(log_event(
+            self.audit,
+            self.request,
+            self.actor,
+            event,
+            fields,
+        )?)
     }
 }
 

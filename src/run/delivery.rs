@@ -4,7 +4,7 @@
 //! The scheduler never runs promote nodes as jobs. It evaluates the promote's `when` first
 //! (skipping the group when false), then calls [`DeliveryExecutor::run_promote`] with a
 //! [`PromoteRequest`] holding everything delivery needs, and maps the [`PromoteOutcome`] to node
-//! states and the exit code (worst wins: 130 > 4 > 3 > 1). Nodes the executor did not report as
+//! states and the run status (the worst wins, see `RunStatus`). Nodes the executor did not report as
 //! finished get a state from the outcome. Without an executor the group fails with a clear
 //! "no delivery executor" message.
 
@@ -13,7 +13,7 @@ use crate::run::artifact::ArtifactStore;
 use crate::run::eval::Bindings;
 use crate::run::interrupt::Interrupt;
 use crate::run::process::StepRunner;
-use crate::run::state::NodeStatus;
+use crate::run::state::{NodeStatus, RunStatus};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -253,13 +253,15 @@ impl PromoteReporter {
     }
 }
 
-/// Exit-code severity of an outcome: the run exits with the worst.
-pub fn outcome_exit_code(outcome: PromoteOutcome) -> i32 {
-    match outcome {
-        PromoteOutcome::Succeeded => 0,
-        PromoteOutcome::Failed { .. } => 1,
-        PromoteOutcome::AwaitingApproval => 3,
-        PromoteOutcome::RollbackFailed => 4,
-        PromoteOutcome::Interrupted => 130,
+impl PromoteOutcome {
+    /// What this outcome makes of the run: the run ends with the worst of them.
+    pub fn run_status(self) -> RunStatus {
+        match self {
+            PromoteOutcome::Succeeded => RunStatus::Succeeded,
+            PromoteOutcome::Failed { .. } => RunStatus::Failed,
+            PromoteOutcome::AwaitingApproval => RunStatus::AwaitingApproval,
+            PromoteOutcome::RollbackFailed => RunStatus::RollbackFailed,
+            PromoteOutcome::Interrupted => RunStatus::Interrupted,
+        }
     }
 }

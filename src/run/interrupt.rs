@@ -45,12 +45,6 @@ impl InterruptTrigger {
         self.sender
             .send_modify(|level| *level = (*level).max(target));
     }
-
-    pub fn interrupt(&self) -> Interrupt {
-        Interrupt {
-            receiver: self.sender.subscribe(),
-        }
-    }
 }
 
 impl Interrupt {

@@ -8,7 +8,6 @@ use crate::run::artifact::{ArtifactStore, Provenance};
 use crate::run::console::Console;
 use crate::run::delivery::{
     DeliveryExecutor, DeliveryReport, PromoteOutcome, PromoteReporter, PromoteRequest,
-    outcome_exit_code,
 };
 use crate::run::eval::{self, Bindings, JobFacts};
 use crate::run::gate::{evaluate_gate, values_read};
@@ -65,7 +64,8 @@ pub(crate) struct Scheduler {
     group_of: HashMap<String, String>,
     report_sender: mpsc::UnboundedSender<DeliveryReport>,
     reports: mpsc::UnboundedReceiver<DeliveryReport>,
-    worst_exit: i32,
+    /// The worst status any node or promote reached so far.
+    worst: RunStatus,
     interrupted: bool,
     started_at: HashMap<String, Instant>,
     graph: Graph,
@@ -126,7 +126,7 @@ impl Scheduler {
             group_of,
             report_sender,
             reports,
-            worst_exit: 0,
+            worst: RunStatus::Succeeded,
             interrupted: false,
             started_at: HashMap::new(),
             graph,
@@ -472,7 +472,7 @@ impl Scheduler {
         } else if result.interrupted {
             NodeStatus::Interrupted
         } else {
-            self.worst_exit = self.worst_exit.max(1);
+            self.worst = self.worst.max(RunStatus::Failed);
             NodeStatus::Failed
         };
         self.finish_node(id, status, result.message.clone(), |record| {
@@ -552,7 +552,7 @@ impl Scheduler {
                     AuditEvent::GateFailed,
                     json!({"gate": id, "failures": verdict.failures}),
                 );
-                self.worst_exit = self.worst_exit.max(1);
+                self.worst = self.worst.max(RunStatus::Failed);
                 let message = format!("gate `{id}` failed: {failures}");
                 self.finish_node(&id, NodeStatus::Failed, Some(message), |_| {});
             }
@@ -560,7 +560,7 @@ impl Scheduler {
     }
 
     fn fail_node(&mut self, id: &str, message: String) {
-        self.worst_exit = self.worst_exit.max(1);
+        self.worst = self.worst.max(RunStatus::Failed);
         self.finish_node(id, NodeStatus::Failed, Some(message), |_| {});
     }
 
@@ -762,7 +762,7 @@ impl Scheduler {
         while let Ok(report) = self.reports.try_recv() {
             self.on_report(report);
         }
-        self.worst_exit = self.worst_exit.max(outcome_exit_code(outcome));
+        self.worst = self.worst.max(outcome.run_status());
         let plan = Arc::clone(&self.setup.plan);
         let Some(promote) = plan.promotes.get(env) else {
             return;
@@ -813,7 +813,7 @@ impl Scheduler {
 
     /// Records the first reason the run cannot go on recording itself; nothing new starts.
     fn fail_run(&mut self, reason: String) {
-        self.worst_exit = self.worst_exit.max(1);
+        self.worst = self.worst.max(RunStatus::Failed);
         if self.io_failure.is_some() {
             return;
         }
@@ -831,19 +831,10 @@ impl Scheduler {
         if let Some(why) = self.saver.failure() {
             self.fail_run(format!("the run state could not be saved: {why}"));
         }
-        // A rollback cut short leaves the environment unknown: that outranks the interrupt.
-        let status = if self.worst_exit == 4 {
-            RunStatus::RollbackFailed
-        } else if self.interrupted || self.setup.interrupt.is_set() {
-            RunStatus::Interrupted
+        let status = if self.interrupted || self.setup.interrupt.is_set() {
+            self.worst.max(RunStatus::Interrupted)
         } else {
-            match self.worst_exit {
-                0 => RunStatus::Succeeded,
-                3 => RunStatus::AwaitingApproval,
-                4 => RunStatus::RollbackFailed,
-                130 => RunStatus::Interrupted,
-                _ => RunStatus::Failed,
-            }
+            self.worst
         };
         let status = self.record_finish(status);
         if let Err(e) = self.saver.finish() {

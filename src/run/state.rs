@@ -2,6 +2,7 @@
 //! atomically after every transition so `resume` can continue after a crash or `kill -9`.
 
 use crate::compile::plan::{Literal, Plan};
+use crate::exit;
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 use std::collections::{BTreeMap, BTreeSet};
@@ -43,26 +44,29 @@ impl NodeStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// How a run stands, ordered by severity: a run ends with the worst status any of its parts
+/// reached (`max`). A rollback cut short leaves an environment unknown, which outranks an
+/// interrupt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     Running,
     Succeeded,
     Failed,
     AwaitingApproval,
-    RollbackFailed,
     Interrupted,
+    RollbackFailed,
 }
 
 impl RunStatus {
-    /// The exit code of SPEC §13.
+    /// The process exit code: the one place a status becomes one.
     pub fn exit_code(self) -> i32 {
         match self {
-            RunStatus::Succeeded => 0,
-            RunStatus::Failed | RunStatus::Running => 1,
-            RunStatus::AwaitingApproval => 3,
-            RunStatus::RollbackFailed => 4,
-            RunStatus::Interrupted => 130,
+            RunStatus::Succeeded => exit::SUCCESS,
+            RunStatus::Failed | RunStatus::Running => exit::FAILED,
+            RunStatus::AwaitingApproval => exit::AWAITING_APPROVAL,
+            RunStatus::RollbackFailed => exit::ROLLBACK_FAILED,
+            RunStatus::Interrupted => exit::INTERRUPTED,
         }
     }
 }
@@ -219,10 +223,6 @@ impl RunDir {
         self.path.join("logs")
     }
 
-    pub fn log_path(&self, node: &str) -> PathBuf {
-        self.logs_dir().join(log_file_name(node))
-    }
-
     pub fn save_plan(&self, plan: &Plan) -> io::Result<()> {
         crate::fsutil::write_atomic(&self.plan_path(), plan.to_json().as_bytes())
     }
@@ -296,6 +296,19 @@ pub fn list_runs(state_dir: &Path) -> Vec<RunDir> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_worst_status_decides_the_exit_code() {
+        use RunStatus::*;
+        let worst = |parts: &[RunStatus]| parts.iter().fold(Succeeded, |a, b| a.max(*b));
+        assert_eq!(worst(&[]).exit_code(), 0);
+        assert_eq!(worst(&[Failed, Succeeded]).exit_code(), 1);
+        assert_eq!(worst(&[Failed, AwaitingApproval]).exit_code(), 3);
+        assert_eq!(worst(&[AwaitingApproval, Interrupted]).exit_code(), 130);
+        // A rollback cut short by the interrupt leaves the environment unknown.
+        assert_eq!(worst(&[Interrupted, RollbackFailed]).exit_code(), 4);
+        assert_eq!(Running.exit_code(), 1);
+    }
 
     #[test]
     fn log_file_names_are_safe_and_distinct() {

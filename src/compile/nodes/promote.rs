@@ -2,27 +2,27 @@
 //! (`ENV.approval → ENV.migrate → ENV.deploy → ENV.smoke → ENV.watch`), its edges, and the
 //! delivery instructions (rollout, watch, rollback) that are not nodes of their own.
 
-use super::Edge;
-use super::expr::{StaticNames, value_literal};
-use super::nodes::{NodeBuilder, job_reads, job_reads_in_text, push_edges};
-use super::plan::{
-    ApprovalPlan, ConditionPlan, DrillPlan, Literal, MigratePlan, Node, NodeKind, ProbePlan,
-    PromotePlan, RolloutPlan, StepBlockPlan, WatchPlan,
-};
+use super::{NodeBuilder, job_reads, job_reads_in_text, push_edges};
 use crate::check::program::{Condition, Promote, StepBlock};
+use crate::compile::Edge;
+use crate::compile::expr::{StaticNames, value_literal};
+use crate::compile::plan::{
+    ApprovalPlan, ConditionPlan, DrillPlan, Literal, MigratePlan, Node, NodeKind, ProbePlan,
+    PromotePlan, RolloutPlan, StepBlockPlan, WatchPlan, promote_node_id,
+};
 use crate::syntax::ast::Ident;
 use std::collections::BTreeMap;
 
 impl NodeBuilder<'_> {
     /// The node ids of a promote, in execution order.
-    pub(super) fn promote_node_ids(&self, promote: &Promote) -> Vec<String> {
+    pub(in crate::compile) fn promote_node_ids(&self, promote: &Promote) -> Vec<String> {
         promote_steps(promote)
             .into_iter()
             .map(|(id, _)| id)
             .collect()
     }
 
-    pub(super) fn promote_nodes(&self, promote: &Promote) -> Vec<Node> {
+    pub(in crate::compile) fn promote_nodes(&self, promote: &Promote) -> Vec<Node> {
         let names = self.environment_names(&promote.environment.name);
         let when = promote
             .when
@@ -44,7 +44,12 @@ impl NodeBuilder<'_> {
     }
 
     /// The promote at `position` in the program: its chain, and the edges into its first node.
-    pub(super) fn promote_edges(&self, position: usize, promote: &Promote, edges: &mut Vec<Edge>) {
+    pub(in crate::compile) fn promote_edges(
+        &self,
+        position: usize,
+        promote: &Promote,
+        edges: &mut Vec<Edge>,
+    ) {
         let nodes = self.promote_range(position);
         let entry = nodes.start..(nodes.start + 1).min(nodes.end);
         for from in nodes.clone().take(nodes.len().saturating_sub(1)) {
@@ -108,7 +113,7 @@ impl NodeBuilder<'_> {
         block.map(|b| self.block_plan(b, names)).unwrap_or_default()
     }
 
-    pub(super) fn promotes(&self) -> BTreeMap<String, PromotePlan> {
+    pub(in crate::compile) fn promotes(&self) -> BTreeMap<String, PromotePlan> {
         self.program
             .promotes
             .iter()
@@ -193,7 +198,7 @@ impl NodeBuilder<'_> {
             .collect()
     }
 
-    pub(super) fn drills(&self) -> BTreeMap<String, DrillPlan> {
+    pub(in crate::compile) fn drills(&self) -> BTreeMap<String, DrillPlan> {
         self.program
             .drills
             .iter()
@@ -232,7 +237,7 @@ fn promote_blocks(promote: &Promote) -> impl Iterator<Item = &StepBlock> {
 }
 
 /// The promote's nodes with their kinds, in execution order; only the blocks present.
-pub(super) fn promote_steps(promote: &Promote) -> Vec<(String, NodeKind)> {
+pub(in crate::compile) fn promote_steps(promote: &Promote) -> Vec<(String, NodeKind)> {
     let env = &promote.environment.name;
     let steps = [
         (promote.approval.is_some(), "approval", NodeKind::Approval),
@@ -244,6 +249,6 @@ pub(super) fn promote_steps(promote: &Promote) -> Vec<(String, NodeKind)> {
     steps
         .into_iter()
         .filter(|(present, _, _)| *present)
-        .map(|(_, step, kind)| (format!("{env}.{step}"), kind))
+        .map(|(_, step, kind)| (promote_node_id(env, step), kind))
         .collect()
 }

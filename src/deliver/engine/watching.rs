@@ -2,9 +2,9 @@
 //! the watch rules (`deliver::watch`), keeps the samples in the delivery record, audits
 //! warnings, and stops at the first rollback decision or interrupt.
 
+use super::Promotion;
 use crate::audit::AuditEvent;
 use crate::compile::plan::{ProbePlan, WatchPlan};
-use crate::deliver::engine::Promotion;
 use crate::deliver::host::StepContext;
 use crate::deliver::probe_value::{ProbeValue, read_probe};
 use crate::deliver::watch::{Decision, Monitor, RuleKind};

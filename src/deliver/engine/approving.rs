@@ -1,11 +1,12 @@
 //! Step 4 of §11 inside a promote: counting approvals against the policy, auditing grants
 //! and refusals, asking on a terminal, and stopping (exit 3) until the quorum is met.
 
+use super::{DeliveryOutcome, Promotion};
 use crate::audit::AuditEvent;
 use crate::compile::plan::ApprovalPlan;
 use crate::deliver::approval;
-use crate::deliver::engine::{DeliveryOutcome, Promotion, log_event};
 use crate::deliver::host::ApprovalPrompt;
+use crate::deliver::request::log_event;
 use crate::run::state::NodeStatus;
 use serde_json::json;
 

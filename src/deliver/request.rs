@@ -1,0 +1,155 @@
+//! What one promote (or a rollback by hand) is asked to do, and the helpers every part of
+//! the delivery flow shares: the step context, audit appends for the environment, timestamps.
+
+use crate::audit::{AuditEvent, AuditLog};
+use crate::compile::plan::{EnvironmentPlan, PromotePlan};
+use crate::deliver::host::StepContext;
+use crate::deliver::ledger::Release;
+use crate::run::eval::Bindings;
+use std::collections::BTreeMap;
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The stored immutable artifact a promote deploys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactRef {
+    pub name: String,
+    /// `sha256:HEX`
+    pub digest: String,
+    /// The stored copy under `.pipe/artifacts/`, never the build-tree path.
+    pub path: String,
+    pub version: String,
+}
+
+impl From<&Release> for ArtifactRef {
+    /// The stored artifact a ledger entry deployed.
+    fn from(release: &Release) -> ArtifactRef {
+        ArtifactRef {
+            name: release.artifact.clone(),
+            digest: release.digest.clone(),
+            path: release.path.clone(),
+            version: release.version.clone(),
+        }
+    }
+}
+
+/// Approval input of this attempt: who approves now (from `--approve ENV` and the approver
+/// flags), and who started the run.
+#[derive(Debug, Clone, Default)]
+pub struct ApprovalInput {
+    /// Set when `--approve` names this environment: the resolved approver.
+    pub approver: Option<String>,
+    /// Who else the runner has recorded as approving this environment already.
+    pub granted: Vec<String>,
+    pub initiator: Option<String>,
+    /// Who a terminal prompt approves as (`--approver`, `$PIPE_APPROVER`, `$USER`), whether or
+    /// not `--approve` named this environment.
+    pub default_approver: Option<String>,
+    /// A terminal is attached and may be asked.
+    pub interactive: bool,
+}
+
+/// Everything one promote needs.
+#[derive(Debug, Clone)]
+pub struct DeliveryRequest {
+    pub pipeline: String,
+    pub promote: PromotePlan,
+    pub environments: BTreeMap<String, EnvironmentPlan>,
+    pub run_id: String,
+    pub state_dir: PathBuf,
+    pub artifact: ArtifactRef,
+    /// git.*, run.id, pipeline.*, jobs.* — the engine adds env.*, artifact.*, rollout.*, previous.*.
+    pub bindings: Bindings,
+    pub approval: ApprovalInput,
+    pub lock_timeout: Duration,
+    /// Who the audit log names for the run's own actions.
+    pub actor: String,
+}
+
+/// The delivery flow could not read or record its own state; the action it guards does not
+/// happen. The message becomes the reason of the promote's outcome.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("cannot read the ledger for {environment}: {source}")]
+    LedgerUnreadable {
+        environment: String,
+        source: io::Error,
+    },
+    #[error("cannot write the ledger: {0}")]
+    LedgerUnwritable(#[source] io::Error),
+    #[error("cannot write the audit log for {environment}: {source}")]
+    AuditUnwritable {
+        environment: String,
+        source: io::Error,
+    },
+    #[error("cannot write the audit log before {event}: {source}")]
+    AuditUnwritableBefore {
+        event: AuditEvent,
+        source: io::Error,
+    },
+}
+
+/// Reasons still travel as text into a promote's outcome and the failed node's message.
+impl From<DeliveryError> for String {
+    fn from(error: DeliveryError) -> String {
+        error.to_string()
+    }
+}
+
+/// Appends an event for the promote's environment; the error stops the action it guards.
+pub(crate) fn log_event(
+    audit: &AuditLog,
+    request: &DeliveryRequest,
+    actor: &str,
+    event: AuditEvent,
+    fields: serde_json::Value,
+) -> Result<(), DeliveryError> {
+    let mut fields = fields;
+    if let Some(object) = fields.as_object_mut() {
+        object.insert(
+            "environment".into(),
+            request.promote.environment.clone().into(),
+        );
+    }
+    audit
+        .append(&request.run_id, event, actor, fields)
+        .map_err(|source| DeliveryError::AuditUnwritableBefore { event, source })
+}
+
+/// `env.*`, `artifact.*` and the `PIPE_*` variables shared by every promote step.
+pub(crate) fn base_context(request: &DeliveryRequest, artifact: &ArtifactRef) -> StepContext {
+    let environment = &request.promote.environment;
+    let mut bindings = request.bindings.clone();
+    bind_environment(&mut bindings, &request.environments, environment);
+    bindings.set_string("artifact.path", artifact.path.clone());
+    bindings.set_string("artifact.digest", artifact.digest.clone());
+    bindings.set_string("artifact.version", artifact.version.clone());
+    let variables = BTreeMap::from([
+        ("PIPE_ENVIRONMENT".to_string(), environment.clone()),
+        ("PIPE_ARTIFACT".to_string(), artifact.path.clone()),
+    ]);
+    StepContext {
+        bindings,
+        variables,
+    }
+}
+
+/// `env.KEY` for each attribute of `environment`, and `env.name`: what a promote's or a
+/// drill's steps may read of the environment they act on.
+pub(crate) fn bind_environment(
+    bindings: &mut Bindings,
+    environments: &BTreeMap<String, EnvironmentPlan>,
+    environment: &str,
+) {
+    if let Some(plan) = environments.get(environment) {
+        for (key, value) in &plan.attributes {
+            bindings.set(format!("env.{key}"), value.clone());
+        }
+    }
+    bindings.set_string("env.name", environment.to_string());
+}
+
+pub(crate) fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
