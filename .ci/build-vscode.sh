@@ -9,6 +9,11 @@ if ! command -v npm >/dev/null 2>&1; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends nodejs npm
 fi
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+  echo "error: Node $node_major found; @vscode/vsce 3 needs Node 20 or later" >&2
+  exit 1
+fi
 npm ci --no-audit --no-fund
 node test/extension.test.js
 npm test

@@ -4,7 +4,7 @@
 Usage: latency.py PIPE_BINARY [SHAPE] [EDITS]
 Generates the 1,000-job pipeline of bench/runner/gen.py (SHAPE: layers, wide or chain; default
 layers), opens it, then sends EDITS ranged edits (default 30), alternately breaking and fixing
-one job's `needs`, and times each from the didChange to its publishDiagnostics.
+one job's `needs` (or, in `wide`, editing one command), and times each from the didChange to its publishDiagnostics.
 Prints the median, 95th percentile and maximum in milliseconds, and the server's CPU time per
 edit (from /proc), which does not count waiting for a core on a loaded machine.
 """
@@ -72,10 +72,12 @@ def main():
             "textDocument": {"uri": uri, "languageId": "pipe", "version": 1, "text": text}}})
         wait_for(proc, is_diagnostics)
         opened = (time.perf_counter() - started) * 1000
-        # The last line that has a `needs = [`: its first name is mistyped, then fixed.
+        # The last line with a `needs = [` (its first name is mistyped, then fixed), or in the
+        # `wide` shape, which has none, the last job's command.
         lines = text.split("\n")
-        line = max(i for i, l in enumerate(lines) if "needs = [" in l)
-        column = lines[line].index("needs = [") + len("needs = [")
+        anchor = "needs = [" if "needs = [" in text else 'run "'
+        line = max(i for i, l in enumerate(lines) if anchor in l)
+        column = lines[line].index(anchor) + len(anchor)
         timings, counts = [], []
         cpu_before = cpu_ms(proc)
         for n in range(edits):
