@@ -262,21 +262,24 @@ fn a_dump_older_than_the_rpo_by_its_own_timestamp_fails_the_drill() {
 fn due_and_status_follow_every_across_a_simulated_month() {
     let pg = seeded();
     let dir = project(&pg, "3|t", "every = 30d");
+    // Day N of the simulated month, an hour past the schedule's boundaries so that the seconds
+    // a drill takes never tip "due in 20d" to "19d".
     let day = |n: i64| {
-        (chrono::Utc::now() + chrono::Duration::days(n))
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        let at = chrono::Utc::now() + chrono::Duration::days(n) + chrono::Duration::hours(1);
+        at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     };
-    let (code, shown) = drill(dir.path(), &["--status"], Some(&day(0)));
+    let start = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let (code, shown) = drill(dir.path(), &["--status"], Some(&start));
     assert_eq!(code, 1, "never passed: {shown}");
     assert!(shown.contains("due now (never passed)"), "{shown}");
 
-    let (code, shown) = drill(dir.path(), &["--due"], Some(&day(0)));
+    let (code, shown) = drill(dir.path(), &["--due"], Some(&start));
     assert_eq!(code, 0, "{shown}");
     assert!(shown.contains("drill restore_db passed"), "{shown}");
 
     let (code, shown) = drill(dir.path(), &["--status"], Some(&day(10)));
     assert_eq!(code, 0, "{shown}");
-    assert!(shown.contains("due in 20d"), "{shown}");
+    assert!(shown.contains("due in 19d"), "{shown}");
     let (code, shown) = drill(dir.path(), &["--due"], Some(&day(10)));
     assert_eq!((code, shown.trim()), (0, "no drill is due"));
     assert_eq!(count_finished(dir.path()), 1, "nothing ran on day 10");

@@ -113,21 +113,44 @@ fn status_table(standings: &[DrillStanding], now: DateTime<Utc>) -> String {
             t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         })
     };
-    let mut out = format!(
-        "{:<20} {:<12} {:<8} {:<22} {:<22} {:<10} status\n",
-        "drill", "environment", "every", "last pass", "last failure", "age"
-    );
+    let drill_width = standings
+        .iter()
+        .map(|s| s.drill.len())
+        .max()
+        .unwrap_or(0)
+        .max(5);
+    let env_width = standings
+        .iter()
+        .map(|s| s.environment.len())
+        .max()
+        .unwrap_or(0)
+        .max(11);
+    let row = |cells: [&str; 7]| {
+        format!(
+            "{:<drill_width$}  {:<env_width$}  {:<6}  {:<20}  {:<20}  {:<6}  {}\n",
+            cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6]
+        )
+    };
+    let mut out = row([
+        "drill",
+        "environment",
+        "every",
+        "last pass",
+        "last failure",
+        "age",
+        "status",
+    ]);
     for s in standings {
-        out.push_str(&format!(
-            "{:<20} {:<12} {:<8} {:<22} {:<22} {:<10} {}\n",
-            s.drill,
-            s.environment,
-            s.every_ms.map_or("-".to_string(), format_duration),
-            when(s.last_pass),
-            when(s.last_failure),
-            s.age_text(now),
-            s.due_text(now),
-        ));
+        let every = s.every_ms.map_or("-".to_string(), format_duration);
+        out.push_str(&row([
+            &s.drill,
+            &s.environment,
+            &every,
+            &when(s.last_pass),
+            &when(s.last_failure),
+            &s.age_text(now),
+            &s.due_text(now),
+        ]));
     }
     out
 }

@@ -518,4 +518,29 @@ mod tests {
             vec!["not available in drill `restore`"]
         );
     }
+
+    #[test]
+    fn the_stored_backup_is_read_only_by_a_drills_restore_and_verify() {
+        let mut program = clean_program();
+        let backup_path = || block_of(vec![interpolated(&["./use.sh ", "${{backup.path}}"])]);
+        program.drills[0].restore = Some(backup_path());
+        program.drills[0].verify = Some(block_of(vec![interpolated(&[
+            "./verify.sh ",
+            "${{backup.digest}}",
+        ])]));
+        assert_eq!(codes(&program), Vec::<&str>::new());
+        program.drills[0].backup = Some(backup_path());
+        let found = diagnostics_of(&program);
+        assert_eq!(codes(&program), vec!["E0203"]);
+        assert!(
+            found[0]
+                .help
+                .as_deref()
+                .unwrap_or("")
+                .contains("`restore` and `verify`"),
+            "{found:?}"
+        );
+        program.drills[0].backup = Some(block_of(vec![interpolated(&["x ", "${{backup.size}}"])]));
+        assert_eq!(codes(&program), vec!["E0101"]);
+    }
 }
