@@ -19,8 +19,7 @@ use crate::run::secrets::SecretValues;
 use crate::run::state::{NodeRecord, NodeStatus, RunDir, RunState, RunStatus, now_rfc3339};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::sync::mpsc as std_mpsc;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::{Id as TaskId, JoinSet};
@@ -881,12 +880,22 @@ fn string_binding(bindings: &Bindings, name: &str) -> String {
 /// a burst of a thousand quick jobs costs a few dozen writes, and a crash loses at most the
 /// transitions of the last few dozen milliseconds (those nodes simply run again on resume).
 struct StateSaver {
-    sender: Option<std_mpsc::Sender<()>>,
+    signal: Arc<(Mutex<SaverSignal>, Condvar)>,
     /// The first save that failed on the thread.
     failure: Arc<Mutex<Option<String>>>,
     thread: Option<std::thread::JoinHandle<()>>,
     state: Arc<Mutex<RunState>>,
     run_dir: RunDir,
+}
+
+/// What the scheduler tells the saver thread. A transition wakes the thread only when it is
+/// idle: while it waits out its interval, transitions just mark the state dirty (a wake-up per
+/// transition would cost two context switches per job on a busy machine).
+#[derive(Default)]
+struct SaverSignal {
+    dirty: bool,
+    idle: bool,
+    stopping: bool,
 }
 
 fn lock_failure(failure: &Mutex<Option<String>>) -> MutexGuard<'_, Option<String>> {
@@ -896,22 +905,32 @@ fn lock_failure(failure: &Mutex<Option<String>>) -> MutexGuard<'_, Option<String
     }
 }
 
+fn lock_signal(signal: &Mutex<SaverSignal>) -> MutexGuard<'_, SaverSignal> {
+    match signal.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
 impl StateSaver {
     fn start(state: Arc<Mutex<RunState>>, run_dir: RunDir) -> StateSaver {
-        let (sender, receiver) = std_mpsc::channel::<()>();
+        let signal = Arc::new((Mutex::new(SaverSignal::default()), Condvar::new()));
+        let thread_signal = Arc::clone(&signal);
         let thread_state = Arc::clone(&state);
         let thread_dir = run_dir.clone();
         let failure = Arc::new(Mutex::new(None));
         let thread_failure = Arc::clone(&failure);
         let thread = std::thread::spawn(move || {
+            let (signal, wake) = &*thread_signal;
             let mut last_save: Option<Instant> = None;
-            while receiver.recv().is_ok() {
-                // Bursts of transitions share one write; a lone transition is written at once.
+            // Bursts of transitions share one write; a lone transition is written at once.
+            while wait_for_dirty(signal, wake) {
                 let not_before = last_save.map(|t| t + MIN_SAVE_INTERVAL);
-                if !coalesce(&receiver, not_before) {
+                if !wait_out_interval(signal, wake, not_before) {
                     // `finish` writes the final state itself: a save here would be stale.
                     return;
                 }
+                lock_signal(signal).dirty = false;
                 last_save = Some(Instant::now());
                 if let Err(e) = save(&thread_state, &thread_dir) {
                     let mut failure = lock_failure(&thread_failure);
@@ -920,7 +939,7 @@ impl StateSaver {
             }
         });
         StateSaver {
-            sender: Some(sender),
+            signal,
             failure,
             thread: Some(thread),
             state,
@@ -934,15 +953,22 @@ impl StateSaver {
     }
 
     fn dirty(&self) {
-        if let Some(sender) = &self.sender {
-            let _ = sender.send(());
+        let (signal, wake) = &*self.signal;
+        let mut signal = lock_signal(signal);
+        if !signal.dirty {
+            signal.dirty = true;
+            if signal.idle {
+                wake.notify_one();
+            }
         }
     }
 
     /// Stops the thread at once, even mid-interval; only a save already being written
     /// completes. Transitions it has not written are left to [`StateSaver::finish`].
     fn stop(&mut self) {
-        self.sender.take();
+        let (signal, wake) = &*self.signal;
+        lock_signal(signal).stopping = true;
+        wake.notify_one();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -958,26 +984,38 @@ impl StateSaver {
 /// The shortest time between two state writes while transitions keep coming.
 const MIN_SAVE_INTERVAL: Duration = Duration::from_millis(50);
 
-/// Absorbs the transitions that arrive until `not_before` (and any already queued). False when
-/// the saver was finished meanwhile: the wait ends at once instead of being slept out, so the
-/// run's exit is not delayed by up to the interval.
-fn coalesce(receiver: &std_mpsc::Receiver<()>, not_before: Option<Instant>) -> bool {
-    if let Some(deadline) = not_before {
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match receiver.recv_timeout(left) {
-                Ok(()) => {}
-                Err(std_mpsc::RecvTimeoutError::Timeout) => break,
-                Err(std_mpsc::RecvTimeoutError::Disconnected) => return false,
-            }
-        }
+/// Sleeps until a transition is pending; false when the saver is stopping.
+fn wait_for_dirty(signal: &Mutex<SaverSignal>, wake: &Condvar) -> bool {
+    let mut guard = lock_signal(signal);
+    guard.idle = true;
+    while !guard.dirty && !guard.stopping {
+        guard = match wake.wait(guard) {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
     }
-    loop {
-        match receiver.try_recv() {
-            Ok(()) => {}
-            Err(std_mpsc::TryRecvError::Empty) => return true,
-            Err(std_mpsc::TryRecvError::Disconnected) => return false,
+    guard.idle = false;
+    !guard.stopping
+}
+
+/// Waits until `not_before`, woken early only by a stop (then false), so the run's exit is
+/// not delayed by up to the interval.
+fn wait_out_interval(
+    signal: &Mutex<SaverSignal>,
+    wake: &Condvar,
+    not_before: Option<Instant>,
+) -> bool {
+    let mut guard = lock_signal(signal);
+    while let Some(left) = not_before.and_then(|t| t.checked_duration_since(Instant::now())) {
+        if guard.stopping {
+            break;
         }
+        guard = match wake.wait_timeout(guard, left) {
+            Ok((guard, _)) => guard,
+            Err(poisoned) => poisoned.into_inner().0,
+        };
     }
+    !guard.stopping
 }
 
 /// Serialises under the lock (cheaper than cloning the state), writes outside it.
