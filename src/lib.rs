@@ -11,4 +11,5 @@ pub mod diagnostics;
 pub mod fsutil;
 pub mod run;
 pub mod shell_syntax;
+pub mod store;
 pub mod syntax;

@@ -1,4 +1,4 @@
-//! Audit: the append-only, hash-chained, fsynced audit log (`.pipe/audit.jsonl`), its
+//! Audit: the append-only, hash-chained, fsynced audit log (kept by the store), its
 //! verification, the one-line timeline rendering of its records and the evidence report.
 //! Format: docs/audit.md.
 
@@ -10,7 +10,7 @@ mod timeline;
 mod verify;
 
 pub use event::{AuditEvent, UnknownEvent};
-pub use log::{AUDIT_FILE, AuditLog};
+pub use log::{AUDIT_FILE, AuditFile, AuditLog, AuditSink, AuditTail, tail_of};
 pub use record::{AuditRecord, GENESIS_HASH};
 pub use timeline::timeline_line;
-pub use verify::{LineProblem, VerifyError, VerifySummary, read_events, verify, verify_bytes};
+pub use verify::{LineProblem, VerifyError, VerifySummary, records_of, verify_bytes};

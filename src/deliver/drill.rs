@@ -2,15 +2,14 @@
 //! when every block succeeds, the restore fits the RTO and the restored backup the RPO.
 //!
 //! The result is audited (`drill_started`, `drill_finished`) and kept as an evidence record
-//! under `.pipe/evidence/drills/`, so "we can restore within two minutes" is a measured fact.
+//! kept by the store as `drills` evidence, so "we can restore within two minutes" is a measured fact.
 
 use crate::audit::{AuditEvent, AuditLog};
 use crate::compile::plan::{DrillPlan, StepBlockPlan};
-use crate::deliver::lock;
 use crate::deliver::probe_value::format_duration;
+use crate::store::{LockRequest, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The evidence record's format.
@@ -37,7 +36,7 @@ pub struct DrillRequest<'a> {
     pub name: &'a str,
     pub drill: &'a DrillPlan,
     pub pipeline: &'a str,
-    pub state_dir: &'a Path,
+    pub store: &'a Store,
     pub run_id: &'a str,
     pub actor: &'a str,
 }
@@ -50,7 +49,7 @@ pub enum DrillOutcome {
     Interrupted,
 }
 
-/// The evidence record of one drill, as written to `.pipe/evidence/drills/`.
+/// The evidence record of one drill, as kept by the store (`drills` evidence).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DrillReport {
     pub schema: String,
@@ -100,16 +99,15 @@ pub fn run_drill(
     request: &DrillRequest,
     host: &dyn DrillHost,
     audit: &AuditLog,
-) -> Result<(DrillReport, PathBuf), String> {
+) -> Result<(DrillReport, String), String> {
     let drill = request.drill;
-    let _lock = lock::acquire(
-        request.state_dir,
+    let lock = LockRequest::new(
         request.pipeline,
         &drill.environment,
         request.run_id,
         Duration::ZERO,
-    )
-    .map_err(|e| e.to_string())?;
+    );
+    let _lease = request.store.lock(&lock).map_err(|e| e.to_string())?;
     let started_at = now_rfc3339();
     log(
         request,
@@ -146,7 +144,7 @@ pub fn run_drill(
         object.insert("summary".into(), report.summary().into());
     }
     log(request, audit, AuditEvent::DrillFinished, fields)?;
-    let path = store_evidence(request.state_dir, &report)?;
+    let path = store_evidence(request.store, &report)?;
     Ok((report, path))
 }
 
@@ -260,16 +258,15 @@ fn log(
         .map_err(|e| format!("cannot write the audit log before {event}: {e}"))
 }
 
-/// Writes the report to `evidence/drills/NAME-RUN.json` under the state directory, atomically.
-fn store_evidence(state_dir: &Path, report: &DrillReport) -> Result<PathBuf, String> {
-    let dir = state_dir.join("evidence").join("drills");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let path = dir.join(format!("{}-{}.json", report.drill, report.run));
+/// Keeps the report as `drills` evidence named `NAME-RUN`, whole (never torn).
+fn store_evidence(store: &Store, report: &DrillReport) -> Result<String, String> {
+    let name = format!("{}-{}", report.drill, report.run);
     let mut text = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
     text.push('\n');
-    crate::fsutil::write_atomic(&path, text.as_bytes())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    Ok(path)
+    store
+        .state()
+        .write_evidence("drills", &name, text.as_bytes())
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -317,7 +314,8 @@ mod tests {
 
     fn run(plan: &DrillPlan, script: Vec<(&'static str, DrillBlock, Duration)>) -> DrillReport {
         let dir = tempfile::tempdir().unwrap();
-        let audit = AuditLog::open(dir.path()).unwrap();
+        let store = Store::directory(dir.path());
+        let audit = store.audit().unwrap();
         let host = Scripted {
             results: RefCell::new(script),
             ran: RefCell::new(Vec::new()),
@@ -326,7 +324,7 @@ mod tests {
             name: "restore_db",
             drill: plan,
             pipeline: "p",
-            state_dir: dir.path(),
+            store: &store,
             run_id: "r1",
             actor: "alice",
         };
@@ -417,9 +415,10 @@ mod tests {
     #[test]
     fn a_drill_never_overlaps_a_deploy_of_its_environment() {
         let dir = tempfile::tempdir().unwrap();
-        let _held =
-            lock::acquire(dir.path(), "p", "staging", "deploy-run", Duration::ZERO).unwrap();
-        let audit = AuditLog::open(dir.path()).unwrap();
+        let store = Store::directory(dir.path());
+        let deploy = LockRequest::new("p", "staging", "deploy-run", Duration::ZERO);
+        let _held = store.lock(&deploy).unwrap();
+        let audit = store.audit().unwrap();
         let host = Scripted {
             results: RefCell::new(Vec::new()),
             ran: RefCell::new(Vec::new()),
@@ -429,7 +428,7 @@ mod tests {
             name: "restore_db",
             drill: &plan,
             pipeline: "p",
-            state_dir: dir.path(),
+            store: &store,
             run_id: "r1",
             actor: "alice",
         };

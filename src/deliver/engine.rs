@@ -7,15 +7,15 @@ use crate::compile::plan::{EnvironmentPlan, Literal, PromotePlan, StepBlockPlan}
 use crate::deliver::host::{BlockResult, PromoteHost, StepContext};
 use crate::deliver::integrity;
 use crate::deliver::ledger::{Ledger, Release, ReleaseStatus};
-use crate::deliver::lock;
 use crate::deliver::record::DeliveryRecord;
 use crate::deliver::recovery::{self, Recovery};
 use crate::deliver::watching::{WatchEnd, watch_for};
+use crate::run::artifact::ArtifactStore;
 use crate::run::eval::Bindings;
 use crate::run::state::NodeStatus;
+use crate::store::{Lease, LockError, LockRequest, Store};
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// The stored immutable artifact a promote deploys.
@@ -24,18 +24,18 @@ pub struct ArtifactRef {
     pub name: String,
     /// `sha256:HEX`
     pub digest: String,
-    /// The stored copy under `.pipe/artifacts/`, never the build-tree path.
+    /// The stored copy in the artifact store, never the build-tree path.
     pub path: String,
     pub version: String,
 }
 
-impl From<&Release> for ArtifactRef {
-    /// The stored artifact a ledger entry deployed.
-    fn from(release: &Release) -> ArtifactRef {
+impl ArtifactRef {
+    /// The stored artifact a ledger entry deployed, found by its digest.
+    pub fn stored(release: &Release, artifacts: &ArtifactStore) -> ArtifactRef {
         ArtifactRef {
             name: release.artifact.clone(),
             digest: release.digest.clone(),
-            path: release.path.clone(),
+            path: artifacts.stored_path(&release.digest).display().to_string(),
             version: release.version.clone(),
         }
     }
@@ -64,7 +64,8 @@ pub struct PromoteRequest {
     pub promote: PromotePlan,
     pub environments: BTreeMap<String, EnvironmentPlan>,
     pub run_id: String,
-    pub state_dir: PathBuf,
+    /// Shared state: ledger, locks, delivery records, audit; and the artifact store.
+    pub store: Store,
     pub artifact: ArtifactRef,
     /// git.*, run.id, pipeline.*, jobs.* — the engine adds env.*, artifact.*, rollout.*, previous.*.
     pub bindings: Bindings,
@@ -100,15 +101,15 @@ pub fn promote(
     host: &dyn PromoteHost,
     audit: &AuditLog,
 ) -> DeliveryOutcome {
-    let _lock = match take_lock(request, host) {
+    let lease = match take_lock(request, host) {
         Ok(held) => held,
-        Err(lock::LockError::Interrupted { .. }) => return DeliveryOutcome::Interrupted,
+        Err(LockError::Interrupted { .. }) => return DeliveryOutcome::Interrupted,
         Err(error) => return refuse(host, &request.promote, error.to_string()),
     };
-    if let Err(outcome) = finish_unfinished_rollback(request, host, audit) {
+    if let Err(outcome) = finish_unfinished_rollback(request, host, audit, &lease) {
         return outcome;
     }
-    let mut promotion = match Promotion::start(request, host, audit) {
+    let mut promotion = match Promotion::start(request, host, audit, &lease) {
         Ok(promotion) => promotion,
         Err(reason) => return refuse(host, &request.promote, reason),
     };
@@ -123,16 +124,16 @@ fn finish_unfinished_rollback(
     request: &PromoteRequest,
     host: &dyn PromoteHost,
     audit: &AuditLog,
+    lease: &Lease,
 ) -> Result<(), DeliveryOutcome> {
     let environment = &request.promote.environment;
-    let mut ledger =
-        Ledger::load(&request.state_dir, &request.pipeline, environment).map_err(|e| {
-            refuse(
-                host,
-                &request.promote,
-                format!("cannot read the ledger for {environment}: {e}"),
-            )
-        })?;
+    let mut ledger = Ledger::load(&request.store, &request.pipeline, environment).map_err(|e| {
+        refuse(
+            host,
+            &request.promote,
+            format!("cannot read the ledger for {environment}: {e}"),
+        )
+    })?;
     if let Some(unknown) = ledger.unknown_state() {
         host.say(&format!(
             "warning: [{environment}] the environment's state is unknown: {unknown}"
@@ -142,6 +143,7 @@ fn finish_unfinished_rollback(
         request,
         host,
         audit,
+        lease,
         actor: &request.actor,
     };
     match recovery.finish_unfinished(&mut ledger) {
@@ -161,12 +163,16 @@ fn finish_unfinished_rollback(
 pub(crate) fn take_lock(
     request: &PromoteRequest,
     host: &dyn PromoteHost,
-) -> Result<lock::EnvironmentLock, lock::LockError> {
-    let (state_dir, pipeline) = (&request.state_dir, &request.pipeline);
+) -> Result<Lease, LockError> {
     let environment = &request.promote.environment;
-    let run = &request.run_id;
-    match lock::acquire(state_dir, pipeline, environment, run, Duration::ZERO) {
-        Err(lock::LockError::Busy { holder, .. }) if !request.lock_timeout.is_zero() => {
+    let mut lock = LockRequest::new(
+        &request.pipeline,
+        environment,
+        &request.run_id,
+        Duration::ZERO,
+    );
+    match request.store.lock(&lock) {
+        Err(LockError::Busy { holder, .. }) if !request.lock_timeout.is_zero() => {
             let who = holder.map_or("another run".to_string(), |h| {
                 format!("run {} (pid {})", h.run, h.pid)
             });
@@ -177,14 +183,8 @@ pub(crate) fn take_lock(
                 )
             ));
             let interrupted = || host.interrupted();
-            lock::acquire_unless(
-                state_dir,
-                pipeline,
-                environment,
-                run,
-                request.lock_timeout,
-                &interrupted,
-            )
+            lock.timeout = request.lock_timeout;
+            request.store.lock_unless(&lock, &interrupted)
         }
         other => other,
     }
@@ -207,6 +207,8 @@ pub(crate) struct Promotion<'a> {
     pub(crate) request: &'a PromoteRequest,
     pub(crate) host: &'a dyn PromoteHost,
     pub(crate) audit: &'a AuditLog,
+    /// The environment's lock: every ledger write presents it.
+    pub(crate) lease: &'a Lease,
     pub(crate) ledger: Ledger,
     pub(crate) record: DeliveryRecord,
     pub(crate) previous: Option<Release>,
@@ -228,9 +230,10 @@ impl<'a> Promotion<'a> {
         request: &'a PromoteRequest,
         host: &'a dyn PromoteHost,
         audit: &'a AuditLog,
+        lease: &'a Lease,
     ) -> Result<Promotion<'a>, String> {
         let environment = &request.promote.environment;
-        let io = |what: &str, e: std::io::Error| format!("{what} for {environment}: {e}");
+        let io = |what: &str, e: &dyn std::fmt::Display| format!("{what} for {environment}: {e}");
         audit
             .append(
                 &request.run_id,
@@ -238,13 +241,12 @@ impl<'a> Promotion<'a> {
                 &request.actor,
                 json!({"environment": environment}),
             )
-            .map_err(|e| io("cannot write the audit log", e))?;
-        let mut ledger = Ledger::load(&request.state_dir, &request.pipeline, environment)
-            .map_err(|e| io("cannot read the ledger", e))?;
-        abandon_stale_deploys(&mut ledger, request, audit)?;
+            .map_err(|e| io("cannot write the audit log", &e))?;
+        let mut ledger = Ledger::load(&request.store, &request.pipeline, environment)
+            .map_err(|e| io("cannot read the ledger", &e))?;
+        abandon_stale_deploys(&mut ledger, request, audit, lease)?;
         let previous = ledger.previous_stable(&request.artifact.digest).cloned();
-        let mut record =
-            DeliveryRecord::load_or_new(&request.state_dir, &request.run_id, environment);
+        let mut record = DeliveryRecord::load_or_new(&request.store, &request.run_id, environment);
         record.version = request.artifact.version.clone();
         record.digest = request.artifact.digest.clone();
         record.previous = previous.clone();
@@ -253,6 +255,7 @@ impl<'a> Promotion<'a> {
             request,
             host,
             audit,
+            lease,
             ledger,
             record,
             previous,
@@ -365,7 +368,7 @@ impl<'a> Promotion<'a> {
             .map(|(name, _)| name)
             .collect();
         for name in &unprotected {
-            let ledger = Ledger::load(&request.state_dir, &request.pipeline, name)
+            let ledger = Ledger::load(&request.store, &request.pipeline, name)
                 .map_err(|e| format!("cannot read the ledger of {name}: {e}"))?;
             if ledger.stable_digests().contains(&request.artifact.digest) {
                 return Ok(());
@@ -395,18 +398,20 @@ impl<'a> Promotion<'a> {
         let now = now();
         let artifact = &self.request.artifact;
         self.ledger
-            .begin(Release {
-                version: artifact.version.clone(),
-                artifact: artifact.name.clone(),
-                digest: artifact.digest.clone(),
-                path: artifact.path.clone(),
-                run: self.request.run_id.clone(),
-                started_at: now,
-                finished_at: None,
-                status: ReleaseStatus::Deploying,
-                note: None,
-                rollback_to: None,
-            })
+            .begin(
+                self.lease,
+                Release {
+                    version: artifact.version.clone(),
+                    artifact: artifact.name.clone(),
+                    digest: artifact.digest.clone(),
+                    run: self.request.run_id.clone(),
+                    started_at: now,
+                    finished_at: None,
+                    status: ReleaseStatus::Deploying,
+                    note: None,
+                    rollback_to: None,
+                },
+            )
             .map_err(|e| format!("cannot write the ledger: {e}"))
     }
 
@@ -499,9 +504,7 @@ impl<'a> Promotion<'a> {
         ));
         let context = self.forward_context(None);
         let end = watch_for(self, &plan, duration_ms, &context);
-        let _ = self
-            .record
-            .save(&self.request.state_dir, &self.request.run_id);
+        let _ = self.record.save(&self.request.store, &self.request.run_id);
         match end {
             WatchEnd::Healthy => Ok(()),
             WatchEnd::Interrupted => Err(Stop::Interrupted),
@@ -594,10 +597,11 @@ impl<'a> Promotion<'a> {
     /// Bindings and variables of the forward path: `artifact.*` is the release being deployed.
     fn forward_context(&self, rollout: Option<(usize, f64)>) -> StepContext {
         let mut context = base_context(self.request, &self.request.artifact);
+        let artifacts = self.request.store.artifacts();
         let previous_path = self
             .previous
             .as_ref()
-            .map(|r| r.path.clone())
+            .map(|r| ArtifactRef::stored(r, artifacts).path)
             .unwrap_or_default();
         context
             .variables
@@ -619,6 +623,7 @@ impl<'a> Promotion<'a> {
     fn record_stable(&mut self) -> DeliveryOutcome {
         let artifact = &self.request.artifact;
         let marked = self.ledger.mark(
+            self.lease,
             &self.request.run_id,
             &artifact.digest,
             ReleaseStatus::Stable,
@@ -669,15 +674,14 @@ impl<'a> Promotion<'a> {
             // Saved before the rollback runs: a resume after a crash mid-rollback must know the
             // release was rolled back for the interrupt, not for a failure.
             self.record.outcome = Some("interrupted".to_string());
-            let _ = self
-                .record
-                .save(&self.request.state_dir, &self.request.run_id);
+            let _ = self.record.save(&self.request.store, &self.request.run_id);
         }
         let target = self.previous.clone();
         let outcome = Recovery {
             request: self.request,
             host: self.host,
             audit: self.audit,
+            lease: self.lease,
             actor: &self.request.actor,
         }
         .roll_back(
@@ -713,10 +717,7 @@ impl<'a> Promotion<'a> {
             DeliveryOutcome::Interrupted => "interrupted",
         };
         self.record.outcome = Some(word.to_string());
-        if let Err(error) = self
-            .record
-            .save(&self.request.state_dir, &self.request.run_id)
-        {
+        if let Err(error) = self.record.save(&self.request.store, &self.request.run_id) {
             self.host.say(&format!(
                 "warning: cannot save the delivery record: {error}"
             ));
@@ -758,6 +759,7 @@ fn abandon_stale_deploys(
     ledger: &mut Ledger,
     request: &PromoteRequest,
     audit: &AuditLog,
+    lease: &Lease,
 ) -> Result<(), String> {
     let stale: Vec<Release> = ledger
         .releases()
@@ -779,7 +781,13 @@ fn abandon_stale_deploys(
             }),
         )?;
         ledger
-            .mark(&release.run, &release.digest, ReleaseStatus::Failed, &now())
+            .mark(
+                lease,
+                &release.run,
+                &release.digest,
+                ReleaseStatus::Failed,
+                &now(),
+            )
             .map_err(|e| format!("cannot write the ledger: {e}"))?;
     }
     Ok(())

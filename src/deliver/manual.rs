@@ -20,11 +20,12 @@ pub fn rollback_by_hand(
     audit: &AuditLog,
 ) -> Result<Release, ManualError> {
     let environment = &request.promote.environment;
-    let _lock = take_lock(request, host).map_err(|e| ManualError::Refused(e.to_string()))?;
+    let lease = take_lock(request, host).map_err(|e| ManualError::Refused(e.to_string()))?;
     let recovery = Recovery {
         request,
         host,
         audit,
+        lease: &lease,
         actor: &request.actor,
     };
     let mut ledger = load_ledger(request)?;
@@ -37,14 +38,13 @@ pub fn rollback_by_hand(
         ))
     })?;
     let from = rolled_back_from(&ledger, latest);
-    let target = recovery::locate_stored(
-        &request.state_dir,
-        &choose_target(&ledger, &from, to_version)?,
-    );
-    if !Path::new(&target.path).exists() {
+    let target = choose_target(&ledger, &from, to_version)?;
+    let artifacts = request.store.artifacts();
+    let stored = ArtifactRef::stored(&target, artifacts);
+    if !Path::new(&stored.path).exists() {
         return Err(ManualError::Refused(format!(
             "the stored artifact of {} is missing at {}",
-            target.version, target.path
+            target.version, stored.path
         )));
     }
     log_event(
@@ -62,7 +62,7 @@ pub fn rollback_by_hand(
     .map_err(ManualError::Refused)?;
     match recovery.roll_back(
         &mut ledger,
-        &ArtifactRef::from(&from),
+        &ArtifactRef::stored(&from, artifacts),
         Some(&target),
         "rollback by hand",
     ) {
@@ -74,7 +74,7 @@ pub fn rollback_by_hand(
 
 fn load_ledger(request: &PromoteRequest) -> Result<Ledger, ManualError> {
     Ledger::load(
-        &request.state_dir,
+        &request.store,
         &request.pipeline,
         &request.promote.environment,
     )
