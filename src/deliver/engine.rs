@@ -10,10 +10,9 @@ use crate::deliver::ledger::{Ledger, Release, ReleaseStatus};
 use crate::deliver::record::DeliveryRecord;
 use crate::deliver::recovery::{self, Recovery};
 use crate::deliver::watching::{WatchEnd, watch_for};
-use crate::run::artifact::ArtifactStore;
 use crate::run::eval::Bindings;
 use crate::run::state::NodeStatus;
-use crate::store::{Lease, LockError, LockRequest, Store};
+use crate::store::{Artifacts, Lease, LockError, LockRequest, Store};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -31,11 +30,11 @@ pub struct ArtifactRef {
 
 impl ArtifactRef {
     /// The stored artifact a ledger entry deployed, found by its digest.
-    pub fn stored(release: &Release, artifacts: &ArtifactStore) -> ArtifactRef {
+    pub fn stored(release: &Release, artifacts: &dyn Artifacts) -> ArtifactRef {
         ArtifactRef {
             name: release.artifact.clone(),
             digest: release.digest.clone(),
-            path: artifacts.stored_path(&release.digest).display().to_string(),
+            path: artifacts.local_path(&release.digest).display().to_string(),
             version: release.version.clone(),
         }
     }
@@ -601,7 +600,7 @@ impl<'a> Promotion<'a> {
         let previous_path = self
             .previous
             .as_ref()
-            .map(|r| ArtifactRef::stored(r, artifacts).path)
+            .map(|r| ArtifactRef::stored(r, artifacts.as_ref()).path)
             .unwrap_or_default();
         context
             .variables

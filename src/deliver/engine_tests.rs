@@ -234,7 +234,7 @@ fn digest_of(version: &str) -> String {
 
 /// Files the stand-in artifact of `version` in the artifact store, under its digest.
 fn stored_artifact(state: &Fixture, version: &str) -> String {
-    let path = state.store.artifacts().stored_path(&digest_of(version));
+    let path = state.store.artifacts().local_path(&digest_of(version));
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, version).unwrap();
     path.display().to_string()
@@ -543,7 +543,7 @@ fn a_rollback_target_whose_stored_copy_is_gone_fails_loudly() {
     let audit = state.store.audit().unwrap();
     promote_staging(&state, &audit, "v1", &FakeHost::default());
     let next = request(&state, promote_plan("staging", false), "v2");
-    std::fs::remove_file(state.store.artifacts().stored_path(&digest_of("v1"))).unwrap();
+    std::fs::remove_file(state.store.artifacts().local_path(&digest_of("v1"))).unwrap();
     let host = FakeHost {
         failing: vec!["staging.smoke".into()],
         ..FakeHost::default()

@@ -151,7 +151,7 @@ fn artifact_ref(request: &PromoteRequest, name: &str) -> Result<ArtifactRef, Str
             request.run_id, request.environment
         )
     })?;
-    let path = request.store.artifacts().stored_path(&digest);
+    let path = request.store.artifacts().local_path(&digest);
     if !path.exists() {
         return Err(format!(
             "the stored copy of {name} ({digest}) is missing at {}",

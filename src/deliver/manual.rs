@@ -39,7 +39,7 @@ pub fn rollback_by_hand(
     })?;
     let from = rolled_back_from(&ledger, latest);
     let target = choose_target(&ledger, &from, to_version)?;
-    let artifacts = request.store.artifacts();
+    let artifacts = request.store.artifacts().as_ref();
     let stored = ArtifactRef::stored(&target, artifacts);
     if !Path::new(&stored.path).exists() {
         return Err(ManualError::Refused(format!(

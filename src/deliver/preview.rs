@@ -20,7 +20,7 @@ pub fn preview_promote(request: &PreviewRequest<'_>) -> PromotePreview {
         Ok(ledger) => {
             let (expected, preview) = decide_target(&ledger, build_digest(request).as_deref());
             if let Some(target) = expected {
-                bind_previous(&mut bindings, target, request.store.artifacts());
+                bind_previous(&mut bindings, target, request.store.artifacts().as_ref());
             }
             preview
         }

@@ -7,10 +7,9 @@ use crate::deliver::engine::{ArtifactRef, PromoteRequest, base_context, log_even
 use crate::deliver::host::{BlockResult, PromoteHost, StepContext};
 use crate::deliver::integrity;
 use crate::deliver::ledger::{Ledger, Release, ReleaseStatus, RollbackTarget, UnknownState};
-use crate::run::artifact::ArtifactStore;
 use crate::run::eval::Bindings;
 use crate::run::state::NodeStatus;
-use crate::store::Lease;
+use crate::store::{Artifacts, Lease};
 use serde_json::json;
 use std::path::Path;
 
@@ -66,7 +65,7 @@ impl Recovery<'_> {
         if let Err(why) = started {
             return self.fail(ledger, from, why);
         }
-        let stored = ArtifactRef::stored(target, self.request.store.artifacts());
+        let stored = ArtifactRef::stored(target, self.request.store.artifacts().as_ref());
         if !Path::new(&stored.path).exists() {
             let why = format!(
                 "the stored artifact of {} ({}) is missing at {}",
@@ -196,7 +195,7 @@ impl Recovery<'_> {
                 "summary": summary,
             }),
         );
-        let from_ref = ArtifactRef::stored(&from, self.request.store.artifacts());
+        let from_ref = ArtifactRef::stored(&from, self.request.store.artifacts().as_ref());
         if let Err(why) = logged {
             return Some(Result::Failed(why));
         }
@@ -274,7 +273,7 @@ impl Recovery<'_> {
     /// `artifact.*` and `previous.*` both name the target: the rollback redeploys it and the
     /// verification smoke checks the environment serves it.
     fn rollback_context(&self, target: &Release) -> StepContext {
-        let artifacts = self.request.store.artifacts();
+        let artifacts = self.request.store.artifacts().as_ref();
         let stored = ArtifactRef::stored(target, artifacts);
         let mut context = base_context(self.request, &stored);
         bind_previous(&mut context.bindings, target, artifacts);
@@ -291,8 +290,8 @@ impl Recovery<'_> {
 
 /// `previous.*`: the rollback target a rollback redeploys (`pipe plan` and the dry run show
 /// the rollback action with the same values).
-pub(crate) fn bind_previous(bindings: &mut Bindings, target: &Release, artifacts: &ArtifactStore) {
-    let path = artifacts.stored_path(&target.digest);
+pub(crate) fn bind_previous(bindings: &mut Bindings, target: &Release, artifacts: &dyn Artifacts) {
+    let path = artifacts.local_path(&target.digest);
     bindings.set_string("previous.path", path.display().to_string());
     bindings.set_string("previous.digest", target.digest.clone());
     bindings.set_string("previous.version", target.version.clone());

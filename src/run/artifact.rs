@@ -1,5 +1,6 @@
-//! The content-addressed artifact store under `.pipe/artifacts/sha256/`: hashing (a file by its
-//! bytes, a directory by a Merkle walk), read-only copies, their verification and metadata.
+//! The content-addressed artifact store in a directory (`artifacts/sha256/` of the state, the
+//! `store::Artifacts` of the directory backend): hashing (a file by its bytes, a directory by a
+//! Merkle walk), read-only copies, their verification and metadata.
 
 mod ingest;
 

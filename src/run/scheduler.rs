@@ -357,7 +357,7 @@ impl Scheduler {
             plan: Arc::clone(&setup.plan),
             runner: Arc::clone(&setup.runner),
             secrets: Arc::clone(&setup.secrets),
-            store: setup.store.artifacts().clone(),
+            store: Arc::clone(setup.store.artifacts()),
             pipeline_dir: setup.pipeline_dir.clone(),
             pipeline_env: setup.pipeline_env.clone(),
             bindings: if reads_bindings(node) {

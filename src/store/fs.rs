@@ -3,9 +3,12 @@
 //! `locks/`, `audit.jsonl`; every rewritten file is replaced atomically.
 
 use super::fs_lock;
-use super::{Lease, LedgerDoc, LockError, LockHolder, LockRequest, RunDoc, StateStore, StoreError};
+use super::{
+    Artifacts, Lease, LedgerDoc, LockError, LockHolder, LockRequest, RunDoc, StateStore, StoreError,
+};
 use crate::audit::{AUDIT_FILE, AuditFile, AuditSink};
 use crate::fsutil::write_atomic;
+use crate::run::artifact::{ArtifactRecord, ArtifactStore, Provenance, Stored, VerifyError};
 use std::collections::BTreeSet;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -203,5 +206,30 @@ impl StateStore for FsStore {
             .join(format!("{name}.json"));
         write_atomic(&path, bytes).map_err(|e| StoreError::io("write", path.display(), e))?;
         Ok(path.display().to_string())
+    }
+}
+
+/// The directory artifact store (`artifacts/sha256/HEX`): its objects are already local.
+impl Artifacts for ArtifactStore {
+    fn put(
+        &self,
+        name: &str,
+        source: &Path,
+        provenance: &Provenance,
+        workspace: Option<&Path>,
+    ) -> io::Result<Stored> {
+        self.store(name, source, provenance, workspace)
+    }
+
+    fn lookup(&self, digest: &str) -> Option<ArtifactRecord> {
+        ArtifactStore::lookup(self, digest)
+    }
+
+    fn local_path(&self, digest: &str) -> PathBuf {
+        self.stored_path(digest)
+    }
+
+    fn materialise(&self, digest: &str) -> Result<PathBuf, VerifyError> {
+        self.verify(digest)
     }
 }

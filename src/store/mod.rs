@@ -18,7 +18,9 @@ pub use location::Location;
 pub use lock::{Lease, LockError, LockHolder, LockRequest};
 
 use crate::audit::{AuditLog, AuditRecord, AuditSink, VerifyError, VerifySummary};
-use crate::run::artifact::ArtifactStore;
+use crate::run::artifact::{
+    ArtifactRecord, ArtifactStore, Provenance, Stored, VerifyError as ArtifactVerifyError,
+};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -133,12 +135,33 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     fn write_evidence(&self, kind: &str, name: &str, bytes: &[u8]) -> Result<String, StoreError>;
 }
 
+/// Content-addressed storage of built artifacts: objects are written by digest, never
+/// overwritten, and re-hashed before every use. A remote store materialises an object into a
+/// local read-only copy first; the directory store's objects already are local.
+pub trait Artifacts: Send + Sync + fmt::Debug {
+    /// Copies `source` in (hashed in the same read), files it read-only under its digest with
+    /// its metadata. With a `workspace`, every path must resolve inside it.
+    fn put(
+        &self,
+        name: &str,
+        source: &Path,
+        provenance: &Provenance,
+        workspace: Option<&Path>,
+    ) -> std::io::Result<Stored>;
+    /// The metadata of a stored artifact, if present.
+    fn lookup(&self, digest: &str) -> Option<ArtifactRecord>;
+    /// Where the local read-only copy of `digest` is (or would be): what steps are given.
+    fn local_path(&self, digest: &str) -> PathBuf;
+    /// The local copy of `digest`, re-hashed now: `Ok` only when it holds those bytes.
+    fn materialise(&self, digest: &str) -> Result<PathBuf, ArtifactVerifyError>;
+}
+
 /// The handle every phase receives: shared state, the artifact store, and the agent's own
 /// local files (job logs, `PIPE_TMP`), which are never shared. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
     state: Arc<dyn StateStore>,
-    artifacts: ArtifactStore,
+    artifacts: Arc<dyn Artifacts>,
     local: PathBuf,
 }
 
@@ -147,7 +170,7 @@ impl Store {
     pub fn directory(dir: &Path) -> Store {
         Store {
             state: Arc::new(fs::FsStore::new(dir)),
-            artifacts: ArtifactStore::new(&dir.join("artifacts").join("sha256")),
+            artifacts: Arc::new(ArtifactStore::new(&dir.join("artifacts").join("sha256"))),
             local: dir.to_path_buf(),
         }
     }
@@ -161,7 +184,7 @@ impl Store {
     pub fn with_state(state: Arc<dyn StateStore>, local: &Path) -> Store {
         Store {
             state,
-            artifacts: ArtifactStore::new(&local.join("artifacts").join("sha256")),
+            artifacts: Arc::new(ArtifactStore::new(&local.join("artifacts").join("sha256"))),
             local: local.to_path_buf(),
         }
     }
@@ -175,7 +198,7 @@ impl Store {
     }
 
     /// The content-addressed artifact store.
-    pub fn artifacts(&self) -> &ArtifactStore {
+    pub fn artifacts(&self) -> &Arc<dyn Artifacts> {
         &self.artifacts
     }
 
