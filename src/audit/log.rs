@@ -125,8 +125,11 @@ impl AuditLog {
             Ok(secrets) => secrets.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         };
+        // A sink calls `build` once per append; taking the fields avoids copying them.
+        let mut fields = Some(fields);
         self.sink.append_with(&mut |tail| {
-            lines_to_append(tail, run, event, actor, fields.clone(), &secrets)
+            let fields = fields.take().unwrap_or_default();
+            lines_to_append(tail, run, event, actor, fields, &secrets)
         })
     }
 }

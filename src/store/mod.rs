@@ -85,11 +85,6 @@ impl StoreError {
             source,
         }
     }
-
-    /// Whether the error is "the thing does not exist".
-    pub fn is_not_found(&self) -> bool {
-        matches!(self, StoreError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
-    }
 }
 
 /// Shared state of one project, whatever holds it. `Send + Sync`: a backend that talks to a
