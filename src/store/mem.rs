@@ -250,3 +250,85 @@ impl AuditSink for MemAudit {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::AuditEvent;
+    use crate::store::Store;
+    use serde_json::Value;
+
+    fn request(run: &str, timeout: Duration) -> LockRequest {
+        LockRequest::new("api", "prod", run, timeout)
+    }
+
+    #[test]
+    fn a_held_lock_names_its_holder_and_frees_when_the_lease_is_dropped() {
+        let scratch = tempfile::tempdir().unwrap();
+        let store = Store::memory(scratch.path());
+        let held = store.lock(&request("run-1", Duration::ZERO)).unwrap();
+        let busy = store
+            .lock(&request("run-2", Duration::from_millis(60)))
+            .unwrap_err();
+        let message = busy.to_string();
+        assert!(
+            message.starts_with("environment prod is locked by run run-1 (pid "),
+            "{message}"
+        );
+        let other = LockRequest::new("api", "staging", "run-3", Duration::ZERO);
+        assert!(
+            store.lock(&other).is_ok(),
+            "environments lock independently"
+        );
+        drop(held);
+        assert!(store.state().lock_holder("api", "prod").is_none());
+        let again = store.lock(&request("run-2", Duration::ZERO)).unwrap();
+        assert_eq!(
+            store.state().lock_holder("api", "prod").unwrap().run,
+            "run-2"
+        );
+        drop(again);
+    }
+
+    #[test]
+    fn an_interrupt_stops_the_wait() {
+        let scratch = tempfile::tempdir().unwrap();
+        let store = Store::memory(scratch.path());
+        let _held = store.lock(&request("run-1", Duration::ZERO)).unwrap();
+        let error = store
+            .lock_unless(&request("run-2", Duration::from_secs(60)), &|| true)
+            .unwrap_err();
+        assert!(matches!(error, LockError::Interrupted { .. }), "{error}");
+    }
+
+    #[test]
+    fn the_audit_chain_is_the_same_chain_as_on_disk_and_verifies() {
+        let scratch = tempfile::tempdir().unwrap();
+        let store = Store::memory(scratch.path());
+        assert!(store.state().read_audit().unwrap().is_none());
+        let log = store.audit().unwrap();
+        for event in [AuditEvent::RunStarted, AuditEvent::RunFinished] {
+            log.append("run-1", event, "ci", Value::Null).unwrap();
+        }
+        let summary = store.verify_audit().unwrap();
+        assert_eq!(summary.events, 2);
+        let records = store.audit_records().unwrap();
+        assert_eq!(records[1].prev, records[0].hash);
+        assert_eq!(records[1].event, "run_finished");
+    }
+
+    #[test]
+    fn run_documents_are_kept_per_run_and_listed() {
+        let store = MemStore::default();
+        assert!(store.read_run_doc("r1", &RunDoc::Plan).unwrap().is_none());
+        store.write_run_doc("r1", &RunDoc::Plan, b"plan").unwrap();
+        let delivery = RunDoc::Delivery("prod".into());
+        store.write_run_doc("r2", &delivery, b"record").unwrap();
+        assert_eq!(
+            store.read_run_doc("r1", &RunDoc::Plan).unwrap().unwrap(),
+            b"plan"
+        );
+        assert!(store.read_run_doc("r2", &RunDoc::Plan).unwrap().is_none());
+        assert_eq!(store.run_ids().unwrap(), ["r1", "r2"]);
+    }
+}
