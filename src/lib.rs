@@ -13,10 +13,11 @@ mod fsutil;
 mod lsp;
 mod run;
 mod shell_syntax;
+mod store;
 mod syntax;
 
 // The surface the binary and the integration tests use; everything else is internal.
-pub use audit::{AUDIT_FILE, AuditEvent, AuditLog, verify as verify_audit_log};
+pub use audit::{AUDIT_FILE, AuditEvent, AuditLog};
 pub use check::{Loader, stdlib};
 pub use cli::main;
 pub use compilation::{Compilation, FileLoader, compile_file, compile_source};
@@ -30,4 +31,5 @@ pub use run::supervisor;
 pub use run::{RunOptions, RunOutcome, run_plan};
 pub use syntax::ast::Type;
 pub use syntax::format::format;
+pub use store::Store;
 pub use syntax::parse;

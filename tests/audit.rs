@@ -6,7 +6,7 @@ use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use pipe::{AUDIT_FILE, AuditEvent, AuditLog};
+use pipe::{AUDIT_FILE, AuditEvent};
 use serde_json::{Value, json};
 
 /// Set in a child copy of this test binary: the state dir it appends to.
@@ -32,7 +32,7 @@ fn audit(args: &[&str], state_dir: &Path) -> (i32, String, String) {
 }
 
 fn write_events(state_dir: &Path, count: usize) {
-    let log = AuditLog::open(state_dir).unwrap();
+    let log = pipe::Store::directory(state_dir).audit().unwrap();
     for index in 0..count {
         log.append(
             "run-1",
@@ -118,7 +118,7 @@ fn a_missing_log_fails_and_bad_usage_is_exit_2() {
 #[test]
 fn threads_and_two_processes_appending_at_once_keep_one_chain() {
     let dir = tempfile::tempdir().unwrap();
-    AuditLog::open(dir.path()).unwrap();
+    pipe::Store::directory(dir.path()).audit().unwrap();
     let children: Vec<_> = (0..2)
         .map(|_| {
             Command::new(std::env::current_exe().unwrap())
@@ -134,7 +134,7 @@ fn threads_and_two_processes_appending_at_once_keep_one_chain() {
                 .unwrap()
         })
         .collect();
-    let log = std::sync::Arc::new(AuditLog::open(dir.path()).unwrap());
+    let log = std::sync::Arc::new(pipe::Store::directory(dir.path()).audit().unwrap());
     let threads: Vec<_> = (0..4)
         .map(|thread| {
             let log = log.clone();
@@ -172,7 +172,9 @@ fn threads_and_two_processes_appending_at_once_keep_one_chain() {
 #[ignore = "run as a child process by threads_and_two_processes_appending_at_once_keep_one_chain"]
 fn append_from_a_child_process() {
     let dir = std::env::var_os(CHILD_DIR_VAR).expect("run by the parent test");
-    let log = AuditLog::open(Path::new(&dir)).unwrap();
+    let log = pipe::Store::directory(Path::new(&dir))
+        .audit()
+        .unwrap();
     for index in 0..CHILD_EVENTS {
         log.append(
             "child",
@@ -187,7 +189,7 @@ fn append_from_a_child_process() {
 #[test]
 fn secret_values_never_reach_the_log() {
     let dir = tempfile::tempdir().unwrap();
-    let log = AuditLog::open(dir.path()).unwrap();
+    let log = pipe::Store::directory(dir.path()).audit().unwrap();
     log.set_secrets(vec!["s3cr3t-token".into()]);
     let fields = json!({"environment": "staging", "command": "deploy --key s3cr3t-token",
                         "steps": [{"env": {"TOKEN": "s3cr3t-token"}}]});
@@ -204,7 +206,7 @@ fn secret_values_never_reach_the_log() {
 #[test]
 fn show_filters_by_run_and_environment() {
     let dir = tempfile::tempdir().unwrap();
-    let log = AuditLog::open(dir.path()).unwrap();
+    let log = pipe::Store::directory(dir.path()).audit().unwrap();
     log.append("run-a", AuditEvent::RunStarted, "alice", Value::Null)
         .unwrap();
     log.append(

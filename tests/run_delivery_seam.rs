@@ -67,7 +67,8 @@ impl DeliveryExecutor for Scripted {
 fn run_with(outcome: Option<PromoteOutcome>) -> (pipe::RunOutcome, Option<Arc<Scripted>>) {
     let dir = tempfile::tempdir().unwrap();
     let plan: Plan = serde_json::from_str(PLAN).unwrap();
-    let options = RunOptions::new(dir.path().join(".pipe"), dir.path().to_path_buf());
+    let store = pipe::Store::directory(&dir.path().join(".pipe"));
+    let options = RunOptions::new(store, dir.path().to_path_buf());
     let scripted = outcome.map(|outcome| {
         Arc::new(Scripted {
             outcome,

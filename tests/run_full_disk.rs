@@ -110,7 +110,7 @@ fn a_run_state_that_cannot_be_saved_fails_the_run() {
 fn an_audit_append_that_hits_a_full_disk_leaves_the_chain_whole() {
     let disk = SmallDisk::mount("256k");
     let state_dir = disk.path().join("state");
-    let log = pipe::AuditLog::open(&state_dir).unwrap();
+    let log = pipe::Store::directory(&state_dir).audit().unwrap();
     // One free page left: the second or third record no longer fits, mid-line.
     let reserve = disk.path().join("reserve");
     std::fs::write(&reserve, vec![0u8; 4096]).unwrap();
@@ -132,10 +132,12 @@ fn an_audit_append_that_hits_a_full_disk_leaves_the_chain_whole() {
         assert!(appended < 100, "the disk never filled");
     };
     assert!(appended >= 1, "{error}");
-    let bytes = std::fs::read(log.path()).unwrap();
+    let bytes = std::fs::read(state_dir.join(pipe::AUDIT_FILE)).unwrap();
     assert_eq!(bytes.last(), Some(&b'\n'), "no torn line was left");
     assert_eq!(bytes.iter().filter(|b| **b == b'\n').count(), appended);
-    let summary = pipe::verify_audit_log(&state_dir).unwrap();
+    let summary = pipe::Store::directory(&state_dir)
+        .verify_audit()
+        .unwrap();
     assert_eq!(summary.events, appended);
     assert!(summary.warnings.is_empty(), "{:?}", summary.warnings);
 }

@@ -139,16 +139,7 @@ pub struct Evidence<'r> {
 }
 
 /// Gathers the records at or after `since` (an RFC 3339 time; `None`: all) into sections,
-/// judging the drills' schedules at the time of the call.
-pub fn gather<'r>(
-    records: &'r [AuditRecord],
-    since: Option<&chrono::DateTime<chrono::Utc>>,
-    chain: Chain,
-) -> Evidence<'r> {
-    gather_at(records, since, chain, chrono::Utc::now())
-}
-
-/// [`gather`] with the drills' schedules judged at `now`.
+/// judging the drills' schedules at `now`.
 pub fn gather_at<'r>(
     records: &'r [AuditRecord],
     since: Option<&chrono::DateTime<chrono::Utc>>,
@@ -249,6 +240,14 @@ fn cell(text: &str) -> String {
 mod tests {
     use super::*;
     use std::collections::BTreeSet;
+
+    fn gather<'r>(
+        records: &'r [AuditRecord],
+        since: Option<&chrono::DateTime<chrono::Utc>>,
+        chain: Chain,
+    ) -> Evidence<'r> {
+        gather_at(records, since, chain, chrono::Utc::now())
+    }
 
     fn record(seq: u64, ts: &str, event: &str, fields: Value) -> AuditRecord {
         let Value::Object(fields) = fields else {

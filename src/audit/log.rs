@@ -5,7 +5,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use super::event::AuditEvent;
 use super::record::{
-    AUDIT_FILE, AuditRecord, GENESIS_HASH, RESERVED_KEYS, canonical, describe_torn, hash_hex,
+    AuditRecord, GENESIS_HASH, RESERVED_KEYS, canonical, describe_torn, hash_hex,
     line_with_hash, redact,
 };
 use super::verify::parse_record;
@@ -21,49 +21,71 @@ use super::verify::parse_record;
 /// How far back one read goes when looking for the start of the last line.
 const TAIL_CHUNK: u64 = 8192;
 
-/// The append-only audit log of one state directory. Cheap to share between threads (`append`
-/// takes `&self`); every append locks the file, so processes can share it too.
+/// Where an audit chain is kept: the backend behind an [`AuditLog`]. An append reads the
+/// chain's tail and writes the lines `build` returns for it, atomically with respect to other
+/// appenders (a file lock, a transaction).
+pub trait AuditSink: Send + Sync + std::fmt::Debug {
+    fn append_with(&self, build: &mut dyn FnMut(&AuditTail) -> String) -> io::Result<()>;
+}
+
+/// The append-only audit log, whatever keeps it. Cheap to share between threads (`append`
+/// takes `&self`); the sink serialises appends across processes.
 #[derive(Debug)]
 pub struct AuditLog {
-    path: PathBuf,
+    sink: Arc<dyn AuditSink>,
     /// Secret values, longest first, replaced by `***` in every record.
     secrets: RwLock<Vec<String>>,
 }
 
-impl AuditLog {
-    /// Opens (creating if needed) `STATE_DIR/audit.jsonl` for a run, a promote, a rollback or a
-    /// drill. The whole chain is verified here, once per opening, rather than on every append
+/// `audit.jsonl` of the directory backend: one locked, fsynced append per event.
+#[derive(Debug)]
+pub struct AuditFile {
+    path: PathBuf,
+}
+
+impl AuditFile {
+    /// Opens (creating if needed) the log file for a run, a promote, a rollback or a drill.
+    /// The whole chain is verified here, once per opening, rather than on every append
     /// (which would read the whole log each time): a chain that does not verify is refused,
-    /// naming its first bad line, and so is a missing log where a ledger records releases,
-    /// which would otherwise restart silently at seq 1.
-    pub fn open(state_dir: &Path) -> io::Result<AuditLog> {
-        fs::create_dir_all(state_dir)?;
-        let path = state_dir.join(AUDIT_FILE);
+    /// naming its first bad line.
+    pub fn open(path: &Path) -> io::Result<AuditFile> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        fs::create_dir_all(dir)?;
         let existed = path.exists();
         if existed {
-            refuse_unverified(&path)?;
-        } else if !crate::deliver::ledger::referenced_digests(state_dir)?.is_empty() {
-            let message = format!(
-                "the audit log {} is missing, but the ledger in {} records releases; \
-                 refusing to start a new chain at seq 1 (restore the log from a backup)",
-                path.display(),
-                state_dir.join("ledger").display()
-            );
-            return Err(io::Error::new(io::ErrorKind::NotFound, message));
+            refuse_unverified(path)?;
         }
-        OpenOptions::new().create(true).append(true).open(&path)?;
+        OpenOptions::new().create(true).append(true).open(path)?;
         if !existed {
-            crate::fsutil::sync_dir(state_dir)?;
+            crate::fsutil::sync_dir(dir)?;
         }
-        Ok(AuditLog {
-            path,
-            secrets: RwLock::new(Vec::new()),
+        Ok(AuditFile {
+            path: path.to_path_buf(),
         })
     }
+}
 
-    /// The path of `audit.jsonl`.
-    pub fn path(&self) -> &Path {
-        &self.path
+impl AuditSink for AuditFile {
+    fn append_with(&self, build: &mut dyn FnMut(&AuditTail) -> String) -> io::Result<()> {
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(&self.path)?;
+        let file = lock_exclusive(file)?;
+        let tail = read_tail(&file)?;
+        let text = build(&tail);
+        write_whole(&file, tail.length, text.as_bytes())
+        // Dropping the `Flock` releases the lock.
+    }
+}
+
+impl AuditLog {
+    /// The log kept by `sink` (the store opens it: `Store::audit`).
+    pub fn new(sink: Arc<dyn AuditSink>) -> AuditLog {
+        AuditLog {
+            sink,
+            secrets: RwLock::new(Vec::new()),
+        }
     }
 
     /// Sets the secret values to redact from every later record (empty values are ignored).
@@ -100,15 +122,12 @@ impl AuditLog {
             Ok(secrets) => secrets.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         };
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .open(&self.path)?;
-        let file = lock_exclusive(file)?;
-        let tail = read_tail(&file)?;
-        let text = lines_to_append(&tail, run, event, actor, fields, &secrets);
-        write_whole(&file, tail.length, text.as_bytes())
-        // Dropping the `Flock` releases the lock.
+        // A sink calls `build` once per append; taking the fields avoids copying them.
+        let mut fields = Some(fields);
+        self.sink.append_with(&mut |tail| {
+            let fields = fields.take().unwrap_or_default();
+            lines_to_append(tail, run, event, actor, fields, &secrets)
+        })
     }
 }
 
@@ -159,22 +178,23 @@ fn is_torn_tail(bytes: &[u8], first_bad: usize) -> bool {
         .all(|line| line.is_empty() || parse_record(0, line).is_err())
 }
 
-/// What an append needs to know about the end of the file.
-struct Tail {
+/// What an append needs to know about the end of the chain.
+#[derive(Debug, Default)]
+pub struct AuditTail {
     /// The file's length when the lock was taken: where a failed append is cut back to.
-    length: u64,
+    pub length: u64,
     /// The last complete record, if any.
-    last: Option<AuditRecord>,
+    pub last: Option<AuditRecord>,
     /// Unreadable lines after it (left by interrupted writes), in file order.
-    torn: Vec<Vec<u8>>,
+    pub torn: Vec<Vec<u8>>,
     /// Whether the file ends with a newline (or is empty).
-    ends_with_newline: bool,
+    pub ends_with_newline: bool,
 }
 
 /// The bytes one append writes: a separating newline if the file ends mid-line, a
 /// `log_recovered` record if torn lines precede, then the event's own record.
 fn lines_to_append(
-    tail: &Tail,
+    tail: &AuditTail,
     run: &str,
     event: AuditEvent,
     actor: &str,
@@ -260,12 +280,12 @@ fn lock_exclusive(mut file: File) -> io::Result<Flock<File>> {
 
 /// Reads lines backwards from the end until the last readable record, without reading the
 /// whole file.
-fn read_tail(file: &File) -> io::Result<Tail> {
+fn read_tail(file: &File) -> io::Result<AuditTail> {
     let length = file.metadata()?.len();
     let ends_with_newline = length == 0 || read_range(file, length - 1, length)? == b"\n";
     let mut torn = Vec::new();
     if length == 0 {
-        return Ok(Tail {
+        return Ok(AuditTail {
             length,
             last: None,
             torn,
@@ -282,7 +302,7 @@ fn read_tail(file: &File) -> io::Result<Tail> {
         let line = read_range(file, line_start, line_end)?;
         if let Ok(record) = parse_record(0, &line) {
             torn.reverse();
-            return Ok(Tail {
+            return Ok(AuditTail {
                 length,
                 last: Some(record),
                 torn,
@@ -296,7 +316,7 @@ fn read_tail(file: &File) -> io::Result<Tail> {
         line_end = line_start - 1;
     }
     torn.reverse();
-    Ok(Tail {
+    Ok(AuditTail {
         length,
         last: None,
         torn,
@@ -327,15 +347,46 @@ fn read_range(file: &File, start: u64, end: u64) -> io::Result<Vec<u8>> {
     Ok(buffer)
 }
 
+/// The tail of a chain held as bytes (a backend that keeps the chain in memory or in rows).
+pub fn tail_of(bytes: &[u8]) -> AuditTail {
+    let ends_with_newline = bytes.last().is_none_or(|&byte| byte == b'\n');
+    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    let mut torn = Vec::new();
+    let mut last = None;
+    if !bytes.is_empty() {
+        for line in body.rsplit(|&byte| byte == b'\n') {
+            if let Ok(record) = parse_record(0, line) {
+                last = Some(record);
+                break;
+            }
+            torn.push(line.to_vec());
+        }
+    }
+    torn.reverse();
+    AuditTail {
+        length: bytes.len() as u64,
+        last,
+        torn,
+        ends_with_newline,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::record::AUDIT_FILE;
     use crate::deliver::ledger::{Ledger, Release, ReleaseStatus};
+    use crate::store::{LockRequest, Store};
+    use std::time::Duration;
+
+    fn open(dir: &Path) -> Result<AuditLog, crate::store::StoreError> {
+        Store::directory(dir).audit()
+    }
 
     #[test]
     fn opening_refuses_a_chain_that_does_not_verify_and_names_the_line() {
         let dir = tempfile::tempdir().unwrap();
-        let log = AuditLog::open(dir.path()).unwrap();
+        let log = open(dir.path()).unwrap();
         for event in [
             AuditEvent::RunStarted,
             AuditEvent::GatePassed,
@@ -343,13 +394,13 @@ mod tests {
         ] {
             log.append("run-1", event, "ci", Value::Null).unwrap();
         }
-        let text = fs::read_to_string(log.path()).unwrap();
+        let text = fs::read_to_string(dir.path().join(AUDIT_FILE)).unwrap();
         fs::write(
-            log.path(),
+            dir.path().join(AUDIT_FILE),
             text.replacen("\"event\":\"gate_passed\"", "\"event\":\"gate_failed\"", 1),
         )
         .unwrap();
-        let error = AuditLog::open(dir.path()).unwrap_err().to_string();
+        let error = open(dir.path()).unwrap_err().to_string();
         assert!(
             error.contains("does not verify (line 2: hash mismatch"),
             "{error}"
@@ -359,16 +410,19 @@ mod tests {
     #[test]
     fn opening_accepts_a_torn_tail_that_the_next_append_acknowledges() {
         let dir = tempfile::tempdir().unwrap();
-        let log = AuditLog::open(dir.path()).unwrap();
+        let log = open(dir.path()).unwrap();
         log.append("run-1", AuditEvent::RunStarted, "ci", Value::Null)
             .unwrap();
-        let mut file = OpenOptions::new().append(true).open(log.path()).unwrap();
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(AUDIT_FILE))
+            .unwrap();
         file.write_all(b"{\"seq\":2,\"ts\n").unwrap();
-        let reopened = AuditLog::open(dir.path()).unwrap();
+        let reopened = open(dir.path()).unwrap();
         reopened
             .append("run-2", AuditEvent::RunFinished, "ci", Value::Null)
             .unwrap();
-        let summary = super::super::verify::verify(dir.path()).unwrap();
+        let summary = Store::directory(dir.path()).verify_audit().unwrap();
         assert_eq!(
             summary.events, 3,
             "run_started, log_recovered, run_finished"
@@ -378,24 +432,30 @@ mod tests {
     #[test]
     fn a_missing_log_is_refused_only_where_a_ledger_records_releases() {
         let dir = tempfile::tempdir().unwrap();
-        AuditLog::open(dir.path()).unwrap();
+        open(dir.path()).unwrap();
         fs::remove_file(dir.path().join(AUDIT_FILE)).unwrap();
-        let mut ledger = Ledger::load(dir.path(), "svc", "staging").unwrap();
-        ledger
-            .begin(Release {
-                version: "1".into(),
-                artifact: "bin".into(),
-                digest: "sha256:ab".into(),
-                path: "/store/ab".into(),
-                run: "run-1".into(),
-                started_at: "2026-11-23T00:00:00Z".into(),
-                finished_at: None,
-                status: ReleaseStatus::Stable,
-                note: None,
-                rollback_to: None,
-            })
+        let store = Store::directory(dir.path());
+        let lease = store
+            .lock(&LockRequest::new("svc", "staging", "run-1", Duration::ZERO))
             .unwrap();
-        let error = AuditLog::open(dir.path()).unwrap_err().to_string();
+        let mut ledger = Ledger::load(&store, "svc", "staging").unwrap();
+        ledger
+            .begin(
+                &lease,
+                Release {
+                    version: "1".into(),
+                    artifact: "bin".into(),
+                    digest: "sha256:ab".into(),
+                    run: "run-1".into(),
+                    started_at: "2026-11-23T00:00:00Z".into(),
+                    finished_at: None,
+                    status: ReleaseStatus::Stable,
+                    note: None,
+                    rollback_to: None,
+                },
+            )
+            .unwrap();
+        let error = open(dir.path()).unwrap_err().to_string();
         assert!(error.contains("is missing, but the ledger"), "{error}");
         assert!(!dir.path().join(AUDIT_FILE).exists());
     }

@@ -1,15 +1,13 @@
-//! Verify: reads `audit.jsonl` back — checks the hash chain line by line and names the first bad
-//! line ([`verify`]), or returns the readable records for reports ([`read_events`]).
+//! Verify: reads an audit chain back — checks the hash chain line by line and names the first
+//! bad line ([`verify_bytes`]), or returns the readable records for reports ([`records_of`]).
 
 use std::fmt;
-use std::fs;
 use std::io;
-use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
 use super::event::AuditEvent;
-use super::record::{AUDIT_FILE, AuditRecord, GENESIS_HASH, describe_torn, hash_hex};
+use super::record::{AuditRecord, GENESIS_HASH, describe_torn, hash_hex};
 
 /// A log whose chain is intact.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,9 +24,9 @@ pub struct VerifySummary {
 /// Why a log does not verify.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
-    /// There is no `audit.jsonl` in the state directory.
-    #[error("no audit log at {}", .0.display())]
-    Missing(PathBuf),
+    /// No audit chain was ever written (names where it was looked for).
+    #[error("no audit log at {0}")]
+    Missing(String),
     /// The log could not be read.
     #[error("cannot read the audit log: {0}")]
     Io(#[from] io::Error),
@@ -74,19 +72,6 @@ impl fmt::Display for LineProblem {
             ),
         }
     }
-}
-
-/// Checks the whole chain of `STATE_DIR/audit.jsonl`.
-pub fn verify(state_dir: &Path) -> Result<VerifySummary, VerifyError> {
-    let path = state_dir.join(AUDIT_FILE);
-    let bytes = match fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => {
-            return Err(VerifyError::Missing(path));
-        }
-        Err(error) => return Err(error.into()),
-    };
-    verify_bytes(&bytes)
 }
 
 /// The chain check itself, over the file's bytes.
@@ -247,31 +232,36 @@ fn split_lines(bytes: &[u8]) -> Vec<(&[u8], bool)> {
     lines
 }
 
-/// Every readable record of `STATE_DIR/audit.jsonl`, in order (none if there is no log yet).
-/// Unreadable lines are skipped: [`verify`] is the integrity check.
-pub fn read_events(state_dir: &Path) -> io::Result<Vec<AuditRecord>> {
-    let bytes = match fs::read(state_dir.join(AUDIT_FILE)) {
-        Ok(bytes) => bytes,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(error) => return Err(error),
-    };
-    Ok(split_lines(&bytes)
+/// The readable records of a chain's bytes, in order, for reports (unreadable lines skipped).
+pub fn records_of(bytes: &[u8]) -> Vec<AuditRecord> {
+    split_lines(bytes)
         .into_iter()
         .enumerate()
         .filter_map(|(index, (line, _))| parse_record(index + 1, line).ok())
-        .collect())
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::AuditLog;
+    use crate::audit::{AUDIT_FILE, AuditLog};
+    use crate::store::Store;
+    use std::fs;
+    use std::path::Path;
+
+    fn verify(state_dir: &Path) -> Result<VerifySummary, VerifyError> {
+        Store::directory(state_dir).verify_audit()
+    }
+
+    fn read_events(state_dir: &Path) -> io::Result<Vec<AuditRecord>> {
+        Ok(Store::directory(state_dir).audit_records().unwrap())
+    }
     use serde_json::json;
     use std::io::Write;
 
     fn log_with(events: usize) -> (tempfile::TempDir, AuditLog) {
         let dir = tempfile::tempdir().unwrap();
-        let log = AuditLog::open(dir.path()).unwrap();
+        let log = Store::directory(dir.path()).audit().unwrap();
         for index in 0..events {
             log.append(
                 "run-1",
@@ -371,7 +361,7 @@ mod tests {
     fn a_rewritten_chain_with_a_wrong_link_is_broken() {
         let (dir, _log) = log_with(3);
         let other = tempfile::tempdir().unwrap();
-        let other_log = AuditLog::open(other.path()).unwrap();
+        let other_log = Store::directory(other.path()).audit().unwrap();
         other_log
             .append("x", AuditEvent::WatchSample, "a", Value::Null)
             .unwrap();

@@ -9,15 +9,32 @@ use clap::{Subcommand, ValueEnum};
 use serde_json::Value;
 
 use super::exit;
+use super::state::{StateArgs, pipeline_file};
 use crate::audit::{self, AuditRecord, VerifyError};
+use crate::store::{Location, Store};
+
+/// Which state a reading command looks at: the pipeline file's, by the common rule.
+#[derive(clap::Args, Debug, Clone)]
+pub struct StateSource {
+    /// The pipeline file whose state to read [default: pipeline.pipe]: its `.pipe` directory
+    #[arg(long, short = 'f', value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+impl StateSource {
+    fn open(&self) -> Result<(Store, Location), i32> {
+        self.state.open(&pipeline_file(self.file.as_deref()))
+    }
+}
 
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
     /// Check the hash chain of the audit log and name the first bad line (exit 1 if broken)
     Verify {
-        /// The state directory holding audit.jsonl
-        #[arg(long, default_value = ".pipe")]
-        state_dir: PathBuf,
+        #[command(flatten)]
+        source: StateSource,
     },
     /// Print the audit log as a readable timeline, one event per line
     Show {
@@ -27,9 +44,8 @@ pub enum AuditCommand {
         /// Only events about this environment (their `environment` field)
         #[arg(long)]
         env: Option<String>,
-        /// The state directory holding audit.jsonl
-        #[arg(long, default_value = ".pipe")]
-        state_dir: PathBuf,
+        #[command(flatten)]
+        source: StateSource,
         /// text: one line per event; json: an array of the stored records
         #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
         format: ShowFormat,
@@ -44,23 +60,21 @@ pub enum ShowFormat {
 
 /// Runs one `pipe audit` command and returns its exit code.
 pub fn audit(command: AuditCommand) -> i32 {
-    let (AuditCommand::Verify { state_dir } | AuditCommand::Show { state_dir, .. }) = &command;
-    if let Err(code) = super::require_state_dir(state_dir) {
-        return code;
-    }
+    let (AuditCommand::Verify { source } | AuditCommand::Show { source, .. }) = &command;
+    let store = match source.open() {
+        Ok((store, _)) => store,
+        Err(code) => return code,
+    };
     match command {
-        AuditCommand::Verify { state_dir } => verify(&state_dir),
+        AuditCommand::Verify { .. } => verify(&store),
         AuditCommand::Show {
-            run,
-            env,
-            state_dir,
-            format,
-        } => show(&state_dir, run.as_deref(), env.as_deref(), format),
+            run, env, format, ..
+        } => show(&store, run.as_deref(), env.as_deref(), format),
     }
 }
 
-fn verify(state_dir: &Path) -> i32 {
-    match audit::verify(state_dir) {
+fn verify(store: &Store) -> i32 {
+    match store.verify_audit() {
         Ok(summary) => {
             for warning in &summary.warnings {
                 eprintln!("warning: {warning}");
@@ -72,10 +86,10 @@ fn verify(state_dir: &Path) -> i32 {
             exit::SUCCESS
         }
         Err(error) => {
-            let path = state_dir.join(audit::AUDIT_FILE);
             match error {
                 VerifyError::BadLine { .. } => {
-                    eprintln!("error: audit log {} is broken: {error}", path.display())
+                    let log = store.state().describe_audit();
+                    eprintln!("error: audit log {log} is broken: {error}")
                 }
                 VerifyError::Missing(_) | VerifyError::Io(_) => eprintln!("error: {error}"),
             }
@@ -84,21 +98,19 @@ fn verify(state_dir: &Path) -> i32 {
     }
 }
 
-fn show(state_dir: &Path, run: Option<&str>, env: Option<&str>, format: ShowFormat) -> i32 {
-    if !state_dir.join(audit::AUDIT_FILE).exists() {
-        eprintln!(
-            "error: no audit log at {}",
-            state_dir.join(audit::AUDIT_FILE).display()
-        );
-        return exit::FAILED;
-    }
-    let records = match audit::read_events(state_dir) {
-        Ok(records) => records,
+fn show(store: &Store, run: Option<&str>, env: Option<&str>, format: ShowFormat) -> i32 {
+    let bytes = match store.state().read_audit() {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => {
+            eprintln!("error: no audit log at {}", store.state().describe_audit());
+            return exit::FAILED;
+        }
         Err(error) => {
             eprintln!("error: cannot read the audit log: {error}");
             return exit::FAILED;
         }
     };
+    let records = audit::records_of(&bytes);
     let selected: Vec<&AuditRecord> = records
         .iter()
         .filter(|record| matches(record, run, env))
@@ -136,9 +148,8 @@ pub struct EvidenceArgs {
     /// Only events from this day or time on (`2026-11-01` or RFC 3339)
     #[arg(long, value_parser = parse_since)]
     since: Option<chrono::DateTime<chrono::Utc>>,
-    /// The state directory holding audit.jsonl
-    #[arg(long, default_value = ".pipe")]
-    state_dir: PathBuf,
+    #[command(flatten)]
+    source: StateSource,
     /// md: a report for a person; json: the records by section
     #[arg(long, value_enum, default_value_t = EvidenceFormat::Md)]
     format: EvidenceFormat,
@@ -165,17 +176,18 @@ fn parse_since(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
 /// `pipe evidence`: refuses a log whose chain does not verify (the report would vouch for
 /// records that may have been edited), then prints the report.
 pub fn evidence(args: &EvidenceArgs) -> i32 {
-    if let Err(code) = super::require_state_dir(&args.state_dir) {
-        return code;
-    }
-    let summary = match audit::verify(&args.state_dir) {
+    let (store, location) = match args.source.open() {
+        Ok(opened) => opened,
+        Err(code) => return code,
+    };
+    let summary = match store.verify_audit() {
         Ok(summary) => summary,
         Err(error) => {
             eprintln!("error: no evidence report from an unverified audit log: {error}");
             return exit::FAILED;
         }
     };
-    let records = match audit::read_events(&args.state_dir) {
+    let records = match store.audit_records() {
         Ok(records) => records,
         Err(error) => {
             eprintln!("error: cannot read the audit log: {error}");
@@ -196,7 +208,7 @@ pub fn evidence(args: &EvidenceArgs) -> i32 {
     let report = audit::evidence::gather_at(&records, args.since.as_ref(), chain, now);
     let text = match args.format {
         EvidenceFormat::Json => format!("{:#}\n", report.to_json()),
-        EvidenceFormat::Md => report.to_markdown(&project_name(&args.state_dir)),
+        EvidenceFormat::Md => report.to_markdown(&project_name(&location)),
     };
     match std::io::stdout().lock().write_all(text.as_bytes()) {
         Ok(()) => exit::SUCCESS,
@@ -209,7 +221,10 @@ pub fn evidence(args: &EvidenceArgs) -> i32 {
 }
 
 /// The directory the state directory sits in, for the report's title.
-fn project_name(state_dir: &Path) -> String {
+fn project_name(location: &Location) -> String {
+    let Some(state_dir) = location.directory() else {
+        return "pipe".to_string();
+    };
     let absolute = std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
     absolute.parent().and_then(Path::file_name).map_or_else(
         || absolute.display().to_string(),

@@ -2,14 +2,14 @@
 //! pipeline file (or the newest stored run plan) and the ledgers under the state directory.
 
 use super::exit;
-use crate::audit::AuditLog;
+use super::state::StateArgs;
 use crate::compilation::compile_file;
 use crate::compile::plan::Plan;
 use crate::deliver::approval::resolve_approver;
 use crate::deliver::drill::{Clock, DrillOutcome, DrillReport, DrillRequest, run_drill};
 use crate::deliver::executor::{DrillRunner, RunnerHost};
 use crate::deliver::host::StepContext;
-use crate::deliver::ledger::{Ledger, Release, environments_with_ledger};
+use crate::deliver::ledger::{Ledger, Release};
 use crate::deliver::manual::{ManualError, rollback_by_hand};
 use crate::deliver::probe_value::format_duration;
 use crate::deliver::release_plan::{Places, release_plan, render_text};
@@ -21,6 +21,8 @@ use crate::run::interrupt::{install_signal_handlers, interrupt_pair};
 use crate::run::process::{KILL_GRACE, StepRunner, host_environment};
 use crate::run::redact::Redactor;
 use crate::run::secrets::SecretValues;
+use crate::run::state::list_runs;
+use crate::store::Store;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -38,9 +40,8 @@ pub struct PlanArgs {
     /// The pipeline file
     #[arg(default_value = "pipeline.pipe")]
     file: PathBuf,
-    /// The state directory (default: `.pipe` beside the pipeline file)
-    #[arg(long)]
-    state_dir: Option<PathBuf>,
+    #[command(flatten)]
+    state: StateArgs,
     #[arg(long, value_enum, default_value_t)]
     format: OutputFormat,
 }
@@ -55,8 +56,8 @@ pub struct RollbackArgs {
     /// The pipeline file (falls back to the newest stored run plan when missing)
     #[arg(short, long, default_value = "pipeline.pipe")]
     file: PathBuf,
-    #[arg(long)]
-    state_dir: Option<PathBuf>,
+    #[command(flatten)]
+    state: StateArgs,
     /// How long to wait for a promote holding the environment's lock
     #[arg(long, value_parser = parse_duration, default_value = "30s")]
     lock_timeout: Duration,
@@ -72,8 +73,8 @@ pub struct ReleasesArgs {
     /// The pipeline file (names the pipeline whose ledger is shown)
     #[arg(short, long, default_value = "pipeline.pipe")]
     file: PathBuf,
-    #[arg(long)]
-    state_dir: Option<PathBuf>,
+    #[command(flatten)]
+    state: StateArgs,
     #[arg(long, value_enum, default_value_t)]
     format: OutputFormat,
 }
@@ -82,13 +83,6 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     eval::parse_duration_ms(text)
         .map(Duration::from_millis)
         .ok_or_else(|| format!("`{text}` is not a duration (e.g. 30s, 2m)"))
-}
-
-fn state_dir_for(file: &Path, explicit: Option<&PathBuf>) -> PathBuf {
-    match explicit {
-        Some(dir) => dir.clone(),
-        None => pipeline_dir(file).join(".pipe"),
-    }
 }
 
 fn pipeline_dir(file: &Path) -> PathBuf {
@@ -100,7 +94,7 @@ fn pipeline_dir(file: &Path) -> PathBuf {
 
 /// The plan from the pipeline file, or (when the file is missing) the newest run's stored plan:
 /// during an incident the checkout may not be at hand, the state directory is.
-fn load_plan(file: &Path, state_dir: &Path) -> Result<Plan, String> {
+fn load_plan(file: &Path, store: &Store) -> Result<Plan, String> {
     if file.exists() {
         let compilation = compile_file(file);
         return match compilation.plan {
@@ -108,37 +102,31 @@ fn load_plan(file: &Path, state_dir: &Path) -> Result<Plan, String> {
             _ => Err(compilation.render(super::stderr_color())),
         };
     }
-    let (path, text) = newest_stored_plan(state_dir).ok_or_else(|| {
-        format!(
-            "{} not found and no stored run plan under {}",
+    // Run ids sort by start time, so the first run with a plan is the newest.
+    let mut newest_plan = list_runs(store)
+        .into_iter()
+        .map(|run| (run.load_plan(), run));
+    match newest_plan.find(|(plan, _)| !matches!(plan, Ok(None))) {
+        Some((Ok(Some(plan)), _)) => Ok(plan),
+        Some((Err(error), run)) => Err(format!(
+            "the plan of run {} is not valid: {error}",
+            run.id()
+        )),
+        _ => Err(format!(
+            "{} not found and no stored run plan in {}",
             file.display(),
-            state_dir.join("runs").display()
-        )
-    })?;
-    Plan::from_json(&text).map_err(|e| format!("{} is not a valid plan: {e}", path.display()))
-}
-
-/// The path and text of the newest run's `plan.json`.
-fn newest_stored_plan(state_dir: &Path) -> Option<(PathBuf, String)> {
-    let mut runs: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(state_dir.join("runs"))
-        .ok()?
-        .filter_map(Result::ok)
-        .map(|entry| entry.path().join("plan.json"))
-        .filter_map(|path| Some((std::fs::metadata(&path).ok()?.modified().ok()?, path)))
-        .collect();
-    runs.sort();
-    let (_, path) = runs.pop()?;
-    let text = std::fs::read_to_string(&path).ok()?;
-    Some((path, text))
+            store.describe()
+        )),
+    }
 }
 
 /// `pipe plan [FILE]`
 pub fn plan(args: &PlanArgs) -> i32 {
-    let state_dir = state_dir_for(&args.file, args.state_dir.as_ref());
-    if let Err(code) = super::require_state_dir(&state_dir) {
-        return code;
-    }
-    let plan = match load_plan(&args.file, &state_dir) {
+    let (store, _) = match args.state.open(&args.file) {
+        Ok(opened) => opened,
+        Err(code) => return code,
+    };
+    let plan = match load_plan(&args.file, &store) {
         Ok(plan) => plan,
         Err(message) => return usage_error(&message),
     };
@@ -149,7 +137,7 @@ pub fn plan(args: &PlanArgs) -> i32 {
     }
     let (bindings, _) = base_bindings(&plan, "<next run>", &git, None);
     let places = Places {
-        state_dir: &state_dir,
+        store: &store,
         pipeline_dir: &pipeline_dir,
     };
     let release = match release_plan(&plan, &places, &bindings) {
@@ -168,31 +156,27 @@ pub fn plan(args: &PlanArgs) -> i32 {
 
 /// `pipe releases [ENV]`
 pub fn releases(args: &ReleasesArgs) -> i32 {
-    let state_dir = state_dir_for(&args.file, args.state_dir.as_ref());
-    if let Err(code) = super::require_state_dir(&state_dir) {
-        return code;
-    }
-    let pipeline = match load_plan(&args.file, &state_dir) {
+    let (store, _) = match args.state.open(&args.file) {
+        Ok(opened) => opened,
+        Err(code) => return code,
+    };
+    let pipeline = match load_plan(&args.file, &store) {
         Ok(plan) => plan.pipeline,
         Err(message) => return usage_error(&message),
     };
     let environments = match &args.environment {
         Some(environment) => vec![environment.clone()],
-        None => match environments_with_ledger(&state_dir, &pipeline) {
+        None => match store.state().ledger_environments(&pipeline) {
             Ok(environments) => environments,
             Err(error) => {
-                let dir = state_dir.join("ledger").join(&pipeline);
-                return usage_error(&format!(
-                    "cannot read the ledgers in {}: {error}",
-                    dir.display()
-                ));
+                return usage_error(&format!("cannot read the ledgers of {pipeline}: {error}"));
             }
         },
     };
     let mut rows = Vec::new();
     let mut unknown = Vec::new();
     for environment in &environments {
-        match Ledger::load(&state_dir, &pipeline, environment) {
+        match Ledger::load(&store, &pipeline, environment) {
             Ok(ledger) => {
                 if let Some(why) = ledger.unknown_state() {
                     unknown.push(format!("{environment}: state unknown: {why}"));
@@ -267,11 +251,11 @@ fn releases_table(pipeline: &str, rows: &[(String, crate::deliver::ledger::Relea
 
 /// `pipe rollback ENV [--to VERSION]`
 pub fn rollback(args: &RollbackArgs) -> i32 {
-    let state_dir = state_dir_for(&args.file, args.state_dir.as_ref());
-    if let Err(code) = super::require_state_dir(&state_dir) {
-        return code;
-    }
-    let plan = match load_plan(&args.file, &state_dir) {
+    let (store, _) = match args.state.open(&args.file) {
+        Ok(opened) => opened,
+        Err(code) => return code,
+    };
+    let plan = match load_plan(&args.file, &store) {
         Ok(plan) => plan,
         Err(message) => return usage_error(&message),
     };
@@ -280,7 +264,7 @@ pub fn rollback(args: &RollbackArgs) -> i32 {
         Err(error) => return failure(&format!("cannot start: {error}")),
     };
     let _entered = runtime.enter();
-    let prepared = match prepare_rollback(args, &plan, state_dir, runtime.handle()) {
+    let prepared = match prepare_rollback(args, &plan, store, runtime.handle()) {
         Ok(prepared) => prepared,
         Err(message) => return usage_error(&message),
     };
@@ -317,7 +301,10 @@ struct PreparedRollback {
 
 impl PreparedRollback {
     fn run(&self, to_version: Option<&str>) -> Result<Release, ManualError> {
-        let audit = AuditLog::open(&self.request.state_dir)
+        let audit = self
+            .request
+            .store
+            .audit()
             .map_err(|e| ManualError::Refused(format!("cannot open the audit log: {e}")))?;
         audit.set_secrets(self.secret_values.clone());
         rollback_by_hand(&self.request, to_version, &self.host, &audit)
@@ -327,7 +314,7 @@ impl PreparedRollback {
 fn prepare_rollback(
     args: &RollbackArgs,
     plan: &Plan,
-    state_dir: PathBuf,
+    store: Store,
     handle: &tokio::runtime::Handle,
 ) -> Result<PreparedRollback, String> {
     let promote = plan
@@ -345,13 +332,13 @@ fn prepare_rollback(
         })?;
     let run_id = standalone_run_id("rollback");
     let standalone = Standalone::new(plan, &args.file, args.approver.as_deref(), &run_id);
-    let host = standalone.host(&state_dir, &promote.secrets, handle)?;
+    let host = standalone.host(&store, &promote.secrets, handle)?;
     let request = DeliveryRequest {
         pipeline: plan.pipeline.clone(),
         promote,
         environments: plan.environments.clone(),
         run_id,
-        state_dir,
+        store,
         artifact: ArtifactRef {
             name: String::new(),
             digest: String::new(),
@@ -388,8 +375,8 @@ pub struct DrillArgs {
     /// The pipeline file (falls back to the newest stored run plan when missing)
     #[arg(short, long, default_value = "pipeline.pipe")]
     file: PathBuf,
-    #[arg(long)]
-    state_dir: Option<PathBuf>,
+    #[command(flatten)]
+    state: StateArgs,
     /// Who runs the drill, for the audit log (default: $PIPE_APPROVER, then $USER)
     #[arg(long)]
     actor: Option<String>,
@@ -400,11 +387,11 @@ pub struct DrillArgs {
 /// `pipe drill NAME`: backup → timed restore → verify, judged against the RTO and RPO;
 /// `--due` runs the drills that are due, `--status` lists where each stands.
 pub fn drill(args: &DrillArgs) -> i32 {
-    let state_dir = state_dir_for(&args.file, args.state_dir.as_ref());
-    if let Err(code) = super::require_state_dir(&state_dir) {
-        return code;
-    }
-    let plan = match load_plan(&args.file, &state_dir) {
+    let (store, _) = match args.state.open(&args.file) {
+        Ok(opened) => opened,
+        Err(code) => return code,
+    };
+    let plan = match load_plan(&args.file, &store) {
         Ok(plan) => plan,
         Err(message) => return usage_error(&message),
     };
@@ -413,10 +400,10 @@ pub fn drill(args: &DrillArgs) -> i32 {
         Err(message) => return usage_error(&message),
     };
     if args.status {
-        return super::drill_schedule::status(&plan, &state_dir, clock, args.format);
+        return super::drill_schedule::status(&plan, &store, clock, args.format);
     }
     if args.due {
-        let due = match super::drill_schedule::due_drills(&plan, &state_dir, clock) {
+        let due = match super::drill_schedule::due_drills(&plan, &store, clock) {
             Ok(due) => due,
             Err(message) => return failure(&message),
         };
@@ -425,7 +412,7 @@ pub fn drill(args: &DrillArgs) -> i32 {
         }
         let mut worst = exit::SUCCESS;
         for name in due {
-            let code = run_one_drill(args, &plan, &state_dir, &name, clock);
+            let code = run_one_drill(args, &plan, &store, &name, clock);
             worst = if code == exit::INTERRUPTED {
                 return code;
             } else {
@@ -437,12 +424,10 @@ pub fn drill(args: &DrillArgs) -> i32 {
     let Some(name) = &args.name else {
         return usage_error("name a drill, or pass --due or --status");
     };
-    run_one_drill(args, &plan, &state_dir, name, clock)
+    run_one_drill(args, &plan, &store, name, clock)
 }
 
-fn run_one_drill(args: &DrillArgs, plan: &Plan, state_dir: &Path, name: &str, clock: Clock) -> i32 {
-    // `${{ backup.path }}` must name the stored copy from any step's working directory.
-    let state_dir = &std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
+fn run_one_drill(args: &DrillArgs, plan: &Plan, store: &Store, name: &str, clock: Clock) -> i32 {
     let Some(drill) = plan.drills.get(name) else {
         let known: Vec<&str> = plan.drills.keys().map(String::as_str).collect();
         return usage_error(&format!(
@@ -463,11 +448,11 @@ fn run_one_drill(args: &DrillArgs, plan: &Plan, state_dir: &Path, name: &str, cl
     let _entered = runtime.enter();
     let run_id = standalone_run_id("drill");
     let standalone = Standalone::new(plan, &args.file, args.actor.as_deref(), &run_id);
-    let host = match standalone.host(state_dir, &drill.secrets, runtime.handle()) {
+    let host = match standalone.host(store, &drill.secrets, runtime.handle()) {
         Ok(host) => host,
         Err(message) => return usage_error(&message),
     };
-    let audit = match AuditLog::open(state_dir) {
+    let audit = match store.audit() {
         Ok(audit) => audit,
         Err(error) => return failure(&format!("cannot open the audit log: {error}")),
     };
@@ -489,7 +474,7 @@ fn run_one_drill(args: &DrillArgs, plan: &Plan, state_dir: &Path, name: &str, cl
         name,
         drill,
         pipeline: &plan.pipeline,
-        state_dir,
+        store,
         workdir: &standalone.workdir,
         run_id: &run_id,
         actor: &standalone.actor,
@@ -506,7 +491,7 @@ fn run_one_drill(args: &DrillArgs, plan: &Plan, state_dir: &Path, name: &str, cl
     }
 }
 
-fn report_drill(report: &DrillReport, path: &Path, format: OutputFormat) -> i32 {
+fn report_drill(report: &DrillReport, path: &str, format: OutputFormat) -> i32 {
     match format {
         OutputFormat::Json => match serde_json::to_string(report) {
             Ok(line) => println!("{line}"),
@@ -536,7 +521,7 @@ fn report_drill(report: &DrillReport, path: &Path, format: OutputFormat) -> i32 
             for failure in &report.failures {
                 println!("  failed: {failure}");
             }
-            println!("evidence: {}", path.display());
+            println!("evidence: {path}");
         }
     }
     match report.outcome {
@@ -598,7 +583,7 @@ impl Standalone {
     /// A host whose processes receive the `wanted` secrets, logging under the run's directory.
     fn host(
         &self,
-        state_dir: &Path,
+        store: &Store,
         wanted: &[String],
         handle: &tokio::runtime::Handle,
     ) -> Result<RunnerHost, String> {
@@ -607,7 +592,7 @@ impl Standalone {
         let _ = install_signal_handlers(trigger);
         let steps = Arc::new(StepRunner {
             run_id: self.run_id.clone(),
-            logs_dir: Some(state_dir.join("runs").join(&self.run_id).join("logs")),
+            logs_dir: Some(store.logs_dir(&self.run_id)),
             redactor: Redactor::new(self.secrets.all_values()),
             console: Arc::new(Console::plain()),
             interrupt,

@@ -4,12 +4,12 @@
 use super::deliver::OutputFormat;
 use super::exit;
 use crate::audit::drills::{Declared, DrillStanding, parse_time, standings};
-use crate::audit::{self, AuditRecord, VerifyError};
+use crate::audit::{AuditRecord, VerifyError};
 use crate::compile::plan::Plan;
 use crate::deliver::drill::{Clock, rfc3339};
 use crate::deliver::probe_value::format_duration;
 use chrono::{DateTime, Utc};
-use std::path::Path;
+use crate::store::Store;
 
 /// The real clock, or with `PIPE_NOW=RFC3339` one that starts at that instant: how tests walk
 /// drills through a simulated month without sleeping.
@@ -24,13 +24,13 @@ pub fn clock_from_env() -> Result<Clock, String> {
 
 /// The `drill_finished` records of a log whose chain verifies (none when there is no log yet):
 /// a schedule must not trust a pass that was written in by hand.
-fn verified_records(state_dir: &Path) -> Result<Vec<AuditRecord>, String> {
-    match audit::verify(state_dir) {
+fn verified_records(store: &Store) -> Result<Vec<AuditRecord>, String> {
+    match store.verify_audit() {
         Ok(_) => {}
         Err(VerifyError::Missing(_)) => return Ok(Vec::new()),
         Err(error) => return Err(format!("the audit log does not verify: {error}")),
     }
-    audit::read_events(state_dir).map_err(|e| format!("cannot read the audit log: {e}"))
+    store.audit_records().map_err(|e| format!("cannot read the audit log: {e}"))
 }
 
 fn plan_standings(plan: &Plan, records: &[AuditRecord], now: DateTime<Utc>) -> Vec<DrillStanding> {
@@ -47,8 +47,8 @@ fn plan_standings(plan: &Plan, records: &[AuditRecord], now: DateTime<Utc>) -> V
 }
 
 /// The drills `--due` runs, by name.
-pub fn due_drills(plan: &Plan, state_dir: &Path, clock: Clock) -> Result<Vec<String>, String> {
-    let records = verified_records(state_dir)?;
+pub fn due_drills(plan: &Plan, store: &Store, clock: Clock) -> Result<Vec<String>, String> {
+    let records = verified_records(store)?;
     Ok(plan_standings(plan, &records, clock.now())
         .into_iter()
         .filter(|s| s.due)
@@ -57,8 +57,8 @@ pub fn due_drills(plan: &Plan, state_dir: &Path, clock: Clock) -> Result<Vec<Str
 }
 
 /// `pipe drill --status`: exit 1 when any drill is due (overdue or never passed).
-pub fn status(plan: &Plan, state_dir: &Path, clock: Clock, format: OutputFormat) -> i32 {
-    let records = match verified_records(state_dir) {
+pub fn status(plan: &Plan, store: &Store, clock: Clock, format: OutputFormat) -> i32 {
+    let records = match verified_records(store) {
         Ok(records) => records,
         Err(message) => {
             eprintln!("error: {message}");

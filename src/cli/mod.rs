@@ -9,6 +9,7 @@ mod fmt;
 mod init;
 mod lsp;
 pub mod run;
+pub mod state;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use std::io::IsTerminal;

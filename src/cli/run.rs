@@ -2,6 +2,7 @@
 //! `--dry-run`), print the summary and map the outcome to the exit codes of SPEC §13.
 
 use super::exit;
+use super::state::{StateArgs, pipeline_file};
 use crate::compilation::compile_file;
 use crate::compile::plan::Plan;
 use crate::run::console::{Console, LogFormat};
@@ -14,6 +15,7 @@ use crate::run::process::host_environment;
 use crate::run::redact::Redactor;
 use crate::run::secrets::SecretValues;
 use crate::run::{GateOverride, RunOptions, RunOutcome, selection, summary};
+use crate::store::Store;
 use serde_json::json;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -62,22 +64,20 @@ pub struct RunArgs {
     /// Print what would run, in order, and execute nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// The state directory [default: `.pipe` beside the pipeline file]
-    #[arg(long, value_name = "DIR")]
-    pub state_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub state: StateArgs,
     #[command(flatten)]
     pub common: CommonRunFlags,
 }
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ResumeArgs {
-    /// The run id (a directory name under `.pipe/runs/`)
+    /// The run id (as `pipe run` printed it)
     pub run: String,
-    /// The state directory [default: `.pipe` in the current directory]
-    #[arg(long, value_name = "DIR", default_value = ".pipe")]
-    pub state_dir: PathBuf,
+    #[command(flatten)]
+    pub state: StateArgs,
     /// The pipeline file of this checkout [default: the run's pipeline file name in the
-    /// current directory]; steps run in its directory
+    /// current directory]; steps run in its directory, and the state is found beside it
     #[arg(long, short = 'f', value_name = "FILE")]
     pub file: Option<PathBuf>,
     /// Resume even though the pipeline file no longer matches the stored plan (audited)
@@ -104,20 +104,18 @@ pub fn run_with(args: RunArgs, delivery: Option<Arc<dyn DeliveryExecutor>>) -> i
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    let state_dir = args
-        .state_dir
-        .clone()
-        .unwrap_or_else(|| pipeline_dir.join(".pipe"));
-    if let Err(code) = super::require_state_dir(&state_dir) {
-        return code;
-    }
+    // A compiled plan's state is beside the pipeline file it was compiled from.
+    let (store, _) = match args.state.open(&pipeline_dir.join("pipeline.pipe")) {
+        Ok(opened) => opened,
+        Err(code) => return code,
+    };
     if let Some(warning) = GitInfo::read(&pipeline_dir).missing_warning(&plan, &pipeline_dir) {
         eprintln!("warning: {warning}");
     }
     if args.dry_run {
-        return dry(&plan, &args, &pipeline_dir, &state_dir, delivery.as_deref());
+        return dry(&plan, &args, &pipeline_dir, &store, delivery.as_deref());
     }
-    let mut options = options(&args.common, state_dir, pipeline_dir);
+    let mut options = options(&args.common, store, pipeline_dir);
     options.only = args.only.clone();
     options.until = args.until.clone();
     options.source_path = source_path;
@@ -132,14 +130,11 @@ pub fn resume(args: ResumeArgs) -> i32 {
 }
 
 pub fn resume_with(args: ResumeArgs, delivery: Option<Arc<dyn DeliveryExecutor>>) -> i32 {
-    if let Err(code) = super::require_state_dir(&args.state_dir) {
-        return code;
-    }
-    let mut options = options(
-        &args.common,
-        args.state_dir.clone(),
-        absolute(Path::new(".")),
-    );
+    let (store, _) = match args.state.open(&pipeline_file(args.file.as_deref())) {
+        Ok(opened) => opened,
+        Err(code) => return code,
+    };
+    let mut options = options(&args.common, store, absolute(Path::new(".")));
     options.source_path = args.file.as_deref().map(absolute);
     options.force = args.force;
     let run_id = args.run.clone();
@@ -148,10 +143,8 @@ pub fn resume_with(args: ResumeArgs, delivery: Option<Arc<dyn DeliveryExecutor>>
     })
 }
 
-fn options(common: &CommonRunFlags, state_dir: PathBuf, pipeline_dir: PathBuf) -> RunOptions {
-    // Absolute, so `artifact.path` and `previous.path` (inside the state's store) are absolute
-    // on resume too, and a deploy script that changes directory still finds them.
-    let mut options = RunOptions::new(absolute(&state_dir), pipeline_dir);
+fn options(common: &CommonRunFlags, store: Store, pipeline_dir: PathBuf) -> RunOptions {
+    let mut options = RunOptions::new(store, pipeline_dir);
     if let Some(jobs) = common.jobs {
         options.jobs = jobs.max(1);
     }
@@ -190,6 +183,7 @@ fn execute(mut options: RunOptions, start: impl FnOnce(RunOptions) -> RunFuture)
         }
     };
     let console = Arc::clone(&options.console);
+    let store = options.store.clone();
     runtime.block_on(async move {
         let (trigger, interrupt) = interrupt_pair();
         if let Err(e) = install_signal_handlers(trigger) {
@@ -201,13 +195,13 @@ fn execute(mut options: RunOptions, start: impl FnOnce(RunOptions) -> RunFuture)
             tokio::time::sleep(Duration::from_secs(3)).await;
         };
         tokio::select! {
-            outcome = start(options) => report(&console, outcome),
+            outcome = start(options) => report(&console, &store, outcome),
             () = hard_stop => exit::INTERRUPTED,
         }
     })
 }
 
-fn report(console: &Console, outcome: Result<RunOutcome, String>) -> i32 {
+fn report(console: &Console, store: &Store, outcome: Result<RunOutcome, String>) -> i32 {
     console.finish();
     let outcome = match outcome {
         Ok(outcome) => outcome,
@@ -217,10 +211,8 @@ fn report(console: &Console, outcome: Result<RunOutcome, String>) -> i32 {
         }
     };
     let run_dir = crate::run::job::display_path(&outcome.run_dir);
-    let stored = crate::run::state::RunDir {
-        path: outcome.run_dir.clone(),
-    };
-    if let Ok(plan) = stored.load_plan() {
+    let stored = crate::run::state::RunDir::new(store, &outcome.run_id);
+    if let Ok(Some(plan)) = stored.load_plan() {
         console.text(&summary::render(&plan, &outcome.state, &run_dir));
     }
     let meaning = summary::exit_meaning(outcome.status);
@@ -293,7 +285,7 @@ fn dry(
     plan: &Plan,
     args: &RunArgs,
     pipeline_dir: &Path,
-    state_dir: &Path,
+    store: &Store,
     delivery: Option<&dyn DeliveryExecutor>,
 ) -> i32 {
     let selected = match (&args.until, args.only.is_empty()) {
@@ -331,7 +323,7 @@ fn dry(
         plan,
         bindings: &bindings,
         redactor: &redactor,
-        state_dir,
+        store,
         pipeline_dir,
         delivery,
         selected: selected.as_ref(),

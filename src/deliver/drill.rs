@@ -2,8 +2,8 @@
 //! when every block succeeds, the restore fits the RTO and the restored backup the RPO.
 //!
 //! The result is audited (`drill_started`, `drill_finished`) and kept as an evidence record
-//! under `.pipe/evidence/drills/`, so "we can restore within two minutes" is a measured fact.
-//! The backup the block names is stored by digest and re-hashed before the restore reads it.
+//! kept by the store as `drills` evidence, so "we can restore within two minutes" is a measured
+//! fact. The backup the block names is stored by digest and re-hashed before the restore reads it.
 
 use crate::audit::drills::parse_time;
 use crate::audit::{AuditEvent, AuditLog};
@@ -11,13 +11,13 @@ use crate::compile::plan::{DrillPlan, StepBlockPlan};
 use crate::deliver::drill_backup::{
     BackupFacts, output_value, store_backup, stored_backup, verify_backup,
 };
-use crate::deliver::lock;
 use crate::deliver::probe_value::format_duration;
 use crate::run::artifact::Provenance;
+use crate::store::{LockRequest, Store};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// The evidence record's format.
@@ -70,7 +70,7 @@ pub struct DrillRequest<'a> {
     pub name: &'a str,
     pub drill: &'a DrillPlan,
     pub pipeline: &'a str,
-    pub state_dir: &'a Path,
+    pub store: &'a Store,
     /// Where the blocks run: a relative `backup_file=` is read from here.
     pub workdir: &'a Path,
     pub run_id: &'a str,
@@ -88,7 +88,7 @@ pub enum DrillOutcome {
     Interrupted,
 }
 
-/// The evidence record of one drill, as written to `.pipe/evidence/drills/`.
+/// The evidence record of one drill, as kept by the store (`drills` evidence).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DrillReport {
     pub schema: String,
@@ -144,16 +144,15 @@ pub fn run_drill(
     request: &DrillRequest,
     host: &dyn DrillHost,
     audit: &AuditLog,
-) -> Result<(DrillReport, PathBuf), String> {
+) -> Result<(DrillReport, String), String> {
     let drill = request.drill;
-    let _lock = lock::acquire(
-        request.state_dir,
+    let lock = LockRequest::new(
         request.pipeline,
         &drill.environment,
         request.run_id,
         Duration::ZERO,
-    )
-    .map_err(|e| e.to_string())?;
+    );
+    let _lease = request.store.lock(&lock).map_err(|e| e.to_string())?;
     let started_at = rfc3339(request.clock.now());
     log(
         request,
@@ -193,7 +192,7 @@ pub fn run_drill(
         object.insert("summary".into(), report.summary().into());
     }
     log(request, audit, AuditEvent::DrillFinished, fields)?;
-    let path = store_evidence(request.state_dir, &report)?;
+    let path = store_evidence(request.store, &report)?;
     Ok((report, path))
 }
 
@@ -215,7 +214,7 @@ fn run_blocks(
     };
     report.backup.clone_from(&backup);
     if let Some(stored) = &backup
-        && let Err(why) = verify_backup(request.state_dir, stored, &audit_as)
+        && let Err(why) = verify_backup(request.store, stored, &audit_as)
     {
         return fail(report, "restore", DrillBlock::Failed(why));
     }
@@ -247,9 +246,9 @@ fn take_backup(
     let audit_as =
         |event: AuditEvent, fields: serde_json::Value| log(request, audit, event, fields);
     if let Some(digest) = request.from {
-        let audited = crate::audit::read_events(request.state_dir).unwrap_or_default();
+        let audited = request.store.audit_records().unwrap_or_default();
         let stored =
-            stored_backup(request.state_dir, digest, &audited).map_err(DrillBlock::Failed)?;
+            stored_backup(request.store, digest, &audited).map_err(DrillBlock::Failed)?;
         let taken = parse_time(&stored.created_at).ok_or_else(|| {
             DrillBlock::Failed(format!("backup {digest} states no readable creation time"))
         })?;
@@ -276,7 +275,7 @@ fn take_backup(
         ..Provenance::default()
     };
     let stored = store_backup(
-        request.state_dir,
+        request.store,
         request.workdir,
         file,
         &created_at,
@@ -354,16 +353,15 @@ fn log(
         .map_err(|e| format!("cannot write the audit log before {event}: {e}"))
 }
 
-/// Writes the report to `evidence/drills/NAME-RUN.json` under the state directory, atomically.
-fn store_evidence(state_dir: &Path, report: &DrillReport) -> Result<PathBuf, String> {
-    let dir = state_dir.join("evidence").join("drills");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let path = dir.join(format!("{}-{}.json", report.drill, report.run));
+/// Keeps the report as `drills` evidence named `NAME-RUN`, whole (never torn).
+fn store_evidence(store: &Store, report: &DrillReport) -> Result<String, String> {
+    let name = format!("{}-{}", report.drill, report.run);
     let mut text = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
     text.push('\n');
-    crate::fsutil::write_atomic(&path, text.as_bytes())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    Ok(path)
+    store
+        .state()
+        .write_evidence("drills", &name, text.as_bytes())
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -412,7 +410,8 @@ mod tests {
 
     fn run(plan: &DrillPlan, script: Vec<(&'static str, DrillBlock, Duration)>) -> DrillReport {
         let dir = tempfile::tempdir().unwrap();
-        let audit = AuditLog::open(dir.path()).unwrap();
+        let store = Store::directory(dir.path());
+        let audit = store.audit().unwrap();
         let host = Scripted {
             results: RefCell::new(script),
             ran: RefCell::new(Vec::new()),
@@ -421,7 +420,7 @@ mod tests {
             name: "restore_db",
             drill: plan,
             pipeline: "p",
-            state_dir: dir.path(),
+            store: &store,
             workdir: dir.path(),
             run_id: "r1",
             actor: "alice",
@@ -515,9 +514,10 @@ mod tests {
     #[test]
     fn a_drill_never_overlaps_a_deploy_of_its_environment() {
         let dir = tempfile::tempdir().unwrap();
-        let _held =
-            lock::acquire(dir.path(), "p", "staging", "deploy-run", Duration::ZERO).unwrap();
-        let audit = AuditLog::open(dir.path()).unwrap();
+        let store = Store::directory(dir.path());
+        let deploy = LockRequest::new("p", "staging", "deploy-run", Duration::ZERO);
+        let _held = store.lock(&deploy).unwrap();
+        let audit = store.audit().unwrap();
         let host = Scripted {
             results: RefCell::new(Vec::new()),
             ran: RefCell::new(Vec::new()),
@@ -527,7 +527,7 @@ mod tests {
             name: "restore_db",
             drill: &plan,
             pipeline: "p",
-            state_dir: dir.path(),
+            store: &store,
             workdir: dir.path(),
             run_id: "r1",
             actor: "alice",

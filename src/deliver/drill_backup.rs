@@ -2,7 +2,8 @@
 //! the backup block names it, re-hashed before the restore reads it, found again by digest.
 
 use crate::audit::{AuditEvent, AuditRecord};
-use crate::run::artifact::{ArtifactStore, Provenance, VerifyError};
+use crate::run::artifact::{Provenance, VerifyError};
+use crate::store::Store;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -22,7 +23,7 @@ pub struct BackupFacts {
 /// Files the backup named by the backup block (`backup_file=PATH`, relative to `workdir`) in
 /// the store and audits it as `artifact_stored`.
 pub(crate) fn store_backup(
-    state_dir: &Path,
+    store: &Store,
     workdir: &Path,
     file: &str,
     created_at: &str,
@@ -30,10 +31,10 @@ pub(crate) fn store_backup(
     provenance: &Provenance,
     drill: &str,
 ) -> Result<BackupFacts, String> {
-    let store = ArtifactStore::new(state_dir);
+    let artifacts = store.artifacts();
     let source = workdir.join(file);
-    let stored = store
-        .store(&format!("{drill}.backup"), &source, provenance, None)
+    let stored = artifacts
+        .put(&format!("{drill}.backup"), &source, provenance, None)
         .map_err(|e| format!("the backup could not be stored: {e}"))?;
     if let Some(replaced) = &stored.replaced {
         let mut fields = replaced.mismatch.audit_fields();
@@ -43,7 +44,7 @@ pub(crate) fn store_backup(
     }
     let record = stored.record;
     let facts = BackupFacts {
-        path: store.stored_path(&record.digest).display().to_string(),
+        path: artifacts.local_path(&record.digest).display().to_string(),
         digest: record.digest,
         size: record.size,
         created_at: created_at.to_string(),
@@ -66,15 +67,15 @@ pub(crate) fn store_backup(
 /// Its creation time is the one audited when it was stored; without that record, the time it
 /// was stored (never earlier than when it was taken).
 pub(crate) fn stored_backup(
-    state_dir: &Path,
+    store: &Store,
     digest: &str,
     audited: &[AuditRecord],
 ) -> Result<BackupFacts, String> {
-    let store = ArtifactStore::new(state_dir);
-    let Some(record) = store.lookup(digest) else {
+    let artifacts = store.artifacts();
+    let Some(record) = artifacts.lookup(digest) else {
         return Err(format!(
-            "no stored backup {digest} under {}",
-            state_dir.join("artifacts").display()
+            "no stored backup {digest} in the artifact store of {}",
+            store.describe()
         ));
     };
     let created_at = audited
@@ -85,7 +86,7 @@ pub(crate) fn stored_backup(
         .find_map(|r| r.fields.get("created_at").and_then(|c| c.as_str()))
         .map_or_else(|| record.built_at.clone(), str::to_string);
     Ok(BackupFacts {
-        path: store.stored_path(&record.digest).display().to_string(),
+        path: artifacts.local_path(&record.digest).display().to_string(),
         digest: record.digest,
         size: record.size,
         created_at,
@@ -95,11 +96,11 @@ pub(crate) fn stored_backup(
 /// Re-hashes the stored backup before the restore reads it; a copy that changed is refused,
 /// audited as `artifact_verification_failed`.
 pub(crate) fn verify_backup(
-    state_dir: &Path,
+    store: &Store,
     backup: &BackupFacts,
     audit_as: &dyn Fn(AuditEvent, serde_json::Value) -> Result<(), String>,
 ) -> Result<(), String> {
-    let why = match ArtifactStore::new(state_dir).verify(&backup.digest) {
+    let why = match store.artifacts().materialise(&backup.digest) {
         Ok(_) => return Ok(()),
         Err(VerifyError::Mismatch(mismatch)) => {
             let mut fields = mismatch.audit_fields();
@@ -137,7 +138,7 @@ mod tests {
             events.borrow_mut().push((event, fields));
             Ok(())
         };
-        let state = dir.path().join(".pipe");
+        let state = Store::directory(&dir.path().join(".pipe"));
         let taken = "2026-11-01T00:00:00Z";
         let facts = store_backup(
             &state,

@@ -10,11 +10,13 @@ use crate::compile::plan::{Literal, PromotePlan, StepBlockPlan, promote_node_id}
 use crate::deliver::host::{BlockResult, PromoteHost, StepContext};
 use crate::deliver::integrity;
 use crate::deliver::ledger::{Ledger, Release, ReleaseStatus};
-use crate::deliver::lock;
 use crate::deliver::record::{DeliveryRecord, PromoteEnd};
 use crate::deliver::recovery::{Recovery, RecoveryEnd};
-use crate::deliver::request::{DeliveryError, DeliveryRequest, base_context, log_event, now};
+use crate::deliver::request::{
+    ArtifactRef, DeliveryError, DeliveryRequest, base_context, log_event, now,
+};
 use crate::run::state::NodeStatus;
+use crate::store::{Lease, LockError, LockRequest};
 use serde_json::json;
 use std::time::Duration;
 use watching::{WatchEnd, watch_for};
@@ -45,15 +47,15 @@ pub fn promote(
     host: &dyn PromoteHost,
     audit: &AuditLog,
 ) -> DeliveryOutcome {
-    let _lock = match take_lock(request, host) {
+    let lease = match take_lock(request, host) {
         Ok(held) => held,
-        Err(lock::LockError::Interrupted { .. }) => return DeliveryOutcome::Interrupted,
+        Err(LockError::Interrupted { .. }) => return DeliveryOutcome::Interrupted,
         Err(error) => return refuse(host, &request.promote, error.to_string()),
     };
-    if let Err(outcome) = finish_unfinished_rollback(request, host, audit) {
+    if let Err(outcome) = finish_unfinished_rollback(request, host, audit, &lease) {
         return outcome;
     }
-    let mut promotion = match Promotion::start(request, host, audit) {
+    let mut promotion = match Promotion::start(request, host, audit, &lease) {
         Ok(promotion) => promotion,
         Err(error) => return refuse(host, &request.promote, error.to_string()),
     };
@@ -68,6 +70,7 @@ fn finish_unfinished_rollback(
     request: &DeliveryRequest,
     host: &dyn PromoteHost,
     audit: &AuditLog,
+    lease: &Lease,
 ) -> Result<(), DeliveryOutcome> {
     let environment = &request.promote.environment;
     let mut ledger =
@@ -81,6 +84,7 @@ fn finish_unfinished_rollback(
         request,
         host,
         audit,
+        lease,
         actor: &request.actor,
     };
     match recovery.finish_unfinished(&mut ledger) {
@@ -100,12 +104,16 @@ fn finish_unfinished_rollback(
 pub(crate) fn take_lock(
     request: &DeliveryRequest,
     host: &dyn PromoteHost,
-) -> Result<lock::EnvironmentLock, lock::LockError> {
-    let (state_dir, pipeline) = (&request.state_dir, &request.pipeline);
+) -> Result<Lease, LockError> {
     let environment = &request.promote.environment;
-    let run = &request.run_id;
-    match lock::acquire(state_dir, pipeline, environment, run, Duration::ZERO) {
-        Err(lock::LockError::Busy { holder, .. }) if !request.lock_timeout.is_zero() => {
+    let mut lock = LockRequest::new(
+        &request.pipeline,
+        environment,
+        &request.run_id,
+        Duration::ZERO,
+    );
+    match request.store.lock(&lock) {
+        Err(LockError::Busy { holder, .. }) if !request.lock_timeout.is_zero() => {
             let who = holder.map_or("another run".to_string(), |h| {
                 format!("run {} (pid {})", h.run, h.pid)
             });
@@ -116,14 +124,8 @@ pub(crate) fn take_lock(
                 )
             ));
             let interrupted = || host.interrupted();
-            lock::acquire_unless(
-                state_dir,
-                pipeline,
-                environment,
-                run,
-                request.lock_timeout,
-                &interrupted,
-            )
+            lock.timeout = request.lock_timeout;
+            request.store.lock_unless(&lock, &interrupted)
         }
         other => other,
     }
@@ -148,6 +150,8 @@ struct Promotion<'a> {
     audit: &'a AuditLog,
     ledger: Ledger,
     record: DeliveryRecord,
+    /// The environment's lock: every ledger write presents it.
+    lease: &'a Lease,
     previous: Option<Release>,
     /// How this run's earlier attempt at the promote ended (`interrupted`, `rolled_back`, …).
     earlier_outcome: Option<PromoteEnd>,
@@ -167,6 +171,7 @@ impl<'a> Promotion<'a> {
         request: &'a DeliveryRequest,
         host: &'a dyn PromoteHost,
         audit: &'a AuditLog,
+        lease: &'a Lease,
     ) -> Result<Promotion<'a>, DeliveryError> {
         let environment = &request.promote.environment;
         audit
@@ -181,10 +186,9 @@ impl<'a> Promotion<'a> {
                 source,
             })?;
         let mut ledger = load_ledger(request)?;
-        abandon_stale_deploys(&mut ledger, request, audit)?;
+        abandon_stale_deploys(&mut ledger, request, audit, lease)?;
         let previous = ledger.previous_stable(&request.artifact.digest).cloned();
-        let mut record =
-            DeliveryRecord::load_or_new(&request.state_dir, &request.run_id, environment);
+        let mut record = DeliveryRecord::load_or_new(&request.store, &request.run_id, environment);
         record.version = request.artifact.version.clone();
         record.digest = request.artifact.digest.clone();
         record.previous = previous.clone();
@@ -193,6 +197,7 @@ impl<'a> Promotion<'a> {
             request,
             host,
             audit,
+            lease,
             ledger,
             record,
             previous,
@@ -305,7 +310,7 @@ impl<'a> Promotion<'a> {
             .map(|(name, _)| name)
             .collect();
         for name in &unprotected {
-            let ledger = Ledger::load(&request.state_dir, &request.pipeline, name)
+            let ledger = Ledger::load(&request.store, &request.pipeline, name)
                 .map_err(|e| format!("cannot read the ledger of {name}: {e}"))?;
             if ledger.stable_digests().contains(&request.artifact.digest) {
                 return Ok(());
@@ -335,18 +340,20 @@ impl<'a> Promotion<'a> {
         let now = now();
         let artifact = &self.request.artifact;
         self.ledger
-            .begin(Release {
-                version: artifact.version.clone(),
-                artifact: artifact.name.clone(),
-                digest: artifact.digest.clone(),
-                path: artifact.path.clone(),
-                run: self.request.run_id.clone(),
-                started_at: now,
-                finished_at: None,
-                status: ReleaseStatus::Deploying,
-                note: None,
-                rollback_to: None,
-            })
+            .begin(
+                self.lease,
+                Release {
+                    version: artifact.version.clone(),
+                    artifact: artifact.name.clone(),
+                    digest: artifact.digest.clone(),
+                    run: self.request.run_id.clone(),
+                    started_at: now,
+                    finished_at: None,
+                    status: ReleaseStatus::Deploying,
+                    note: None,
+                    rollback_to: None,
+                },
+            )
             .map_err(|e| format!("cannot write the ledger: {e}"))
     }
 
@@ -439,9 +446,7 @@ impl<'a> Promotion<'a> {
         ));
         let context = self.forward_context(None);
         let end = watch_for(self, &plan, duration_ms, &context);
-        let _ = self
-            .record
-            .save(&self.request.state_dir, &self.request.run_id);
+        let _ = self.record.save(&self.request.store, &self.request.run_id);
         match end {
             WatchEnd::Healthy => Ok(()),
             WatchEnd::Interrupted => Err(Stop::Interrupted),
@@ -534,10 +539,11 @@ impl<'a> Promotion<'a> {
     /// Bindings and variables of the forward path: `artifact.*` is the release being deployed.
     fn forward_context(&self, rollout: Option<(usize, f64)>) -> StepContext {
         let mut context = base_context(self.request, &self.request.artifact);
+        let artifacts = self.request.store.artifacts();
         let previous_path = self
             .previous
             .as_ref()
-            .map(|r| r.path.clone())
+            .map(|r| ArtifactRef::stored(r, artifacts.as_ref()).path)
             .unwrap_or_default();
         context
             .variables
@@ -559,6 +565,7 @@ impl<'a> Promotion<'a> {
     fn record_stable(&mut self) -> DeliveryOutcome {
         let artifact = &self.request.artifact;
         let marked = self.ledger.mark(
+            self.lease,
             &self.request.run_id,
             &artifact.digest,
             ReleaseStatus::Stable,
@@ -627,7 +634,7 @@ impl<'a> Promotion<'a> {
         self.record.outcome = Some(PromoteEnd::Interrupted);
         let _ = self
             .record
-            .save(&self.request.state_dir, &self.request.run_id);
+            .save(&self.request.store, &self.request.run_id);
         match self.roll_back("interrupted") {
             RecoveryEnd::Verified | RecoveryEnd::Skipped => DeliveryOutcome::Interrupted,
             RecoveryEnd::Failed(why) => DeliveryOutcome::RollbackFailed { reason: why },
@@ -640,6 +647,7 @@ impl<'a> Promotion<'a> {
             request: self.request,
             host: self.host,
             audit: self.audit,
+            lease: self.lease,
             actor: &self.request.actor,
         }
         .roll_back(
@@ -664,7 +672,7 @@ impl<'a> Promotion<'a> {
         self.record.outcome = Some(end);
         if let Err(error) = self
             .record
-            .save(&self.request.state_dir, &self.request.run_id)
+            .save(&self.request.store, &self.request.run_id)
         {
             self.host.say(&format!(
                 "warning: cannot save the delivery record: {error}"
@@ -685,7 +693,7 @@ impl<'a> Promotion<'a> {
 /// once the promote starts.
 fn load_ledger(request: &DeliveryRequest) -> Result<Ledger, DeliveryError> {
     let environment = &request.promote.environment;
-    Ledger::load(&request.state_dir, &request.pipeline, environment).map_err(|source| {
+    Ledger::load(&request.store, &request.pipeline, environment).map_err(|source| {
         DeliveryError::LedgerUnreadable {
             environment: environment.clone(),
             source,
@@ -699,6 +707,7 @@ fn abandon_stale_deploys(
     ledger: &mut Ledger,
     request: &DeliveryRequest,
     audit: &AuditLog,
+    lease: &Lease,
 ) -> Result<(), DeliveryError> {
     let stale: Vec<Release> = ledger
         .releases()
@@ -720,7 +729,13 @@ fn abandon_stale_deploys(
             }),
         )?;
         ledger
-            .mark(&release.run, &release.digest, ReleaseStatus::Failed, &now())
+            .mark(
+                lease,
+                &release.run,
+                &release.digest,
+                ReleaseStatus::Failed,
+                &now(),
+            )
             .map_err(DeliveryError::LedgerUnwritable)?;
     }
     Ok(())

@@ -1,7 +1,7 @@
 //! The promote flow against a scripted host: order of steps, ledger and audit effects, and
 //! every failure path, without processes.
 
-use crate::audit::{AuditLog, read_events};
+use crate::audit::AuditLog;
 use crate::compile::plan::{
     ApprovalPlan, ConditionPlan, EnvironmentPlan, ExprTree, Expression, Literal, ProbePlan,
     PromotePlan, RolloutPlan, SourceSpan, Step, StepBlockPlan, Template, TemplatePart, WatchPlan,
@@ -14,12 +14,28 @@ use crate::deliver::probe_value::ProbeRun;
 use crate::deliver::request::{ApprovalInput, ArtifactRef, DeliveryRequest};
 use crate::run::eval::Bindings;
 use crate::run::state::NodeStatus;
+use crate::store::Store;
 use crate::syntax::ast::{BinaryOp, Type};
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+
+/// The in-memory store of one test, and the scratch directory its artifacts live in.
+struct Fixture {
+    store: Store,
+    _scratch: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let scratch = tempfile::tempdir().unwrap();
+        Fixture {
+            store: Store::memory(scratch.path()),
+            _scratch: scratch,
+        }
+    }
+}
 
 #[derive(Default)]
 struct FakeHost {
@@ -29,7 +45,7 @@ struct FakeHost {
     calls: Mutex<Vec<String>>,
     /// When set, each `succeeded` transition also notes whether staging's ledger already
     /// holds a stable release at that moment.
-    ledger_dir: Option<std::path::PathBuf>,
+    ledger: Option<Store>,
     /// The node whose forward block is interrupted (SIGINT arrives while it runs); from then
     /// on `interrupted()` holds and every forward block stops at once, as the runner's do.
     interrupt_at: Option<String>,
@@ -114,8 +130,8 @@ impl PromoteHost for FakeHost {
 
     fn node_transition(&self, node: &str, status: NodeStatus, _: Option<&str>) {
         let mut line = format!("{node}: {}", status.word());
-        if let (Some(dir), NodeStatus::Succeeded) = (&self.ledger_dir, status) {
-            let stable = statuses(dir, "staging")
+        if let (Some(store), NodeStatus::Succeeded) = (&self.ledger, status) {
+            let stable = statuses_in(store, "staging")
                 .iter()
                 .any(|(_, s)| *s == ReleaseStatus::Stable);
             line.push_str(if stable {
@@ -187,7 +203,7 @@ fn promote_plan(environment: &str, protected: bool) -> PromotePlan {
     }
 }
 
-fn request(state: &Path, plan: PromotePlan, version: &str) -> DeliveryRequest {
+fn request(state: &Fixture, plan: PromotePlan, version: &str) -> DeliveryRequest {
     let environments = BTreeMap::from([
         (
             "staging".to_string(),
@@ -209,7 +225,7 @@ fn request(state: &Path, plan: PromotePlan, version: &str) -> DeliveryRequest {
         promote: plan,
         environments,
         run_id: format!("run-{version}"),
-        state_dir: state.to_path_buf(),
+        store: state.store.clone(),
         artifact: ArtifactRef {
             name: "bin".into(),
             digest: digest_of(version),
@@ -226,7 +242,7 @@ fn request(state: &Path, plan: PromotePlan, version: &str) -> DeliveryRequest {
 /// A stand-in for the stored artifact: rollback refuses a target whose copy is gone.
 /// Promotes `version` to the unprotected `staging` through `host`.
 fn promote_staging(
-    state: &Path,
+    state: &Fixture,
     audit: &AuditLog,
     version: &str,
     host: &FakeHost,
@@ -248,22 +264,30 @@ fn digest_of(version: &str) -> String {
     )
 }
 
-fn stored_artifact(state: &Path, version: &str) -> String {
-    let path = state.join(format!("artifact-{version}"));
+/// Files the stand-in artifact of `version` in the artifact store, under its digest.
+fn stored_artifact(state: &Fixture, version: &str) -> String {
+    let path = state.store.artifacts().local_path(&digest_of(version));
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, version).unwrap();
     path.display().to_string()
 }
 
-fn events(state: &Path) -> Vec<String> {
-    read_events(state)
+fn events(state: &Fixture) -> Vec<String> {
+    state
+        .store
+        .audit_records()
         .unwrap()
         .into_iter()
         .map(|r| r.event)
         .collect()
 }
 
-fn statuses(state: &Path, environment: &str) -> Vec<(String, ReleaseStatus)> {
-    Ledger::load(state, "api", environment)
+fn statuses(state: &Fixture, environment: &str) -> Vec<(String, ReleaseStatus)> {
+    statuses_in(&state.store, environment)
+}
+
+fn statuses_in(store: &Store, environment: &str) -> Vec<(String, ReleaseStatus)> {
+    Ledger::load(store, "api", environment)
         .unwrap()
         .releases()
         .iter()
@@ -273,16 +297,16 @@ fn statuses(state: &Path, environment: &str) -> Vec<(String, ReleaseStatus)> {
 
 #[test]
 fn a_good_release_becomes_stable_after_previous_is_recorded() {
-    let dir = tempfile::tempdir().unwrap();
-    let audit = AuditLog::open(dir.path()).unwrap();
+    let state = Fixture::new();
+    let audit = state.store.audit().unwrap();
     let host = FakeHost::default();
-    let outcome = promote_staging(dir.path(), &audit, "v1", &host);
+    let outcome = promote_staging(&state, &audit, "v1", &host);
     assert_eq!(outcome, DeliveryOutcome::Succeeded);
     assert_eq!(
-        statuses(dir.path(), "staging"),
+        statuses(&state, "staging"),
         vec![("v1".into(), ReleaseStatus::Stable)]
     );
-    let events = events(dir.path());
+    let events = events(&state);
     let recorded = events
         .iter()
         .position(|e| e == "previous_stable_recorded")
@@ -296,13 +320,13 @@ fn a_good_release_becomes_stable_after_previous_is_recorded() {
 fn the_last_node_succeeds_only_once_the_release_is_recorded_stable() {
     // What follows a promote (production's staging-first check) starts as soon as its last
     // node succeeds, so the ledger must already say `stable` by then.
-    let dir = tempfile::tempdir().unwrap();
-    let audit = AuditLog::open(dir.path()).unwrap();
+    let state = Fixture::new();
+    let audit = state.store.audit().unwrap();
     let host = FakeHost {
-        ledger_dir: Some(dir.path().to_path_buf()),
+        ledger: Some(state.store.clone()),
         ..FakeHost::default()
     };
-    let outcome = promote_staging(dir.path(), &audit, "v1", &host);
+    let outcome = promote_staging(&state, &audit, "v1", &host);
     assert_eq!(outcome, DeliveryOutcome::Succeeded);
     let calls = host.calls();
     assert!(
@@ -317,14 +341,14 @@ fn the_last_node_succeeds_only_once_the_release_is_recorded_stable() {
 
 #[test]
 fn failed_smoke_rolls_back_to_previous_and_verifies() {
-    let dir = tempfile::tempdir().unwrap();
-    let audit = AuditLog::open(dir.path()).unwrap();
-    promote_staging(dir.path(), &audit, "v1", &FakeHost::default());
+    let state = Fixture::new();
+    let audit = state.store.audit().unwrap();
+    promote_staging(&state, &audit, "v1", &FakeHost::default());
     let host = FakeHost {
         failing: vec!["staging.smoke#1".into()],
         ..FakeHost::default()
     };
-    let outcome = promote_staging(dir.path(), &audit, "v2", &host);
+    let outcome = promote_staging(&state, &audit, "v2", &host);
     assert!(
         matches!(
             outcome,
@@ -335,11 +359,11 @@ fn failed_smoke_rolls_back_to_previous_and_verifies() {
         ),
         "{outcome:?}"
     );
-    assert_rolled_back_to_v1_and_verified(dir.path(), &host);
+    assert_rolled_back_to_v1_and_verified(&state, &host);
 }
 
 /// v2 was rolled back to v1, smoke verified v1, and the ledger and audit log say so.
-fn assert_rolled_back_to_v1_and_verified(state: &Path, host: &FakeHost) {
+fn assert_rolled_back_to_v1_and_verified(state: &Fixture, host: &FakeHost) {
     let calls = host.calls();
     assert!(
         calls.contains(&"staging.rollback rollback v1".to_string()),
@@ -361,33 +385,33 @@ fn assert_rolled_back_to_v1_and_verified(state: &Path, host: &FakeHost) {
 
 #[test]
 fn failed_verification_is_a_rollback_failure() {
-    let dir = tempfile::tempdir().unwrap();
-    let audit = AuditLog::open(dir.path()).unwrap();
-    promote_staging(dir.path(), &audit, "v1", &FakeHost::default());
+    let state = Fixture::new();
+    let audit = state.store.audit().unwrap();
+    promote_staging(&state, &audit, "v1", &FakeHost::default());
     let host = FakeHost {
         failing: vec!["staging.smoke".into()],
         ..FakeHost::default()
     };
-    let outcome = promote_staging(dir.path(), &audit, "v2", &host);
+    let outcome = promote_staging(&state, &audit, "v2", &host);
     assert!(
         matches!(outcome, DeliveryOutcome::RollbackFailed { .. }),
         "{outcome:?}"
     );
     assert_eq!(
-        statuses(dir.path(), "staging")[1],
+        statuses(&state, "staging")[1],
         ("v2".into(), ReleaseStatus::Failed)
     );
 }
 
 #[test]
 fn first_release_failure_skips_rollback_loudly() {
-    let dir = tempfile::tempdir().unwrap();
-    let audit = AuditLog::open(dir.path()).unwrap();
+    let state = Fixture::new();
+    let audit = state.store.audit().unwrap();
     let host = FakeHost {
         failing: vec!["staging.deploy".into()],
         ..FakeHost::default()
     };
-    let outcome = promote_staging(dir.path(), &audit, "v1", &host);
+    let outcome = promote_staging(&state, &audit, "v1", &host);
     assert!(matches!(
         outcome,
         DeliveryOutcome::Failed {
@@ -395,17 +419,17 @@ fn first_release_failure_skips_rollback_loudly() {
             ..
         }
     ));
-    assert!(events(dir.path()).contains(&"rollback_skipped".to_string()));
+    assert!(events(&state).contains(&"rollback_skipped".to_string()));
     assert!(!host.calls().iter().any(|c| c.contains("rollback")));
 }
 
 #[test]
 fn protected_environment_refuses_a_digest_staging_never_held() {
-    let dir = tempfile::tempdir().unwrap();
-    let audit = AuditLog::open(dir.path()).unwrap();
+    let state = Fixture::new();
+    let audit = state.store.audit().unwrap();
     let host = FakeHost::default();
     let outcome = promote(
-        &request(dir.path(), promote_plan("prod", true), "v1"),
+        &request(&state, promote_plan("prod", true), "v1"),
         &host,
         &audit,
     );
@@ -425,29 +449,29 @@ fn protected_environment_refuses_a_digest_staging_never_held() {
 
 #[test]
 fn approval_waits_then_counts_a_listed_approver_and_refuses_others() {
-    let dir = tempfile::tempdir().unwrap();
-    let audit = AuditLog::open(dir.path()).unwrap();
-    promote_staging(dir.path(), &audit, "v1", &FakeHost::default());
+    let state = Fixture::new();
+    let audit = state.store.audit().unwrap();
+    promote_staging(&state, &audit, "v1", &FakeHost::default());
     let mut plan = promote_plan("prod", true);
     plan.approval = Some(ApprovalPlan {
         approvers: Some(vec!["alice".into()]),
         quorum: 1,
         allow_self: false,
     });
-    let mut waiting = request(dir.path(), plan.clone(), "v1");
+    let mut waiting = request(&state, plan.clone(), "v1");
     waiting.approval.approver = Some("mallory".into());
     let outcome = promote(&waiting, &FakeHost::default(), &audit);
     assert_eq!(
         outcome,
         DeliveryOutcome::AwaitingApproval { approvals: vec![] }
     );
-    assert!(events(dir.path()).contains(&"approval_refused".to_string()));
+    assert!(events(&state).contains(&"approval_refused".to_string()));
     assert!(
-        statuses(dir.path(), "prod").is_empty(),
+        statuses(&state, "prod").is_empty(),
         "a refusal deploys nothing"
     );
 
-    let mut approved = request(dir.path(), plan, "v1");
+    let mut approved = request(&state, plan, "v1");
     approved.approval.approver = Some("alice".into());
     assert_eq!(
         promote(&approved, &FakeHost::default(), &audit),
@@ -457,9 +481,9 @@ fn approval_waits_then_counts_a_listed_approver_and_refuses_others() {
 
 #[test]
 fn watch_breach_held_for_the_window_rolls_back_with_evidence() {
-    let dir = tempfile::tempdir().unwrap();
-    let audit = AuditLog::open(dir.path()).unwrap();
-    promote_staging(dir.path(), &audit, "v1", &FakeHost::default());
+    let state = Fixture::new();
+    let audit = state.store.audit().unwrap();
+    promote_staging(&state, &audit, "v1", &FakeHost::default());
     let mut plan = promote_plan("staging", false);
     plan.watch = Some(WatchPlan {
         duration_ms: 5_000,
@@ -487,7 +511,7 @@ fn watch_breach_held_for_the_window_rolls_back_with_evidence() {
         ..FakeHost::default()
     };
     let started = std::time::Instant::now();
-    let outcome = promote(&request(dir.path(), plan, "v2"), &host, &audit);
+    let outcome = promote(&request(&state, plan, "v2"), &host, &audit);
     assert!(
         matches!(
             outcome,
@@ -502,7 +526,9 @@ fn watch_breach_held_for_the_window_rolls_back_with_evidence() {
         started.elapsed() < Duration::from_secs(2),
         "fired at the window, not the watch's end"
     );
-    let triggered = read_events(dir.path())
+    let triggered = state
+        .store
+        .audit_records()
         .unwrap()
         .into_iter()
         .find(|r| r.event == "rollback_triggered")
@@ -517,9 +543,9 @@ fn watch_breach_held_for_the_window_rolls_back_with_evidence() {
 
 #[test]
 fn a_quorum_of_two_needs_two_distinct_approvers_across_resumes() {
-    let dir = tempfile::tempdir().unwrap();
-    let audit = AuditLog::open(dir.path()).unwrap();
-    promote_staging(dir.path(), &audit, "v1", &FakeHost::default());
+    let state = Fixture::new();
+    let audit = state.store.audit().unwrap();
+    promote_staging(&state, &audit, "v1", &FakeHost::default());
     let mut plan = promote_plan("prod", true);
     plan.approval = Some(ApprovalPlan {
         approvers: None,
@@ -527,7 +553,7 @@ fn a_quorum_of_two_needs_two_distinct_approvers_across_resumes() {
         allow_self: false,
     });
     let attempt = |approver: &str| {
-        let mut attempt = request(dir.path(), plan.clone(), "v1");
+        let mut attempt = request(&state, plan.clone(), "v1");
         attempt.approval.approver = Some(approver.to_string());
         promote(&attempt, &FakeHost::default(), &audit)
     };
@@ -550,11 +576,11 @@ fn a_quorum_of_two_needs_two_distinct_approvers_across_resumes() {
 
 #[test]
 fn a_rollback_target_whose_stored_copy_is_gone_fails_loudly() {
-    let dir = tempfile::tempdir().unwrap();
-    let audit = AuditLog::open(dir.path()).unwrap();
-    promote_staging(dir.path(), &audit, "v1", &FakeHost::default());
-    let next = request(dir.path(), promote_plan("staging", false), "v2");
-    std::fs::remove_file(dir.path().join("artifact-v1")).unwrap();
+    let state = Fixture::new();
+    let audit = state.store.audit().unwrap();
+    promote_staging(&state, &audit, "v1", &FakeHost::default());
+    let next = request(&state, promote_plan("staging", false), "v2");
+    std::fs::remove_file(state.store.artifacts().local_path(&digest_of("v1"))).unwrap();
     let host = FakeHost {
         failing: vec!["staging.smoke".into()],
         ..FakeHost::default()
@@ -574,9 +600,9 @@ fn a_rollback_target_whose_stored_copy_is_gone_fails_loudly() {
 
 #[test]
 fn a_stored_artifact_changed_after_the_build_is_never_deployed() {
-    let dir = tempfile::tempdir().unwrap();
-    let audit = AuditLog::open(dir.path()).unwrap();
-    let request = request(dir.path(), promote_plan("staging", false), "v1");
+    let state = Fixture::new();
+    let audit = state.store.audit().unwrap();
+    let request = request(&state, promote_plan("staging", false), "v1");
     std::fs::write(&request.artifact.path, "tampered").unwrap();
     let host = FakeHost::default();
     let outcome = promote(&request, &host, &audit);
@@ -596,7 +622,7 @@ fn a_stored_artifact_changed_after_the_build_is_never_deployed() {
         !calls.iter().any(|c| c.starts_with("staging.deploy ")),
         "{calls:?}"
     );
-    let events = events(dir.path());
+    let events = events(&state);
     assert!(events.contains(&"artifact_verification_failed".to_string()));
     assert!(
         !events.contains(&"deploy_started".to_string()),
@@ -606,14 +632,14 @@ fn a_stored_artifact_changed_after_the_build_is_never_deployed() {
 
 #[test]
 fn an_interrupt_during_the_deploy_still_rolls_back_and_verifies() {
-    let dir = tempfile::tempdir().unwrap();
-    let audit = AuditLog::open(dir.path()).unwrap();
-    promote_staging(dir.path(), &audit, "v1", &FakeHost::default());
+    let state = Fixture::new();
+    let audit = state.store.audit().unwrap();
+    promote_staging(&state, &audit, "v1", &FakeHost::default());
     let host = FakeHost {
         interrupt_at: Some("staging.deploy".into()),
         ..FakeHost::default()
     };
-    let outcome = promote_staging(dir.path(), &audit, "v2", &host);
+    let outcome = promote_staging(&state, &audit, "v2", &host);
     assert_eq!(outcome, DeliveryOutcome::Interrupted);
     assert_eq!(
         host.entry_points(),
@@ -623,5 +649,5 @@ fn an_interrupt_during_the_deploy_still_rolls_back_and_verifies() {
             "recovery staging.smoke"
         ]
     );
-    assert_rolled_back_to_v1_and_verified(dir.path(), &host);
+    assert_rolled_back_to_v1_and_verified(&state, &host);
 }

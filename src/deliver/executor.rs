@@ -2,7 +2,6 @@
 //! runs the (blocking) engine on a blocking thread, and adapts the runner's step runner,
 //! console, reporter and interrupts to [`PromoteHost`].
 
-use crate::audit::AuditLog;
 use crate::compile::plan::{ProbePlan, Step, StepBlockPlan, promote_node_id};
 use crate::deliver::approval::resolve_approver;
 use crate::deliver::drill::{DrillBlock, DrillHost};
@@ -73,9 +72,9 @@ async fn run_promote(request: PromoteRequest) -> PromoteOutcome {
         }
     };
     let secrets: Vec<String> = request.secrets.values().cloned().collect();
-    let state_dir = request.state_dir.clone();
+    let store = request.store.clone();
     let joined = tokio::task::spawn_blocking(move || {
-        let audit = match AuditLog::open(&state_dir) {
+        let audit = match store.audit() {
             Ok(audit) => audit,
             Err(error) => {
                 host.say(&format!("error: cannot open the audit log: {error}"));
@@ -132,7 +131,7 @@ fn engine_request(
         promote,
         environments: request.plan.environments.clone(),
         run_id: request.run_id.clone(),
-        state_dir: request.state_dir.clone(),
+        store: request.store.clone(),
         artifact,
         bindings: request.bindings.clone(),
         approval: ApprovalInput {
@@ -154,7 +153,7 @@ fn artifact_ref(request: &PromoteRequest, name: &str) -> Result<ArtifactRef, Str
             request.run_id, request.environment
         )
     })?;
-    let path = request.artifacts.stored_path(&digest);
+    let path = request.store.artifacts().local_path(&digest);
     if !path.exists() {
         return Err(format!(
             "the stored copy of {name} ({digest}) is missing at {}",
@@ -162,7 +161,8 @@ fn artifact_ref(request: &PromoteRequest, name: &str) -> Result<ArtifactRef, Str
         ));
     }
     let recorded = request
-        .artifacts
+        .store
+        .artifacts()
         .lookup(&digest)
         .map(|record| record.version)
         .filter(|version| !version.is_empty());
@@ -282,7 +282,7 @@ impl RunnerHost {
 
     fn report_record(&self, request: &DeliveryRequest) {
         let record = DeliveryRecord::load_or_new(
-            &request.state_dir,
+            &request.store,
             &request.run_id,
             &request.promote.environment,
         );

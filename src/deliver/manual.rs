@@ -21,11 +21,12 @@ pub fn rollback_by_hand(
     audit: &AuditLog,
 ) -> Result<Release, ManualError> {
     let environment = &request.promote.environment;
-    let _lock = take_lock(request, host).map_err(|e| ManualError::Refused(e.to_string()))?;
+    let lease = take_lock(request, host).map_err(|e| ManualError::Refused(e.to_string()))?;
     let recovery = Recovery {
         request,
         host,
         audit,
+        lease: &lease,
         actor: &request.actor,
     };
     let mut ledger = load_ledger(request)?;
@@ -38,14 +39,13 @@ pub fn rollback_by_hand(
         ))
     })?;
     let from = rolled_back_from(&ledger, latest);
-    let target = recovery::locate_stored(
-        &request.state_dir,
-        &choose_target(&ledger, &from, to_version)?,
-    );
-    if !Path::new(&target.path).exists() {
+    let target = choose_target(&ledger, &from, to_version)?;
+    let artifacts = request.store.artifacts().as_ref();
+    let stored = ArtifactRef::stored(&target, artifacts);
+    if !Path::new(&stored.path).exists() {
         return Err(ManualError::Refused(format!(
             "the stored artifact of {} is missing at {}",
-            target.version, target.path
+            target.version, stored.path
         )));
     }
     log_event(
@@ -63,7 +63,7 @@ pub fn rollback_by_hand(
     .map_err(|error| ManualError::Refused(error.to_string()))?;
     match recovery.roll_back(
         &mut ledger,
-        &ArtifactRef::from(&from),
+        &ArtifactRef::stored(&from, artifacts),
         Some(&target),
         "rollback by hand",
     ) {
@@ -75,7 +75,7 @@ pub fn rollback_by_hand(
 
 fn load_ledger(request: &DeliveryRequest) -> Result<Ledger, ManualError> {
     Ledger::load(
-        &request.state_dir,
+        &request.store,
         &request.pipeline,
         &request.promote.environment,
     )

@@ -10,7 +10,6 @@ pub mod executor;
 pub mod host;
 mod integrity;
 pub mod ledger;
-pub mod lock;
 pub mod manual;
 pub mod preview;
 pub mod probe_value;

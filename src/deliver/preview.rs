@@ -15,16 +15,12 @@ pub fn preview_promote(request: &PreviewRequest<'_>) -> PromotePreview {
         &request.plan.environments,
         request.environment,
     );
-    let ledger = Ledger::load(
-        request.state_dir,
-        &request.plan.pipeline,
-        request.environment,
-    );
+    let ledger = Ledger::load(request.store, &request.plan.pipeline, request.environment);
     let rollback_target = match ledger {
         Ok(ledger) => {
             let (expected, preview) = decide_target(&ledger, build_digest(request).as_deref());
             if let Some(target) = expected {
-                bind_previous(&mut bindings, target);
+                bind_previous(&mut bindings, target, request.store.artifacts().as_ref());
             }
             preview
         }
@@ -87,27 +83,33 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::deliver::ledger::ReleaseStatus;
+    use crate::store::{LockRequest, Store};
 
-    /// v1 then v2 (digests `a`, `b`; runs r1, r2), both stable.
-    fn two_stable_releases(state_dir: &std::path::Path) -> Ledger {
-        let mut ledger = Ledger::load(state_dir, "api", "prod").unwrap();
+    /// v1 then v2 (digests `a`, `b`; runs r1, r2), both stable, in the in-memory store.
+    fn two_stable_releases(scratch: &std::path::Path) -> Ledger {
+        let store = Store::memory(scratch);
+        let lock = LockRequest::new("api", "prod", "r0", std::time::Duration::ZERO);
+        let lease = store.lock(&lock).unwrap();
+        let mut ledger = Ledger::load(&store, "api", "prod").unwrap();
         for (version, digest, run) in [("v1", "a", "r1"), ("v2", "b", "r2")] {
             ledger
-                .begin(Release {
-                    version: version.to_string(),
-                    artifact: "bin".to_string(),
-                    digest: digest.to_string(),
-                    path: format!("/store/{digest}"),
-                    run: run.to_string(),
-                    started_at: "t".to_string(),
-                    finished_at: None,
-                    status: ReleaseStatus::Deploying,
-                    note: None,
-                    rollback_to: None,
-                })
+                .begin(
+                    &lease,
+                    Release {
+                        version: version.to_string(),
+                        artifact: "bin".to_string(),
+                        digest: digest.to_string(),
+                        run: run.to_string(),
+                        started_at: "t".to_string(),
+                        finished_at: None,
+                        status: ReleaseStatus::Deploying,
+                        note: None,
+                        rollback_to: None,
+                    },
+                )
                 .unwrap();
             ledger
-                .mark(run, digest, ReleaseStatus::Stable, "t")
+                .mark(&lease, run, digest, ReleaseStatus::Stable, "t")
                 .unwrap();
         }
         ledger
@@ -155,7 +157,7 @@ mod tests {
     #[test]
     fn an_empty_ledger_has_no_target() {
         let dir = tempfile::tempdir().unwrap();
-        let ledger = Ledger::load(dir.path(), "api", "prod").unwrap();
+        let ledger = Ledger::load(&Store::memory(dir.path()), "api", "prod").unwrap();
         let (expected, preview) = decide_target(&ledger, None);
         assert!(expected.is_none());
         assert!(preview.describe().starts_with("none: no stable release"));

@@ -1,13 +1,11 @@
-//! The delivery record of one promote in one run (`.pipe/runs/RUN/delivery/ENV.json`):
+//! The delivery record of one promote in one run (kept by the store beside the run's state):
 //! approvals granted so far, the rollback target, every watch sample and every decision, so a
 //! resumed run keeps its approvals and `pipe audit show`/`pipe plan` can say why it rolled back.
 
 use crate::deliver::ledger::Release;
 use crate::deliver::watch::{Decision, Sample};
-use crate::fsutil::write_atomic;
+use crate::store::{RunDoc, Store, StoreError};
 use serde::{Deserialize, Serialize};
-use std::io;
-use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeliveryRecord {
@@ -40,20 +38,16 @@ pub enum PromoteEnd {
     Interrupted,
 }
 
-pub fn record_path(state_dir: &Path, run: &str, environment: &str) -> PathBuf {
-    state_dir
-        .join("runs")
-        .join(run)
-        .join("delivery")
-        .join(format!("{environment}.json"))
-}
-
 impl DeliveryRecord {
     /// The record saved by an earlier attempt of this run (approvals survive a resume), or a
     /// fresh one. An unreadable record starts fresh: it only ever holds evidence.
-    pub fn load_or_new(state_dir: &Path, run: &str, environment: &str) -> DeliveryRecord {
-        std::fs::read(record_path(state_dir, run, environment))
+    pub fn load_or_new(store: &Store, run: &str, environment: &str) -> DeliveryRecord {
+        let doc = RunDoc::Delivery(environment.to_string());
+        store
+            .state()
+            .read_run_doc(run, &doc)
             .ok()
+            .flatten()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
             .unwrap_or_else(|| DeliveryRecord {
                 environment: environment.to_string(),
@@ -61,13 +55,14 @@ impl DeliveryRecord {
             })
     }
 
-    pub fn save(&self, state_dir: &Path, run: &str) -> io::Result<()> {
-        let mut text = serde_json::to_string_pretty(self).map_err(io::Error::other)?;
-        text.push('\n');
-        write_atomic(
-            &record_path(state_dir, run, &self.environment),
-            text.as_bytes(),
-        )
+    pub fn save(&self, store: &Store, run: &str) -> Result<(), StoreError> {
+        let mut text = serde_json::to_vec_pretty(self).map_err(|e| StoreError::Corrupt {
+            what: format!("the delivery record of {}", self.environment),
+            reason: e.to_string(),
+        })?;
+        text.push(b'\n');
+        let doc = RunDoc::Delivery(self.environment.clone());
+        store.state().write_run_doc(run, &doc, &text)
     }
 }
 
@@ -87,10 +82,11 @@ mod tests {
     #[test]
     fn approvals_survive_a_reload() {
         let dir = tempfile::tempdir().unwrap();
-        let mut record = DeliveryRecord::load_or_new(dir.path(), "r1", "prod");
+        let store = Store::directory(dir.path());
+        let mut record = DeliveryRecord::load_or_new(&store, "r1", "prod");
         record.approvals.push("alice".to_string());
-        record.save(dir.path(), "r1").unwrap();
-        let again = DeliveryRecord::load_or_new(dir.path(), "r1", "prod");
+        record.save(&store, "r1").unwrap();
+        let again = DeliveryRecord::load_or_new(&store, "r1", "prod");
         assert_eq!(again.approvals, vec!["alice".to_string()]);
         assert_eq!(again.environment, "prod");
     }

@@ -8,9 +8,9 @@ use crate::deliver::host::{BlockResult, PromoteHost, StepContext};
 use crate::deliver::integrity;
 use crate::deliver::ledger::{Ledger, Release, ReleaseStatus, RollbackTarget, UnknownState};
 use crate::deliver::request::{ArtifactRef, DeliveryRequest, base_context, log_event, now};
-use crate::run::artifact::ArtifactStore;
 use crate::run::eval::Bindings;
 use crate::run::state::NodeStatus;
+use crate::store::{Artifacts, Lease};
 use serde_json::json;
 use std::path::Path;
 
@@ -29,6 +29,8 @@ pub struct Recovery<'a> {
     pub request: &'a DeliveryRequest,
     pub host: &'a dyn PromoteHost,
     pub audit: &'a AuditLog,
+    /// The environment's lock, held by the caller: every ledger write presents it.
+    pub lease: &'a Lease,
     pub actor: &'a str,
 }
 
@@ -64,11 +66,11 @@ impl Recovery<'_> {
         if let Err(why) = started {
             return self.fail(ledger, from, why);
         }
-        let target = &locate_stored(&self.request.state_dir, target);
-        if !Path::new(&target.path).exists() {
+        let stored = ArtifactRef::stored(target, self.request.store.artifacts().as_ref());
+        if !Path::new(&stored.path).exists() {
             let why = format!(
                 "the stored artifact of {} ({}) is missing at {}",
-                target.version, target.digest, target.path
+                target.version, target.digest, stored.path
             );
             return self.fail(ledger, from, why);
         }
@@ -77,7 +79,7 @@ impl Recovery<'_> {
             self.request,
             self.actor,
             "roll back to",
-            &target.path,
+            &stored.path,
             &target.digest,
         );
         if let Err(why) = verified {
@@ -151,6 +153,7 @@ impl Recovery<'_> {
         }
         let at = now();
         let updated = ledger.finish_rollback(
+            self.lease,
             &from_run(from, ledger),
             &from.digest,
             target,
@@ -193,7 +196,7 @@ impl Recovery<'_> {
                 "summary": summary,
             }),
         );
-        let from_ref = ArtifactRef::from(&from);
+        let from_ref = ArtifactRef::stored(&from, self.request.store.artifacts().as_ref());
         if let Err(why) = logged {
             return Some(RecoveryEnd::Failed(why));
         }
@@ -221,7 +224,7 @@ impl Recovery<'_> {
             since: now(),
         };
         ledger
-            .mark_rolling_back(&from_run(from, ledger), &from.digest, marker)
+            .mark_rolling_back(self.lease, &from_run(from, ledger), &from.digest, marker)
             .map(|_| ())
             .map_err(|e| format!("cannot mark the ledger rolling_back: {e}"))
     }
@@ -235,6 +238,7 @@ impl Recovery<'_> {
         self.host.say(&format!("warning: {warning}"));
         let _ = self.log(AuditEvent::RollbackSkipped, json!({"reason": warning}));
         let _ = ledger.mark(
+            self.lease,
             &from_run(from, ledger),
             &from.digest,
             ReleaseStatus::Failed,
@@ -258,6 +262,7 @@ impl Recovery<'_> {
             Some(&why),
         );
         let _ = ledger.mark(
+            self.lease,
             &from_run(from, ledger),
             &from.digest,
             ReleaseStatus::Failed,
@@ -269,11 +274,13 @@ impl Recovery<'_> {
     /// `artifact.*` and `previous.*` both name the target: the rollback redeploys it and the
     /// verification smoke checks the environment serves it.
     fn rollback_context(&self, target: &Release) -> StepContext {
-        let mut context = base_context(self.request, &ArtifactRef::from(target));
-        bind_previous(&mut context.bindings, target);
+        let artifacts = self.request.store.artifacts().as_ref();
+        let stored = ArtifactRef::stored(target, artifacts);
+        let mut context = base_context(self.request, &stored);
+        bind_previous(&mut context.bindings, target, artifacts);
         context
             .variables
-            .insert("PIPE_PREVIOUS_ARTIFACT".to_string(), target.path.clone());
+            .insert("PIPE_PREVIOUS_ARTIFACT".to_string(), stored.path);
         context
     }
 
@@ -290,8 +297,9 @@ impl Recovery<'_> {
 
 /// `previous.*`: the rollback target a rollback redeploys (`pipe plan` and the dry run show
 /// the rollback action with the same values).
-pub(crate) fn bind_previous(bindings: &mut Bindings, target: &Release) {
-    bindings.set_string("previous.path", target.path.clone());
+pub(crate) fn bind_previous(bindings: &mut Bindings, target: &Release, artifacts: &dyn Artifacts) {
+    let path = artifacts.local_path(&target.digest);
+    bindings.set_string("previous.path", path.display().to_string());
     bindings.set_string("previous.digest", target.digest.clone());
     bindings.set_string("previous.version", target.version.clone());
 }
@@ -306,15 +314,4 @@ fn from_run(from: &ArtifactRef, ledger: &Ledger) -> String {
         .find(|r| r.digest == from.digest)
         .map(|r| r.run.clone())
         .unwrap_or_default()
-}
-
-/// The release with its stored copy found in this state directory's artifact store; the path
-/// recorded in the ledger is kept when the store has no copy (e.g. a moved state directory).
-pub fn locate_stored(state_dir: &Path, release: &Release) -> Release {
-    let stored = ArtifactStore::new(state_dir).stored_path(&release.digest);
-    let mut located = release.clone();
-    if stored.exists() {
-        located.path = stored.display().to_string();
-    }
-    located
 }

@@ -10,9 +10,9 @@ use crate::deliver::record::DeliveryRecord;
 use crate::run::delivery::{PreviewRequest, ReleaseSummary};
 use crate::run::eval::{self, Bindings};
 use crate::run::shell_quote;
+use crate::store::{Store, StoreError};
 use serde::Serialize;
 use std::fmt::Write as _;
-use std::io;
 use std::path::Path;
 
 #[derive(Debug, Clone, Serialize)]
@@ -53,7 +53,7 @@ pub struct PromoteSummary {
 
 /// Where `pipe plan` reads: the ledgers and the artifacts as the last build left them.
 pub struct Places<'a> {
-    pub state_dir: &'a Path,
+    pub store: &'a Store,
     pub pipeline_dir: &'a Path,
 }
 
@@ -62,7 +62,7 @@ pub fn release_plan(
     plan: &Plan,
     places: &Places<'_>,
     bindings: &Bindings,
-) -> io::Result<ReleasePlan> {
+) -> Result<ReleasePlan, StoreError> {
     let version = bindings
         .get("pipeline.version")
         .map(eval::display)
@@ -97,13 +97,13 @@ fn summarise(
     promote: &PromotePlan,
     places: &Places<'_>,
     bindings: &Bindings,
-) -> io::Result<PromoteSummary> {
-    let state_dir = places.state_dir;
-    let ledger = Ledger::load(state_dir, &plan.pipeline, &promote.environment)?;
+) -> Result<PromoteSummary, StoreError> {
+    let store = places.store;
+    let ledger = Ledger::load(store, &plan.pipeline, &promote.environment)?;
     let preview = preview_promote(&PreviewRequest {
         plan,
         environment: &promote.environment,
-        state_dir,
+        store,
         pipeline_dir: places.pipeline_dir,
         bindings,
     });
@@ -154,7 +154,7 @@ fn summarise(
             };
             format!("{who} (quorum {}{self_note})", a.quorum.max(1))
         }),
-        last_rollback: last_rollback(&ledger, state_dir),
+        last_rollback: last_rollback(&ledger, store),
         state_unknown: ledger.unknown_state().map(|why| why.to_string()),
     })
 }
@@ -187,12 +187,12 @@ fn describe_condition(condition: &crate::compile::plan::ConditionPlan) -> String
 }
 
 /// The evidence of the newest release's rollback, from its run's delivery record.
-fn last_rollback(ledger: &Ledger, state_dir: &Path) -> Option<String> {
+fn last_rollback(ledger: &Ledger, store: &Store) -> Option<String> {
     let latest = ledger.latest()?;
     if latest.status != ReleaseStatus::RolledBack {
         return None;
     }
-    let record = DeliveryRecord::load_or_new(state_dir, &latest.run, ledger.environment());
+    let record = DeliveryRecord::load_or_new(store, &latest.run, ledger.environment());
     let why = record
         .decisions
         .iter()

@@ -6,9 +6,9 @@ use crate::compile::plan::{EnvironmentPlan, PromotePlan};
 use crate::deliver::host::StepContext;
 use crate::deliver::ledger::Release;
 use crate::run::eval::Bindings;
+use crate::store::{Artifacts, Store, StoreError};
 use std::collections::BTreeMap;
 use std::io;
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// The stored immutable artifact a promote deploys.
@@ -17,18 +17,18 @@ pub struct ArtifactRef {
     pub name: String,
     /// `sha256:HEX`
     pub digest: String,
-    /// The stored copy under `.pipe/artifacts/`, never the build-tree path.
+    /// The stored copy in the artifact store, never the build-tree path.
     pub path: String,
     pub version: String,
 }
 
-impl From<&Release> for ArtifactRef {
-    /// The stored artifact a ledger entry deployed.
-    fn from(release: &Release) -> ArtifactRef {
+impl ArtifactRef {
+    /// The stored artifact a ledger entry deployed, found by its digest.
+    pub fn stored(release: &Release, artifacts: &dyn Artifacts) -> ArtifactRef {
         ArtifactRef {
             name: release.artifact.clone(),
             digest: release.digest.clone(),
-            path: release.path.clone(),
+            path: artifacts.local_path(&release.digest).display().to_string(),
             version: release.version.clone(),
         }
     }
@@ -57,7 +57,8 @@ pub struct DeliveryRequest {
     pub promote: PromotePlan,
     pub environments: BTreeMap<String, EnvironmentPlan>,
     pub run_id: String,
-    pub state_dir: PathBuf,
+    /// Shared state: ledger, locks, delivery records, audit; and the artifact store.
+    pub store: Store,
     pub artifact: ArtifactRef,
     /// git.*, run.id, pipeline.*, jobs.* — the engine adds env.*, artifact.*, rollout.*, previous.*.
     pub bindings: Bindings,
@@ -74,10 +75,10 @@ pub enum DeliveryError {
     #[error("cannot read the ledger for {environment}: {source}")]
     LedgerUnreadable {
         environment: String,
-        source: io::Error,
+        source: StoreError,
     },
     #[error("cannot write the ledger: {0}")]
-    LedgerUnwritable(#[source] io::Error),
+    LedgerUnwritable(#[source] StoreError),
     #[error("cannot write the audit log for {environment}: {source}")]
     AuditUnwritable {
         environment: String,

@@ -1,5 +1,6 @@
-//! The content-addressed artifact store under `.pipe/artifacts/sha256/`: hashing (a file by its
-//! bytes, a directory by a Merkle walk), read-only copies, their verification and metadata.
+//! The content-addressed artifact store in a directory (`artifacts/sha256/` of the state, the
+//! `store::Artifacts` of the directory backend): hashing (a file by its bytes, a directory by a
+//! Merkle walk), read-only copies, their verification and metadata.
 
 mod ingest;
 
@@ -46,10 +47,11 @@ pub struct ArtifactStore {
 }
 
 impl ArtifactStore {
-    /// The store of a state directory (`STATE/artifacts/sha256`). Creates nothing until used.
-    pub fn new(state_dir: &Path) -> ArtifactStore {
+    /// The store whose objects live in `root` (the state's `artifacts/sha256`, chosen by
+    /// `store`). Creates nothing until used.
+    pub fn new(root: &Path) -> ArtifactStore {
         ArtifactStore {
-            root: state_dir.join("artifacts").join("sha256"),
+            root: root.to_path_buf(),
         }
     }
 
@@ -308,7 +310,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let source = dir.path().join("app.bin");
         fs::write(&source, b"hello").unwrap();
-        let store = ArtifactStore::new(&dir.path().join(".pipe"));
+        let store = ArtifactStore::new(&dir.path().join(".pipe/artifacts/sha256"));
         let record = store
             .store("app", &source, &Provenance::default(), None)
             .unwrap()
@@ -335,7 +337,7 @@ mod tests {
         let digest = |tree: &str| hash_path(&dir.path().join(tree)).unwrap().0;
         assert_eq!(digest("a"), digest("b"));
         assert_ne!(digest("a"), digest("c"));
-        let store = ArtifactStore::new(&dir.path().join(".pipe"));
+        let store = ArtifactStore::new(&dir.path().join(".pipe/artifacts/sha256"));
         let record = store
             .store("site", &dir.path().join("a"), &Provenance::default(), None)
             .unwrap()
@@ -346,7 +348,7 @@ mod tests {
     }
 
     fn store_in(dir: &Path) -> ArtifactStore {
-        ArtifactStore::new(&dir.join(".pipe"))
+        ArtifactStore::new(&dir.join(".pipe/artifacts/sha256"))
     }
 
     fn overwrite(path: &Path, bytes: &[u8]) {

@@ -9,11 +9,11 @@
 //! "no delivery executor" message.
 
 use crate::compile::plan::Plan;
-use crate::run::artifact::ArtifactStore;
 use crate::run::eval::Bindings;
 use crate::run::interrupt::Interrupt;
 use crate::run::process::StepRunner;
 use crate::run::state::{NodeStatus, RunStatus};
+use crate::store::Store;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -43,7 +43,8 @@ pub struct PromoteRequest {
     pub plan: Arc<Plan>,
     pub environment: String,
     pub run_id: String,
-    pub state_dir: PathBuf,
+    /// Shared state and the artifact store.
+    pub store: Store,
     pub pipeline_dir: PathBuf,
     /// Runs deploy/smoke/rollback/migrate blocks and probes with the run's clean environment,
     /// redaction, log files, timeouts, retries and interrupts.
@@ -52,7 +53,6 @@ pub struct PromoteRequest {
     pub secrets: BTreeMap<String, String>,
     /// Pipeline-level `env`, already evaluated.
     pub pipeline_env: BTreeMap<String, String>,
-    pub artifacts: ArtifactStore,
     /// Artifact name → `sha256:HEX` as produced in this run (or reused by `--only`).
     pub artifact_digests: BTreeMap<String, String>,
     /// `git.*`, `date`, `run.id`, `pipeline.*` and every finished job's results. Delivery adds
@@ -94,7 +94,7 @@ pub trait DeliveryExecutor: Send + Sync {
 pub struct PreviewRequest<'a> {
     pub plan: &'a Plan,
     pub environment: &'a str,
-    pub state_dir: &'a Path,
+    pub store: &'a Store,
     /// Where the artifact's path is resolved, as the build job would write it.
     pub pipeline_dir: &'a Path,
     pub bindings: &'a Bindings,

@@ -7,6 +7,7 @@ use crate::run::delivery::{DeliveryExecutor, PreviewRequest, PromotePreview, Tar
 use crate::run::eval::{self, Bindings, format_duration_ms};
 use crate::run::redact::Redactor;
 use crate::run::shell_quote;
+use crate::store::Store;
 use std::collections::BTreeSet;
 use std::fmt::Write;
 use std::path::Path;
@@ -16,7 +17,7 @@ pub struct DryRunInput<'a> {
     pub plan: &'a Plan,
     pub bindings: &'a Bindings,
     pub redactor: &'a Redactor,
-    pub state_dir: &'a Path,
+    pub store: &'a Store,
     /// Where the build writes its artifacts (the pipeline's directory).
     pub pipeline_dir: &'a Path,
     /// Decides what a promote binds and its rollback target, as the real run would (`None`:
@@ -287,7 +288,7 @@ fn preview(input: &DryRunInput<'_>, environment: &str) -> PromotePreview {
     let request = PreviewRequest {
         plan: input.plan,
         environment,
-        state_dir: input.state_dir,
+        store: input.store,
         pipeline_dir: input.pipeline_dir,
         bindings: input.bindings,
     };

@@ -2,11 +2,12 @@
 //! typed outputs from `$PIPE_OUTPUT`, and the artifacts it produces.
 
 use crate::compile::plan::{Literal, Node, Plan, Template};
-use crate::run::artifact::{ArtifactRecord, ArtifactStore, Provenance, Replaced, Stored};
+use crate::run::artifact::{ArtifactRecord, Provenance, Replaced, Stored};
 use crate::run::eval::{self, Bindings};
 use crate::run::process::{BlockOutcome, BlockRequest, StepRunner};
 use crate::run::redact::Redactor;
 use crate::run::secrets::SecretValues;
+use crate::store::Artifacts;
 use crate::syntax::ast::Type;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -18,7 +19,7 @@ pub struct JobContext {
     pub plan: Arc<Plan>,
     pub runner: Arc<StepRunner>,
     pub secrets: Arc<SecretValues>,
-    pub store: ArtifactStore,
+    pub store: Arc<dyn Artifacts>,
     pub pipeline_dir: PathBuf,
     pub pipeline_env: BTreeMap<String, String>,
     pub bindings: Bindings,
@@ -146,7 +147,7 @@ async fn store_artifacts(context: &JobContext, node: &Node) -> Result<Vec<Stored
         let workspace = Some(context.pipeline_dir.clone()).filter(|_| !artifact.outside_workspace);
         // Hashing and copying a large tree is blocking work.
         let record = tokio::task::spawn_blocking(move || {
-            store.store(&artifact_name, &source, &provenance, workspace.as_deref())
+            store.put(&artifact_name, &source, &provenance, workspace.as_deref())
         })
         .await
         .map_err(|e| format!("artifact `{name}` could not be stored: {e}"))?

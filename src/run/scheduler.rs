@@ -4,7 +4,7 @@
 
 use crate::audit::{AuditEvent, AuditLog};
 use crate::compile::plan::{Node, NodeKind, Plan};
-use crate::run::artifact::{ArtifactStore, Provenance};
+use crate::run::artifact::Provenance;
 use crate::run::console::Console;
 use crate::run::delivery::{
     DeliveryExecutor, DeliveryReport, PromoteOutcome, PromoteReporter, PromoteRequest,
@@ -17,6 +17,7 @@ use crate::run::job::{JobContext, JobResult, reads_bindings, run_job};
 use crate::run::process::StepRunner;
 use crate::run::secrets::SecretValues;
 use crate::run::state::{NodeRecord, NodeStatus, RunDir, RunState, RunStatus, now_rfc3339};
+use crate::store::Store;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -39,8 +40,8 @@ pub(crate) struct SchedulerSetup {
     pub secrets: Arc<SecretValues>,
     pub bindings: Bindings,
     pub pipeline_env: BTreeMap<String, String>,
-    pub store: ArtifactStore,
-    pub state_dir: std::path::PathBuf,
+    /// Shared state and the artifact store.
+    pub store: Store,
     pub pipeline_dir: std::path::PathBuf,
     pub jobs: usize,
     pub approvals: Vec<String>,
@@ -357,7 +358,7 @@ impl Scheduler {
             plan: Arc::clone(&setup.plan),
             runner: Arc::clone(&setup.runner),
             secrets: Arc::clone(&setup.secrets),
-            store: setup.store.clone(),
+            store: Arc::clone(setup.store.artifacts()),
             pipeline_dir: setup.pipeline_dir.clone(),
             pipeline_env: setup.pipeline_env.clone(),
             bindings: if reads_bindings(node) {
@@ -719,12 +720,11 @@ impl Scheduler {
             plan: Arc::clone(&setup.plan),
             environment: env.to_string(),
             run_id: state.run_id.clone(),
-            state_dir: setup.state_dir.clone(),
+            store: setup.store.clone(),
             pipeline_dir: setup.pipeline_dir.clone(),
             steps: Arc::clone(&setup.runner),
             secrets,
             pipeline_env: setup.pipeline_env.clone(),
-            artifacts: setup.store.clone(),
             artifact_digests,
             bindings: setup.bindings.clone(),
             approvals: setup.approvals.clone(),
@@ -1027,5 +1027,7 @@ fn save(state: &Mutex<RunState>, run_dir: &RunDir) -> std::io::Result<()> {
         };
         run_dir.state_json(&guard)?
     };
-    crate::fsutil::write_atomic(&run_dir.state_path(), &json)
+    run_dir
+        .save_state_json(&json)
+        .map_err(|e| std::io::Error::other(e.to_string()))
 }

@@ -5,8 +5,8 @@
 use crate::compile::plan::Plan;
 use crate::diagnostics::suggest;
 use crate::run::state::{NodeRecord, NodeStatus, list_runs};
+use crate::store::Store;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
 /// Checks that `name` is a node id, with a "did you mean" otherwise.
 pub fn known_node(plan: &Plan, name: &str, flag: &str) -> Result<(), String> {
@@ -79,7 +79,7 @@ pub fn until(plan: &Plan, node: &str) -> Result<BTreeSet<String>, String> {
 /// from the newest earlier run of this pipeline where it succeeded.
 pub fn only(
     plan: &Plan,
-    state_dir: &Path,
+    store: &Store,
     names: &[String],
 ) -> Result<(BTreeSet<String>, BTreeMap<String, NodeRecord>), String> {
     for name in names {
@@ -94,9 +94,9 @@ pub fn only(
         .cloned()
         .collect();
     let mut reused = BTreeMap::new();
-    let earlier: Vec<_> = list_runs(state_dir)
+    let earlier: Vec<_> = list_runs(store)
         .into_iter()
-        .filter_map(|dir| dir.load_state().ok())
+        .filter_map(|run| run.load_state().ok().flatten())
         .filter(|state| state.pipeline == plan.pipeline)
         .collect();
     for need in outside {
@@ -117,7 +117,7 @@ pub fn only(
                 return Err(format!(
                     "--only: `{need}` must already have succeeded in an earlier run in {}, \
                      and it has not; run it first or add it to --only",
-                    state_dir.display()
+                    store.describe()
                 ));
             }
         }

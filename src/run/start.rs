@@ -5,7 +5,6 @@
 use crate::audit::{AuditEvent, AuditLog};
 use crate::compile::plan::Plan;
 use crate::diagnostics::suggest;
-use crate::run::artifact::ArtifactStore;
 use crate::run::console::Console;
 use crate::run::context::{GitInfo, base_bindings};
 use crate::run::delivery::DeliveryExecutor;
@@ -20,6 +19,7 @@ use crate::run::state::{
     NodeRecord, NodeStatus, OverrideRecord, RunDir, RunState, RunStatus, list_runs, new_run_id,
 };
 use crate::run::{preflight, selection};
+use crate::store::Store;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -39,7 +39,8 @@ pub struct RunOptions {
     pub jobs: usize,
     pub only: Vec<String>,
     pub until: Option<String>,
-    pub state_dir: PathBuf,
+    /// Shared state (runs, ledger, locks, audit) and artifacts, built once by the caller.
+    pub store: Store,
     /// Where steps run: the pipeline file's directory.
     pub pipeline_dir: PathBuf,
     /// The `.pipe` file, when the run starts from one (for `resume`'s change warning).
@@ -58,12 +59,12 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
-    pub fn new(state_dir: PathBuf, pipeline_dir: PathBuf) -> RunOptions {
+    pub fn new(store: Store, pipeline_dir: PathBuf) -> RunOptions {
         RunOptions {
             jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
             only: Vec::new(),
             until: None,
-            state_dir,
+            store,
             pipeline_dir,
             source_path: None,
             overrides: Vec::new(),
@@ -85,6 +86,7 @@ pub struct RunOutcome {
     pub run_id: String,
     pub status: RunStatus,
     pub exit_code: i32,
+    /// The run's agent-local directory (its logs).
     pub run_dir: PathBuf,
     pub state: RunState,
 }
@@ -117,15 +119,11 @@ pub async fn run_plan(
         .map(|p| p.display().to_string());
     apply_selection(&plan, &options, &mut state)?;
     state.overrides = validate_overrides(&plan, &options, &initiator)?;
-    let run_dir = RunDir::new(&options.state_dir, &run_id);
+    let run_dir = RunDir::new(&options.store, &run_id);
     // The state (with its `--until`/`--only` selection) is written before the plan: a run
     // killed in between is refused by `resume` (no plan), never resumed as the whole pipeline.
-    run_dir
-        .save_state(&state)
-        .map_err(|e| format!("cannot write {}: {e}", run_dir.state_path().display()))?;
-    run_dir
-        .save_plan(&plan)
-        .map_err(|e| format!("cannot write {}: {e}", run_dir.plan_path().display()))?;
+    run_dir.save_state(&state).map_err(|e| e.to_string())?;
+    run_dir.save_plan(&plan).map_err(|e| e.to_string())?;
     let run = Launch {
         run_dir,
         bindings,
@@ -140,18 +138,13 @@ pub async fn resume_run(
     mut options: RunOptions,
     delivery: Option<Arc<dyn DeliveryExecutor>>,
 ) -> Result<RunOutcome, String> {
-    let run_dir = RunDir::new(&options.state_dir, run_id);
+    let run_dir = RunDir::new(&options.store, run_id);
     let (plan, mut state) = match (run_dir.load_plan(), run_dir.load_state()) {
-        (Ok(plan), Ok(state)) => (plan, state),
-        (Err(e), _) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(unreadable(&run_dir.plan_path(), &e));
-        }
-        (Ok(_), Err(e)) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(unreadable(&run_dir.state_path(), &e));
-        }
-        // No state.json beside the plan (removed by hand, or left by an older pipe that wrote
+        (Ok(Some(plan)), Ok(Some(state))) => (plan, state),
+        (Err(e), _) | (Ok(Some(_)), Err(e)) => return Err(unreadable(&e)),
+        // No state beside the plan (removed by hand, or left by an older pipe that wrote
         // the plan first): nothing is recorded as done, every node runs.
-        (Ok(plan), Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+        (Ok(Some(plan)), Ok(None)) => {
             let initiator = options
                 .host_env
                 .get("USER")
@@ -190,20 +183,19 @@ pub async fn resume_run(
     launch(plan, state, run, options, delivery).await
 }
 
-/// A stored file that exists but cannot be used: named with the parse error's line and column,
-/// so a corrupt file is not mistaken for a missing run.
-fn unreadable(path: &std::path::Path, error: &std::io::Error) -> String {
-    format!("cannot resume from {}: {error}", path.display())
+/// A stored document that exists but cannot be used: named with the parse error's line and
+/// column, so a corrupt file is not mistaken for a missing run.
+fn unreadable(error: &crate::store::StoreError) -> String {
+    match error {
+        crate::store::StoreError::Invalid { .. } => format!("cannot resume from {error}"),
+        _ => format!("cannot resume: {error}"),
+    }
 }
 
 fn no_such_run(options: &RunOptions, run_id: &str) -> String {
-    let runs: Vec<String> = list_runs(&options.state_dir)
+    let runs: Vec<String> = list_runs(&options.store)
         .iter()
-        .filter_map(|dir| {
-            dir.path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-        })
+        .map(|run| run.id().to_string())
         .collect();
     let hint = match suggest(run_id, runs.iter().map(String::as_str)) {
         Some(near) => format!("; did you mean `{near}`?"),
@@ -212,10 +204,9 @@ fn no_such_run(options: &RunOptions, run_id: &str) -> String {
             None => String::new(),
         },
     };
-    let dir = options.state_dir.join("runs").join(run_id);
     format!(
-        "no run `{run_id}` to resume ({} has no readable plan.json and state.json){hint}",
-        dir.display()
+        "no run `{run_id}` to resume ({} has no readable plan and state for it){hint}",
+        options.store.describe()
     )
 }
 
@@ -262,7 +253,9 @@ fn check_checkout(
         &human,
         json!({"source": shown.to_string()}),
     );
-    let audit = AuditLog::open(&options.state_dir)
+    let audit = options
+        .store
+        .audit()
         .map_err(|e| format!("cannot open the audit log: {e}"))?;
     let fields = json!({
         "source": shown.to_string(),
@@ -313,7 +306,7 @@ fn apply_selection(plan: &Plan, options: &RunOptions, state: &mut RunState) -> R
         (None, true) => return Ok(()),
         (Some(until), true) => selection::until(plan, until)?,
         (None, false) => {
-            let (selected, reused) = selection::only(plan, &options.state_dir, &options.only)?;
+            let (selected, reused) = selection::only(plan, &options.store, &options.only)?;
             state.nodes.extend(reused);
             selected
         }
@@ -421,11 +414,9 @@ async fn launch(
         let human = redactor.text(&format!("warning: {warning}"));
         options.console.notice("warning", None, &human, json!({}));
     }
-    // A new run's state is on disk already (saved with its plan); a resumed one changed.
+    // A new run's state is stored already (saved with its plan); a resumed one changed.
     if resumed {
-        run_dir
-            .save_state(&state)
-            .map_err(|e| format!("cannot write {}: {e}", run_dir.state_path().display()))?;
+        run_dir.save_state(&state).map_err(|e| e.to_string())?;
     }
     let audit = open_audit(&options, &secrets, &state)?;
     let runner = Arc::new(StepRunner {
@@ -438,7 +429,7 @@ async fn launch(
         host_env: options.host_env.clone(),
     });
     let run_id = state.run_id.clone();
-    let path = run_dir.path.clone();
+    let path = run_dir.local_dir();
     let setup = SchedulerSetup {
         plan: Arc::new(plan),
         state,
@@ -447,8 +438,7 @@ async fn launch(
         secrets: Arc::new(secrets),
         bindings,
         pipeline_env,
-        store: ArtifactStore::new(&options.state_dir),
-        state_dir: options.state_dir.clone(),
+        store: options.store.clone(),
         pipeline_dir: options.pipeline_dir.clone(),
         jobs: options.jobs.max(1),
         approvals: options.approvals.clone(),
@@ -475,10 +465,10 @@ fn open_audit(
     secrets: &SecretValues,
     state: &RunState,
 ) -> Result<Option<Arc<AuditLog>>, String> {
-    let audit = AuditLog::open(&options.state_dir).map_err(|e| {
+    let audit = options.store.audit().map_err(|e| {
         format!(
             "cannot open the audit log in {}: {e}",
-            options.state_dir.display()
+            options.store.describe()
         )
     })?;
     audit.set_secrets(secrets.all_values());

@@ -1,13 +1,14 @@
-//! Run state (`.pipe/runs/RUN/state.json`): each node's status, result and message, saved
-//! atomically after every transition so `resume` can continue after a crash or `kill -9`.
+//! Run state: each node's status, result and message, saved through the store (whole, atomically)
+//! after every transition so `resume` can continue after a crash or `kill -9`.
 
 use crate::compile::plan::{Literal, Plan};
 use crate::exit;
+use crate::store::{RunDoc, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 pub const STATE_SCHEMA: &str = "pipe.state/v1";
 
@@ -198,54 +199,87 @@ pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// The directory of one run: `STATE/runs/RUN`.
+/// One run in the store: its plan and state (shared), and its job logs (agent-local files,
+/// `logs/` under [`Store::local_run_dir`]).
 #[derive(Debug, Clone)]
 pub struct RunDir {
-    pub path: PathBuf,
+    store: Store,
+    id: String,
 }
 
 impl RunDir {
-    pub fn new(state_dir: &Path, run_id: &str) -> RunDir {
+    pub fn new(store: &Store, run_id: &str) -> RunDir {
         RunDir {
-            path: state_dir.join("runs").join(run_id),
+            store: store.clone(),
+            id: run_id.to_string(),
         }
     }
 
-    pub fn plan_path(&self) -> PathBuf {
-        self.path.join("plan.json")
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
-    pub fn state_path(&self) -> PathBuf {
-        self.path.join("state.json")
+    /// The agent-local directory of this run (its logs), for messages.
+    pub fn local_dir(&self) -> PathBuf {
+        self.store.local_run_dir(&self.id)
     }
 
     pub fn logs_dir(&self) -> PathBuf {
-        self.path.join("logs")
+        self.store.logs_dir(&self.id)
     }
 
-    pub fn save_plan(&self, plan: &Plan) -> io::Result<()> {
-        crate::fsutil::write_atomic(&self.plan_path(), plan.to_json().as_bytes())
+    pub fn save_plan(&self, plan: &Plan) -> Result<(), StoreError> {
+        let state = self.store.state();
+        state.write_run_doc(&self.id, &RunDoc::Plan, plan.to_json().as_bytes())
     }
 
-    pub fn save_state(&self, state: &RunState) -> io::Result<()> {
-        crate::fsutil::write_atomic(&self.state_path(), &self.state_json(state)?)
+    pub fn save_state(&self, state: &RunState) -> Result<(), StoreError> {
+        let json = self
+            .state_json(state)
+            .map_err(|e| StoreError::io("write", "the run state", e))?;
+        self.save_state_json(&json)
     }
 
-    /// The bytes of `state.json`.
+    /// Stores state already serialised by [`RunDir::state_json`].
+    pub fn save_state_json(&self, json: &[u8]) -> Result<(), StoreError> {
+        self.store
+            .state()
+            .write_run_doc(&self.id, &RunDoc::State, json)
+    }
+
+    /// The bytes of the stored state.
     pub fn state_json(&self, state: &RunState) -> io::Result<Vec<u8>> {
         let mut json = serde_json::to_vec_pretty(state).map_err(io::Error::other)?;
         json.push(b'\n');
         Ok(json)
     }
 
-    pub fn load_plan(&self) -> io::Result<Plan> {
-        let text = std::fs::read_to_string(self.plan_path())?;
-        Plan::from_json(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    /// The stored plan; `Ok(None)` when the run has none.
+    pub fn load_plan(&self) -> Result<Option<Plan>, StoreError> {
+        let Some(bytes) = self.store.state().read_run_doc(&self.id, &RunDoc::Plan)? else {
+            return Ok(None);
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        Plan::from_json(&text)
+            .map(Some)
+            .map_err(|reason| self.corrupt(&RunDoc::Plan, reason.to_string()))
     }
 
-    pub fn load_state(&self) -> io::Result<RunState> {
-        let text = std::fs::read_to_string(self.state_path())?;
-        serde_json::from_str(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    /// The stored state; `Ok(None)` when the run has none.
+    pub fn load_state(&self) -> Result<Option<RunState>, StoreError> {
+        let Some(bytes) = self.store.state().read_run_doc(&self.id, &RunDoc::State)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|reason| self.corrupt(&RunDoc::State, reason.to_string()))
+    }
+
+    fn corrupt(&self, doc: &RunDoc, reason: String) -> StoreError {
+        StoreError::Invalid {
+            what: self.store.state().describe_run_doc(&self.id, doc),
+            reason,
+        }
     }
 }
 
@@ -280,17 +314,11 @@ pub fn new_run_id() -> String {
     format!("{}-{}", now.format("%Y%m%d-%H%M%S-%3f"), &suffix[..4])
 }
 
-/// Every run directory of a state directory, newest first (run ids sort by start time).
-pub fn list_runs(state_dir: &Path) -> Vec<RunDir> {
-    let Ok(entries) = std::fs::read_dir(state_dir.join("runs")) else {
-        return Vec::new();
-    };
-    let mut ids: Vec<String> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
+/// Every run of the store, newest first (run ids sort by start time).
+pub fn list_runs(store: &Store) -> Vec<RunDir> {
+    let mut ids = store.state().run_ids().unwrap_or_default();
     ids.sort_by(|a, b| b.cmp(a));
-    ids.iter().map(|id| RunDir::new(state_dir, id)).collect()
+    ids.iter().map(|id| RunDir::new(store, id)).collect()
 }
 
 #[cfg(test)]

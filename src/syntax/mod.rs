@@ -6,4 +6,4 @@ pub mod ast;
 pub mod format;
 mod parser;
 
-pub use parser::{parse, string_ranges};
+pub use parser::parse;

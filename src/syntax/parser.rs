@@ -48,25 +48,6 @@ pub fn parse(file: FileId, text: &str) -> (Module, Vec<Diagnostic>) {
     }
 }
 
-/// The byte ranges of the file's outermost string literals (`"…"` and `"""…"""`), in order,
-/// or the syntax error that stops the file from parsing. For the formatter, which must not
-/// touch a byte inside a string.
-pub fn string_ranges(file: FileId, text: &str) -> Result<Vec<std::ops::Range<usize>>, Diagnostic> {
-    let pairs = PipeParser::parse(Rule::file, text)
-        .map_err(|error| syntax_error::from_pest(file, text, &error))?;
-    let mut ranges: Vec<std::ops::Range<usize>> = Vec::new();
-    for pair in pairs.flatten() {
-        if matches!(pair.as_rule(), Rule::string | Rule::triple_string) {
-            let span = pair.as_span();
-            // Strings nested in an interpolation lie inside the string holding them.
-            if ranges.last().is_none_or(|outer| span.start() >= outer.end) {
-                ranges.push(span.start()..span.end());
-            }
-        }
-    }
-    Ok(ranges)
-}
-
 fn empty_module() -> Module {
     Module {
         imports: Vec::new(),

@@ -31,7 +31,7 @@ impl Promotion<'_> {
                 .node_transition(&node, NodeStatus::Succeeded, None);
         }
         self.record
-            .save(&self.request.state_dir, &self.request.run_id)
+            .save(&self.request.store, &self.request.run_id)
             .map_err(|e| format!("cannot save the delivery record: {e}"))?;
         Ok(met)
     }

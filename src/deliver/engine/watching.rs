@@ -81,7 +81,7 @@ fn record(
     }
     let _ = promotion
         .record
-        .save(&promotion.request.state_dir, &promotion.request.run_id);
+        .save(&promotion.request.store, &promotion.request.run_id);
     for decision in fired {
         promotion.record.decisions.push(decision.clone());
         match decision.kind {

@@ -1,5 +1,5 @@
-//! Environment locks: one promote (or hand rollback) per pipeline and environment at a time,
-//! across processes. An exclusive `flock` on `.pipe/locks/PIPELINE.ENV.lock`, held by an open
+//! Environment locks of the directory backend: one promote (or hand rollback) per pipeline and
+//! environment at a time, across processes. An exclusive `flock` on `.pipe/locks/PIPELINE.ENV.lock`, held by an open
 //! file, so the kernel releases it when the holder dies, even by `kill -9`.
 //!
 //! The holder also writes `…lock.holder` (run id, pid, since, step supervisor) so a waiter can
@@ -8,10 +8,10 @@
 //! and the lock is not taken until the supervisor has killed them and exited (no two
 //! deploys of one environment overlap, even after a `kill -9`).
 
+use super::lock::{LockError, LockHolder};
 use crate::fsutil::write_atomic;
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
-use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -20,59 +20,9 @@ use std::time::{Duration, Instant};
 /// How often a waiter retries the lock.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
-/// Who holds a lock, as written in the sidecar.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LockHolder {
-    pub run: String,
-    pub pid: u32,
-    /// RFC 3339.
-    pub since: String,
-    /// The pid of the holder's step supervisor (`run::supervisor`), when it has one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub supervisor: Option<u32>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum LockError {
-    #[error("{}", busy_message(.environment, .holder.as_ref(), *.waited))]
-    Busy {
-        environment: String,
-        holder: Option<LockHolder>,
-        waited: Duration,
-    },
-    #[error("stopped waiting for the lock of environment {environment}: interrupted")]
-    Interrupted { environment: String },
-    #[error("cannot lock environment {environment} ({path}): {source}")]
-    Io {
-        environment: String,
-        path: String,
-        source: io::Error,
-    },
-}
-
-fn busy_message(environment: &str, holder: Option<&LockHolder>, waited: Duration) -> String {
-    let who = match holder {
-        Some(holder) => format!("run {} (pid {})", holder.run, holder.pid),
-        None => "another run".to_string(),
-    };
-    format!(
-        "environment {environment} is locked by {who}; waited {}",
-        format_wait(waited)
-    )
-}
-
-fn format_wait(waited: Duration) -> String {
-    let millis = waited.as_millis();
-    if millis.is_multiple_of(1000) {
-        format!("{}s", millis / 1000)
-    } else {
-        format!("{:.1}s", waited.as_secs_f64())
-    }
-}
-
 /// A held environment lock; dropping it releases the lock.
 #[derive(Debug)]
-pub struct EnvironmentLock {
+pub(super) struct EnvironmentLock {
     holder_path: PathBuf,
     // Declared last so the sidecar is removed (in `drop`) before the flock is released.
     _flock: Flock<File>,
@@ -86,7 +36,7 @@ impl Drop for EnvironmentLock {
 }
 
 /// `.pipe/locks/PIPELINE.ENV.lock`
-pub fn lock_path(state_dir: &Path, pipeline: &str, environment: &str) -> PathBuf {
+fn lock_path(state_dir: &Path, pipeline: &str, environment: &str) -> PathBuf {
     state_dir
         .join("locks")
         .join(format!("{pipeline}.{environment}.lock"))
@@ -99,13 +49,18 @@ fn holder_path(lock_path: &Path) -> PathBuf {
 }
 
 /// Reads who holds (or last held) the lock, if anyone said so.
-pub fn read_holder(state_dir: &Path, pipeline: &str, environment: &str) -> Option<LockHolder> {
+pub(super) fn read_holder(
+    state_dir: &Path,
+    pipeline: &str,
+    environment: &str,
+) -> Option<LockHolder> {
     let bytes = std::fs::read(holder_path(&lock_path(state_dir, pipeline, environment))).ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 
 /// Takes the environment's lock for `run`, waiting up to `timeout` (zero: try once).
-pub fn acquire(
+#[cfg(test)]
+fn acquire(
     state_dir: &Path,
     pipeline: &str,
     environment: &str,
@@ -116,7 +71,7 @@ pub fn acquire(
 }
 
 /// [`acquire`], giving up as soon as `interrupted` says so (Ctrl-C while waiting).
-pub fn acquire_unless(
+pub(super) fn acquire_unless(
     state_dir: &Path,
     pipeline: &str,
     environment: &str,
@@ -308,6 +263,7 @@ mod tests {
 
     #[test]
     fn whole_seconds_are_printed_without_decimals() {
+        use crate::store::lock::format_wait;
         assert_eq!(format_wait(Duration::from_secs(30)), "30s");
         assert_eq!(format_wait(Duration::from_millis(1500)), "1.5s");
     }

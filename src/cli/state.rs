@@ -1,0 +1,62 @@
+//! The one rule that finds a command's state, shared by every command that reads or writes it:
+//! `--state-dir DIR` or `--state URL`, else `$PIPE_STATE`, else `.pipe` beside the pipeline file.
+
+use super::exit;
+use crate::store::{Location, Store};
+use std::path::{Path, PathBuf};
+
+/// The environment variable that names the state when no flag does.
+pub const STATE_ENV: &str = "PIPE_STATE";
+
+/// `--state` / `--state-dir`, flattened into every state command.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct StateArgs {
+    /// Where the state is: a directory path, or a PostgreSQL URL (not supported by this
+    /// version yet) [env: PIPE_STATE; default: `.pipe` beside the pipeline file]
+    #[arg(long, value_name = "URL", conflicts_with = "state_dir")]
+    pub state: Option<String>,
+    /// The state directory [default: `.pipe` beside the pipeline file]
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+impl StateArgs {
+    /// Where the state is for a command whose pipeline file is `pipeline_file` (the FILE
+    /// argument, else `-f/--file`, else `pipeline.pipe` in the current directory).
+    pub fn location(&self, pipeline_file: &Path) -> Location {
+        if let Some(dir) = &self.state_dir {
+            return Location::Directory(dir.clone());
+        }
+        let named = self.state.clone().or_else(|| {
+            std::env::var(STATE_ENV)
+                .ok()
+                .filter(|value| !value.is_empty())
+        });
+        match named {
+            Some(text) => Location::parse(&text),
+            None => Location::beside(pipeline_file),
+        }
+    }
+
+    /// Builds the store once, at the edge; a usage error (exit 2) when the location cannot
+    /// hold state: a file named like the state directory, or a backend not supported yet.
+    pub fn open(&self, pipeline_file: &Path) -> Result<(Store, Location), i32> {
+        let location = self.location(pipeline_file);
+        if let Some(dir) = location.directory() {
+            super::require_state_dir(dir)?;
+        }
+        match location.open() {
+            Ok(store) => Ok((store, location)),
+            Err(error) => {
+                eprintln!("error: {error}");
+                Err(exit::USAGE)
+            }
+        }
+    }
+}
+
+/// The pipeline file a command without a FILE argument uses: `-f/--file`, else
+/// `pipeline.pipe` in the current directory.
+pub fn pipeline_file(file: Option<&Path>) -> PathBuf {
+    file.map_or_else(|| PathBuf::from("pipeline.pipe"), Path::to_path_buf)
+}
