@@ -56,7 +56,7 @@ enum Command {
     Audit(audit::AuditCommand),
     /// Gather releases, gates, approvals, overrides, rollbacks and drills into one report
     Evidence(audit::EvidenceArgs),
-    /// Lay pipeline files out the canonical way (--check: change nothing, exit 1 if needed)
+    /// Lay pipeline files out the canonical way (FILE, DIR or - for stdin; --check, --diff)
     Fmt(fmt::FmtArgs),
     /// Serve the Language Server Protocol on stdio: diagnostics as you type, explain on hover, fmt
     Lsp,

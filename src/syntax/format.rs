@@ -355,23 +355,31 @@ impl<'t> Printer<'t> {
     }
 
     /// The text with attribute `=` aligned and one final newline.
-    fn finish(mut self) -> String {
+    fn finish(self) -> String {
+        // Padding is spliced in one pass: inserting into the string one key at a time would
+        // move the rest of a large file once per attribute.
+        let mut padding: Vec<(usize, usize)> = Vec::new();
         for run in alignment_runs(&self.assignments) {
             let width = run.iter().map(|a| a.key_width).max().unwrap_or(0);
-            for assignment in run.iter().rev() {
-                let pad = " ".repeat(width - assignment.key_width);
-                self.out.insert_str(assignment.key_end, &pad);
-            }
+            padding.extend(run.iter().map(|a| (a.key_end, width - a.key_width)));
         }
-        if !self.out.is_empty() {
-            self.out.push_str(self.newline);
+        padding.sort_unstable();
+        let mut out = String::with_capacity(self.out.len() + padding.len() * 4 + 2);
+        let mut copied = 0;
+        for (at, spaces) in padding {
+            out.push_str(&self.out[copied..at]);
+            out.extend(std::iter::repeat_n(' ', spaces));
+            copied = at;
         }
-        self.out
+        out.push_str(&self.out[copied..]);
+        if !out.is_empty() {
+            out.push_str(self.newline);
+        }
+        out
     }
 }
 
-/// Attribute lines that follow each other at one depth, latest run first so that padding
-/// inserted into one leaves the offsets of the runs before it valid.
+/// Attribute lines that follow each other at one depth.
 fn alignment_runs(assignments: &[Assignment]) -> Vec<&[Assignment]> {
     let mut runs = Vec::new();
     let mut start = 0;
@@ -385,7 +393,6 @@ fn alignment_runs(assignments: &[Assignment]) -> Vec<&[Assignment]> {
             start = at;
         }
     }
-    runs.reverse();
     runs
 }
 
