@@ -22,18 +22,12 @@ use crate::run::process::{KILL_GRACE, StepRunner, host_environment};
 use crate::run::redact::Redactor;
 use crate::run::secrets::SecretValues;
 use crate::run::state::list_runs;
+use super::OutputFormat;
 use crate::store::Store;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-
-#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum OutputFormat {
-    #[default]
-    Text,
-    Json,
-}
 
 #[derive(clap::Args, Debug)]
 pub struct PlanArgs {

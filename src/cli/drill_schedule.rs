@@ -1,7 +1,7 @@
 //! `pipe drill --status` and `--due`: each drill's standing from the verified audit log, and
 //! the clock they are judged by (`PIPE_NOW`, a testing hook read here and nowhere else).
 
-use super::deliver::OutputFormat;
+use super::OutputFormat;
 use super::exit;
 use crate::audit::drills::{Declared, DrillStanding, parse_time, standings};
 use crate::audit::{AuditRecord, VerifyError};

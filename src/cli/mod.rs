@@ -90,6 +90,14 @@ pub(crate) fn require_state_dir(dir: &std::path::Path) -> Result<(), i32> {
     }
 }
 
+/// How a report command prints: for people, or one JSON document for machines.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OutputFormat {
+    #[default]
+    Text,
+    Json,
+}
+
 /// Parses arguments and runs the command, returning the process exit code.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
