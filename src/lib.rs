@@ -29,7 +29,7 @@ pub use run::graph::Graph;
 pub use run::state::NodeStatus;
 pub use run::supervisor;
 pub use run::{RunOptions, RunOutcome, run_plan};
+pub use store::Store;
 pub use syntax::ast::Type;
 pub use syntax::format::format;
-pub use store::Store;
 pub use syntax::parse;

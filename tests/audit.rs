@@ -172,9 +172,7 @@ fn threads_and_two_processes_appending_at_once_keep_one_chain() {
 #[ignore = "run as a child process by threads_and_two_processes_appending_at_once_keep_one_chain"]
 fn append_from_a_child_process() {
     let dir = std::env::var_os(CHILD_DIR_VAR).expect("run by the parent test");
-    let log = pipe::Store::directory(Path::new(&dir))
-        .audit()
-        .unwrap();
+    let log = pipe::Store::directory(Path::new(&dir)).audit().unwrap();
     for index in 0..CHILD_EVENTS {
         log.append(
             "child",

@@ -135,9 +135,7 @@ fn an_audit_append_that_hits_a_full_disk_leaves_the_chain_whole() {
     let bytes = std::fs::read(state_dir.join(pipe::AUDIT_FILE)).unwrap();
     assert_eq!(bytes.last(), Some(&b'\n'), "no torn line was left");
     assert_eq!(bytes.iter().filter(|b| **b == b'\n').count(), appended);
-    let summary = pipe::Store::directory(&state_dir)
-        .verify_audit()
-        .unwrap();
+    let summary = pipe::Store::directory(&state_dir).verify_audit().unwrap();
     assert_eq!(summary.events, appended);
     assert!(summary.warnings.is_empty(), "{:?}", summary.warnings);
 }

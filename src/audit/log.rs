@@ -13,8 +13,8 @@ use serde_json::{Map, Value};
 
 use super::event::AuditEvent;
 use super::record::{
-    AuditRecord, GENESIS_HASH, RESERVED_KEYS, canonical, describe_torn, hash_hex,
-    line_with_hash, redact,
+    AuditRecord, GENESIS_HASH, RESERVED_KEYS, canonical, describe_torn, hash_hex, line_with_hash,
+    redact,
 };
 use super::verify::parse_record;
 

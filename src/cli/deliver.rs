@@ -1,6 +1,7 @@
 //! `pipe plan`, `pipe rollback`, `pipe drill` and `pipe releases`: the delivery commands that work from the
 //! pipeline file (or the newest stored run plan) and the ledgers under the state directory.
 
+use super::OutputFormat;
 use super::exit;
 use super::state::StateArgs;
 use crate::compilation::compile_file;
@@ -22,7 +23,6 @@ use crate::run::process::{KILL_GRACE, StepRunner, host_environment};
 use crate::run::redact::Redactor;
 use crate::run::secrets::SecretValues;
 use crate::run::state::list_runs;
-use super::OutputFormat;
 use crate::store::Store;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

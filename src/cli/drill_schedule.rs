@@ -8,8 +8,8 @@ use crate::audit::{AuditRecord, VerifyError};
 use crate::compile::plan::Plan;
 use crate::deliver::drill::{Clock, rfc3339};
 use crate::deliver::probe_value::format_duration;
-use chrono::{DateTime, Utc};
 use crate::store::Store;
+use chrono::{DateTime, Utc};
 
 /// The real clock, or with `PIPE_NOW=RFC3339` one that starts at that instant: how tests walk
 /// drills through a simulated month without sleeping.
@@ -30,7 +30,9 @@ fn verified_records(store: &Store) -> Result<Vec<AuditRecord>, String> {
         Err(VerifyError::Missing(_)) => return Ok(Vec::new()),
         Err(error) => return Err(format!("the audit log does not verify: {error}")),
     }
-    store.audit_records().map_err(|e| format!("cannot read the audit log: {e}"))
+    store
+        .audit_records()
+        .map_err(|e| format!("cannot read the audit log: {e}"))
 }
 
 fn plan_standings(plan: &Plan, records: &[AuditRecord], now: DateTime<Utc>) -> Vec<DrillStanding> {

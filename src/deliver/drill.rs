@@ -247,8 +247,7 @@ fn take_backup(
         |event: AuditEvent, fields: serde_json::Value| log(request, audit, event, fields);
     if let Some(digest) = request.from {
         let audited = request.store.audit_records().unwrap_or_default();
-        let stored =
-            stored_backup(request.store, digest, &audited).map_err(DrillBlock::Failed)?;
+        let stored = stored_backup(request.store, digest, &audited).map_err(DrillBlock::Failed)?;
         let taken = parse_time(&stored.created_at).ok_or_else(|| {
             DrillBlock::Failed(format!("backup {digest} states no readable creation time"))
         })?;

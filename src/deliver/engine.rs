@@ -632,9 +632,7 @@ impl<'a> Promotion<'a> {
         // Saved before the rollback runs: a resume after a crash mid-rollback must know the
         // release was rolled back for the interrupt, not for a failure.
         self.record.outcome = Some(PromoteEnd::Interrupted);
-        let _ = self
-            .record
-            .save(&self.request.store, &self.request.run_id);
+        let _ = self.record.save(&self.request.store, &self.request.run_id);
         match self.roll_back("interrupted") {
             RecoveryEnd::Verified | RecoveryEnd::Skipped => DeliveryOutcome::Interrupted,
             RecoveryEnd::Failed(why) => DeliveryOutcome::RollbackFailed { reason: why },
@@ -670,10 +668,7 @@ impl<'a> Promotion<'a> {
             DeliveryOutcome::Interrupted => PromoteEnd::Interrupted,
         };
         self.record.outcome = Some(end);
-        if let Err(error) = self
-            .record
-            .save(&self.request.store, &self.request.run_id)
-        {
+        if let Err(error) = self.record.save(&self.request.store, &self.request.run_id) {
             self.host.say(&format!(
                 "warning: cannot save the delivery record: {error}"
             ));
