@@ -58,7 +58,7 @@ def main():
     shape = sys.argv[2] if len(sys.argv) > 2 else "layers"
     edits = int(sys.argv[3]) if len(sys.argv) > 3 else 30
     with tempfile.TemporaryDirectory() as directory:
-        subprocess.run([sys.executable, os.path.join(HERE, "../runner/gen.py"), shape, directory], check=True)
+        subprocess.run([sys.executable, os.path.join(HERE, "../runner/gen.py"), shape, "1000", "true", directory], check=True)
         path = os.path.join(directory, "pipeline.pipe")
         text = open(path).read()
         uri = "file://" + path
