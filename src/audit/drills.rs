@@ -157,9 +157,54 @@ pub struct DrillSummary {
     pub standing: DrillStanding,
 }
 
-/// Every drill with a `drill_finished` record in the log, summarised over the records `in_period`;
-/// the schedule (`every`, last pass) is read from the whole log, as it stands at `now`.
+/// The drills a pipeline declares, for the evidence report: a drill that never ran is listed too.
+pub struct DeclaredDrills<'a> {
+    pub pipeline: &'a str,
+    pub drills: Vec<Declared<'a>>,
+}
+
+/// Every drill with a `drill_finished` record in the log, summarised over the records `in_period`,
+/// then every `declared` drill that has none (never run: due at once); the schedule (`every`,
+/// last pass) is read from the whole log, as it stands at `now`.
 pub fn summarize(
+    records: &[AuditRecord],
+    in_period: &dyn Fn(&AuditRecord) -> bool,
+    now: DateTime<Utc>,
+    declared: Option<&DeclaredDrills>,
+) -> Vec<DrillSummary> {
+    let mut summaries = summarize_recorded(records, in_period, now);
+    if let Some(declared) = declared {
+        for drill in &declared.drills {
+            if !summaries.iter().any(|s| s.drill == drill.name) {
+                summaries.push(never_run(declared.pipeline, drill, records, now));
+            }
+        }
+    }
+    summaries
+}
+
+/// A declared drill with no `drill_finished` record: no runs, due since it never passed.
+fn never_run(
+    pipeline: &str,
+    drill: &Declared,
+    records: &[AuditRecord],
+    now: DateTime<Utc>,
+) -> DrillSummary {
+    DrillSummary {
+        drill: drill.name.to_string(),
+        runs: 0,
+        passed: 0,
+        worst_restore_ms: None,
+        rto_ms: None,
+        worst_backup_age_ms: None,
+        rpo_ms: None,
+        digests: Vec::new(),
+        environment: drill.environment.to_string(),
+        standing: standings(pipeline, std::slice::from_ref(drill), records, now).remove(0),
+    }
+}
+
+fn summarize_recorded(
     records: &[AuditRecord],
     in_period: &dyn Fn(&AuditRecord) -> bool,
     now: DateTime<Utc>,

@@ -2,7 +2,7 @@
 //! gathered into one report for an auditor (`pipe evidence`), as Markdown or JSON.
 //! Built only from a log whose chain verified; the report names the chain's last hash.
 
-use super::drills::{self, DrillSummary};
+use super::drills::{self, DeclaredDrills, DrillSummary};
 use super::event::AuditEvent;
 use super::record::AuditRecord;
 use super::timeline::details;
@@ -145,6 +145,7 @@ pub fn gather_at<'r>(
     since: Option<&chrono::DateTime<chrono::Utc>>,
     chain: Chain,
     now: chrono::DateTime<chrono::Utc>,
+    declared: Option<&DeclaredDrills>,
 ) -> Evidence<'r> {
     let in_period = |record: &AuditRecord| match since {
         None => true,
@@ -166,7 +167,7 @@ pub fn gather_at<'r>(
         since: since.map(|s| s.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
         chain,
         sections,
-        drills: drills::summarize(records, &in_period, now),
+        drills: drills::summarize(records, &in_period, now, declared),
         now,
     }
 }
@@ -246,7 +247,7 @@ mod tests {
         since: Option<&chrono::DateTime<chrono::Utc>>,
         chain: Chain,
     ) -> Evidence<'r> {
-        gather_at(records, since, chain, chrono::Utc::now())
+        gather_at(records, since, chain, chrono::Utc::now(), None)
     }
 
     fn record(seq: u64, ts: &str, event: &str, fields: Value) -> AuditRecord {
@@ -457,12 +458,48 @@ mod tests {
             staging,
         ];
         let now = drills::parse_time("2026-12-05T00:00:00Z").unwrap();
-        let text = gather_at(&records, None, chain(), now).to_markdown("shop");
+        let text = gather_at(&records, None, chain(), now, None).to_markdown("shop");
         let section = &text[text.find("## Drills").unwrap()..];
         insta::assert_snapshot!(section);
-        let json = gather_at(&records, None, chain(), now).to_json();
+        let json = gather_at(&records, None, chain(), now, None).to_json();
         assert_eq!(json["drill_summary"][0]["overdue"], true);
         assert_eq!(json["drill_summary"][0]["backup_digests"], json!([a, b]));
         assert_eq!(json["drill_summary"][1]["overdue"], false);
+    }
+
+    /// A drill the pipeline declares but that never ran is in the report, due, not left out.
+    #[test]
+    fn a_declared_drill_that_never_ran_is_listed_as_due() {
+        let a = "sha256:0e66467642f9af3e9ff2e89ea67f89a2fc97ec50eebf3c529d824e36c2116427";
+        let records = vec![drill_run(1, 1, "passed", 41_250, 3_600_400, a)];
+        let declared = DeclaredDrills {
+            pipeline: "shop",
+            drills: vec![
+                drills::Declared {
+                    name: "restore_orders",
+                    environment: "production",
+                    every_ms: Some(30 * 86_400_000),
+                },
+                drills::Declared {
+                    name: "restore_payments",
+                    environment: "production",
+                    every_ms: Some(30 * 86_400_000),
+                },
+            ],
+        };
+        let now = drills::parse_time("2026-11-10T00:00:00Z").unwrap();
+        let json = gather_at(&records, None, chain(), now, Some(&declared)).to_json();
+        let summary = json["drill_summary"].as_array().unwrap();
+        assert_eq!(summary.len(), 2, "{summary:?}");
+        assert_eq!(summary[0]["drill"], "restore_orders");
+        assert_eq!(summary[0]["overdue"], false);
+        assert_eq!(summary[1]["drill"], "restore_payments");
+        assert_eq!(summary[1]["runs"], 0);
+        assert_eq!(summary[1]["overdue"], true);
+        let text = gather_at(&records, None, chain(), now, Some(&declared)).to_markdown("shop");
+        assert!(
+            text.contains("| restore_payments | production | 0 (0) |"),
+            "{text}"
+        );
     }
 }

@@ -205,7 +205,21 @@ pub fn evidence(args: &EvidenceArgs) -> i32 {
             return exit::USAGE;
         }
     };
-    let report = audit::evidence::gather_at(&records, args.since.as_ref(), chain, now);
+    let plan = declared_plan(args.source.file.as_deref());
+    let declared = plan.as_ref().map(|plan| audit::drills::DeclaredDrills {
+        pipeline: &plan.pipeline,
+        drills: plan
+            .drills
+            .iter()
+            .map(|(name, drill)| audit::drills::Declared {
+                name,
+                environment: &drill.environment,
+                every_ms: drill.every_ms,
+            })
+            .collect(),
+    });
+    let report =
+        audit::evidence::gather_at(&records, args.since.as_ref(), chain, now, declared.as_ref());
     let text = match args.format {
         EvidenceFormat::Json => format!("{:#}\n", report.to_json()),
         EvidenceFormat::Md => report.to_markdown(&project_name(&location)),
@@ -216,6 +230,26 @@ pub fn evidence(args: &EvidenceArgs) -> i32 {
         Err(error) => {
             eprintln!("error: cannot write the report: {error}");
             exit::FAILED
+        }
+    }
+}
+
+/// The pipeline's plan, so drills that never ran are listed too; without a pipeline file that
+/// compiles, the report lists the drills the log knows (and says why on stderr).
+fn declared_plan(file: Option<&Path>) -> Option<crate::compile::plan::Plan> {
+    let file = pipeline_file(file);
+    if !file.exists() {
+        return None;
+    }
+    let compilation = crate::compilation::compile_file(&file);
+    match compilation.plan {
+        Some(plan) if !compilation.has_errors() => Some(plan),
+        _ => {
+            eprintln!(
+                "warning: {} does not compile: drills that never ran are not listed",
+                file.display()
+            );
+            None
         }
     }
 }
