@@ -1,0 +1,29 @@
+//! The one place a back-end error becomes what the user reads and the process's exit code:
+//! command modules hand their errors here instead of formatting them themselves.
+
+use crate::exit;
+use crate::run::RunError;
+
+/// Every error a command can stop on. Each back-end error's message already names its cause
+/// (the `LockError` shape: `cannot … : {source}`), so it is printed once, not chained again.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CliError {
+    #[error(transparent)]
+    Run(#[from] RunError),
+}
+
+impl CliError {
+    /// A run that could not start or resume is a usage problem: nothing ran.
+    pub(crate) fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Run(_) => exit::USAGE,
+        }
+    }
+}
+
+/// Prints `error: MESSAGE` on stderr and returns the exit code the error means.
+pub(crate) fn error(error: impl Into<CliError>) -> i32 {
+    let error = error.into();
+    eprintln!("error: {error}");
+    error.exit_code()
+}
