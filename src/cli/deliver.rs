@@ -480,7 +480,7 @@ fn run_one_drill(args: &DrillArgs, plan: &Plan, store: &Store, name: &str, clock
         std::thread::scope(|scope| scope.spawn(|| run_drill(&request, &runner, &audit)).join());
     match outcome {
         Ok(Ok((report, path))) => report_drill(&report, &path, args.format),
-        Ok(Err(message)) => failure(&message),
+        Ok(Err(error)) => failure(&error.to_string()),
         Err(_) => failure("the drill stopped unexpectedly"),
     }
 }
