@@ -1,6 +1,8 @@
 //! The one place a back-end error becomes what the user reads and the process's exit code:
 //! command modules hand their errors here instead of formatting them themselves.
 
+use crate::deliver::drill::DrillError;
+use crate::deliver::manual::ManualError;
 use crate::exit;
 use crate::run::RunError;
 
@@ -10,13 +12,20 @@ use crate::run::RunError;
 pub(crate) enum CliError {
     #[error(transparent)]
     Run(#[from] RunError),
+    #[error(transparent)]
+    Rollback(#[from] ManualError),
+    #[error(transparent)]
+    Drill(#[from] DrillError),
 }
 
 impl CliError {
-    /// A run that could not start or resume is a usage problem: nothing ran.
+    /// A run that could not start or resume is a usage problem: nothing ran. A rollback by
+    /// hand that ran and did not end verified leaves the environment's state unknown.
     pub(crate) fn exit_code(&self) -> i32 {
         match self {
             CliError::Run(_) => exit::USAGE,
+            CliError::Rollback(error) if error.state_unknown() => exit::ROLLBACK_FAILED,
+            CliError::Rollback(_) | CliError::Drill(_) => exit::FAILED,
         }
     }
 }
