@@ -124,6 +124,20 @@ pub enum DeliveryError {
         action: &'static str,
         source: ArtifactFault,
     },
+    #[error(
+        "artifact {artifact} was not produced in run {run} (nothing to promote to {environment})"
+    )]
+    ArtifactNotProduced {
+        artifact: String,
+        run: String,
+        environment: String,
+    },
+    #[error("the stored copy of {artifact} ({digest}) is missing at {path}")]
+    StoredCopyMissing {
+        artifact: String,
+        digest: String,
+        path: String,
+    },
     #[error("the stored artifact of {version} ({digest}) is missing at {path}")]
     RollbackTargetMissing {
         version: String,
