@@ -36,3 +36,22 @@ pub(crate) fn error(error: impl Into<CliError>) -> i32 {
     eprintln!("error: {error}");
     error.exit_code()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_picks_its_exit_code_and_reads_as_its_message() {
+        let refused = CliError::from(RunError::OnlyWithUntil);
+        assert_eq!(refused.exit_code(), exit::USAGE);
+        assert_eq!(refused.to_string(), "--only and --until cannot be combined");
+        let unknown = CliError::from(ManualError::RollbackFailed("smoke failed".into()));
+        assert_eq!(unknown.exit_code(), exit::ROLLBACK_FAILED);
+        assert_eq!(unknown.to_string(), "smoke failed");
+        assert_eq!(
+            CliError::from(ManualError::NoTarget).exit_code(),
+            exit::FAILED
+        );
+    }
+}
