@@ -276,11 +276,7 @@ pub fn rollback(args: &RollbackArgs) -> i32 {
             );
             exit::SUCCESS
         }
-        Ok(Err(ManualError::Refused(message))) => failure(&message),
-        Ok(Err(ManualError::Failed(message))) => {
-            eprintln!("error: {message}");
-            exit::ROLLBACK_FAILED
-        }
+        Ok(Err(error)) => super::report::error(error),
         Err(_) => exit::ROLLBACK_FAILED,
     }
 }
@@ -299,7 +295,7 @@ impl PreparedRollback {
             .request
             .store
             .audit()
-            .map_err(|e| ManualError::Refused(format!("cannot open the audit log: {e}")))?;
+            .map_err(ManualError::AuditUnopenable)?;
         audit.set_secrets(self.secret_values.clone());
         rollback_by_hand(&self.request, to_version, &self.host, &audit)
     }
@@ -480,7 +476,7 @@ fn run_one_drill(args: &DrillArgs, plan: &Plan, store: &Store, name: &str, clock
         std::thread::scope(|scope| scope.spawn(|| run_drill(&request, &runner, &audit)).join());
     match outcome {
         Ok(Ok((report, path))) => report_drill(&report, &path, args.format),
-        Ok(Err(message)) => failure(&message),
+        Ok(Err(error)) => super::report::error(error),
         Err(_) => failure("the drill stopped unexpectedly"),
     }
 }

@@ -8,6 +8,7 @@ mod drill_schedule;
 mod fmt;
 mod init;
 mod lsp;
+mod report;
 pub mod run;
 pub mod state;
 

@@ -14,7 +14,7 @@ use crate::run::interrupt::{InterruptLevel, install_signal_handlers, interrupt_p
 use crate::run::process::host_environment;
 use crate::run::redact::Redactor;
 use crate::run::secrets::SecretValues;
-use crate::run::{GateOverride, RunOptions, RunOutcome, selection, summary};
+use crate::run::{GateOverride, RunError, RunOptions, RunOutcome, selection, summary};
 use crate::store::Store;
 use serde_json::json;
 use std::io::IsTerminal;
@@ -165,7 +165,7 @@ fn options(common: &CommonRunFlags, store: Store, pipeline_dir: PathBuf) -> RunO
     options
 }
 
-type RunFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<RunOutcome, String>>>>;
+type RunFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<RunOutcome, RunError>>>>;
 
 /// Runs on a tokio runtime with signal handlers; a second interrupt that does not end the run
 /// within a few seconds ends the process. One scheduler thread is enough (the work is in the
@@ -201,14 +201,11 @@ fn execute(mut options: RunOptions, start: impl FnOnce(RunOptions) -> RunFuture)
     })
 }
 
-fn report(console: &Console, store: &Store, outcome: Result<RunOutcome, String>) -> i32 {
+fn report(console: &Console, store: &Store, outcome: Result<RunOutcome, RunError>) -> i32 {
     console.finish();
     let outcome = match outcome {
         Ok(outcome) => outcome,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return exit::USAGE;
-        }
+        Err(error) => return super::report::error(error),
     };
     let run_dir = crate::run::job::display_path(&outcome.run_dir);
     let stored = crate::run::state::RunDir::new(store, &outcome.run_id);
@@ -291,16 +288,12 @@ fn dry(
     let selected = match (&args.until, args.only.is_empty()) {
         (Some(until), _) => match selection::until(plan, until) {
             Ok(selected) => Some(selected),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return exit::USAGE;
-            }
+            Err(e) => return super::report::error(e),
         },
         (None, false) => {
             for name in &args.only {
                 if let Err(e) = selection::known_node(plan, name, "--only") {
-                    eprintln!("error: {e}");
-                    return exit::USAGE;
+                    return super::report::error(e);
                 }
             }
             Some(selection::with_whole_groups(

@@ -9,11 +9,12 @@ use crate::audit::drills::parse_time;
 use crate::audit::{AuditEvent, AuditLog};
 use crate::compile::plan::{DrillPlan, StepBlockPlan};
 use crate::deliver::drill_backup::{
-    BackupFacts, output_value, store_backup, stored_backup, verify_backup,
+    AuditUnwritable, BackupError, BackupFacts, output_value, store_backup, stored_backup,
+    verify_backup,
 };
 use crate::deliver::probe_value::format_duration;
 use crate::run::artifact::Provenance;
-use crate::store::{LockRequest, Store};
+use crate::store::{LockError, LockRequest, Store, StoreError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -137,6 +138,19 @@ impl DrillReport {
     }
 }
 
+/// Why a drill did not run or its report was not kept; a failing block is a report, not this.
+#[derive(Debug, thiserror::Error)]
+pub enum DrillError {
+    #[error(transparent)]
+    Locked(#[from] LockError),
+    #[error(transparent)]
+    Audit(#[from] AuditUnwritable),
+    #[error("{0}")]
+    ReportUnencodable(#[from] serde_json::Error),
+    #[error("{0}")]
+    EvidenceUnwritable(#[from] StoreError),
+}
+
 /// Runs the drill under the environment's lock (a drill never overlaps a deploy or a rollback
 /// of the same environment). `Err`: nothing ran (the lock is held, or the audit log cannot be
 /// written); `Ok`: the report, already audited and stored, and where it was stored.
@@ -144,7 +158,7 @@ pub fn run_drill(
     request: &DrillRequest,
     host: &dyn DrillHost,
     audit: &AuditLog,
-) -> Result<(DrillReport, String), String> {
+) -> Result<(DrillReport, String), DrillError> {
     let drill = request.drill;
     let lock = LockRequest::new(
         request.pipeline,
@@ -152,7 +166,7 @@ pub fn run_drill(
         request.run_id,
         Duration::ZERO,
     );
-    let _lease = request.store.lock(&lock).map_err(|e| e.to_string())?;
+    let _lease = request.store.lock(&lock)?;
     let started_at = rfc3339(request.clock.now());
     log(
         request,
@@ -187,7 +201,7 @@ pub fn run_drill(
     };
     run_blocks(request, host, audit, &mut report);
     report.finished_at = rfc3339(request.clock.now());
-    let mut fields = serde_json::to_value(&report).map_err(|e| e.to_string())?;
+    let mut fields = serde_json::to_value(&report)?;
     if let Some(object) = fields.as_object_mut() {
         object.insert("summary".into(), report.summary().into());
     }
@@ -216,7 +230,7 @@ fn run_blocks(
     if let Some(stored) = &backup
         && let Err(why) = verify_backup(request.store, stored, &audit_as)
     {
-        return fail(report, "restore", DrillBlock::Failed(why));
+        return fail(report, "restore", DrillBlock::Failed(why.to_string()));
     }
     let age = (request.clock.now() - taken).to_std().unwrap_or_default();
     report.backup_age_ms = Some(millis(age));
@@ -247,7 +261,7 @@ fn take_backup(
         |event: AuditEvent, fields: serde_json::Value| log(request, audit, event, fields);
     if let Some(digest) = request.from {
         let audited = request.store.audit_records().unwrap_or_default();
-        let stored = stored_backup(request.store, digest, &audited).map_err(DrillBlock::Failed)?;
+        let stored = stored_backup(request.store, digest, &audited).map_err(block_failed)?;
         let taken = parse_time(&stored.created_at).ok_or_else(|| {
             DrillBlock::Failed(format!("backup {digest} states no readable creation time"))
         })?;
@@ -282,8 +296,13 @@ fn take_backup(
         &provenance,
         request.name,
     )
-    .map_err(DrillBlock::Failed)?;
+    .map_err(block_failed)?;
     Ok((Some(stored), taken))
+}
+
+/// A backup that cannot be used fails the drill's backup step like a failing block.
+fn block_failed(error: BackupError) -> DrillBlock {
+    DrillBlock::Failed(error.to_string())
 }
 
 /// The RTO and RPO, checked once the restore has succeeded.
@@ -339,7 +358,7 @@ fn log(
     audit: &AuditLog,
     event: AuditEvent,
     mut fields: serde_json::Value,
-) -> Result<(), String> {
+) -> Result<(), AuditUnwritable> {
     if let Some(object) = fields.as_object_mut() {
         object.insert("drill".into(), request.name.into());
         object.insert(
@@ -349,18 +368,17 @@ fn log(
     }
     audit
         .append(request.run_id, event, request.actor, fields)
-        .map_err(|e| format!("cannot write the audit log before {event}: {e}"))
+        .map_err(|source| AuditUnwritable { event, source })
 }
 
 /// Keeps the report as `drills` evidence named `NAME-RUN`, whole (never torn).
-fn store_evidence(store: &Store, report: &DrillReport) -> Result<String, String> {
+fn store_evidence(store: &Store, report: &DrillReport) -> Result<String, DrillError> {
     let name = format!("{}-{}", report.drill, report.run);
-    let mut text = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
+    let mut text = serde_json::to_string_pretty(report)?;
     text.push('\n');
-    store
+    Ok(store
         .state()
-        .write_evidence("drills", &name, text.as_bytes())
-        .map_err(|e| e.to_string())
+        .write_evidence("drills", &name, text.as_bytes())?)
 }
 
 #[cfg(test)]
@@ -533,7 +551,7 @@ mod tests {
             from: None,
             clock: Clock::default(),
         };
-        let refused = run_drill(&request, &host, &audit).unwrap_err();
+        let refused = run_drill(&request, &host, &audit).unwrap_err().to_string();
         assert!(refused.contains("deploy-run"), "{refused}");
         assert!(host.ran.borrow().is_empty(), "nothing ran");
         assert!(!dir.path().join("evidence").exists());

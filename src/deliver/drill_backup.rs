@@ -20,6 +20,32 @@ pub struct BackupFacts {
     pub path: String,
 }
 
+/// An audit append that failed: the drill step it guards does not happen.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write the audit log before {event}: {source}")]
+pub struct AuditUnwritable {
+    pub event: AuditEvent,
+    pub source: std::io::Error,
+}
+
+/// Why the backup a restore would read cannot be used; the message becomes the failed
+/// block's line in the drill report.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("the backup could not be stored: {0}")]
+    Unstorable(#[source] std::io::Error),
+    #[error("no stored backup {digest} in the artifact store of {state}")]
+    NotStored { digest: String, state: String },
+    #[error("{0}; refusing to restore it")]
+    Changed(#[source] VerifyError),
+    #[error(transparent)]
+    Audit(#[from] AuditUnwritable),
+}
+
+/// How a drill appends its audit events.
+pub(crate) type AuditAs<'a> =
+    &'a dyn Fn(AuditEvent, serde_json::Value) -> Result<(), AuditUnwritable>;
+
 /// Files the backup named by the backup block (`backup_file=PATH`, relative to `workdir`) in
 /// the store and audits it as `artifact_stored`.
 pub(crate) fn store_backup(
@@ -27,15 +53,15 @@ pub(crate) fn store_backup(
     workdir: &Path,
     file: &str,
     created_at: &str,
-    audit_as: &dyn Fn(AuditEvent, serde_json::Value) -> Result<(), String>,
+    audit_as: AuditAs,
     provenance: &Provenance,
     drill: &str,
-) -> Result<BackupFacts, String> {
+) -> Result<BackupFacts, BackupError> {
     let artifacts = store.artifacts();
     let source = workdir.join(file);
     let stored = artifacts
         .put(&format!("{drill}.backup"), &source, provenance, None)
-        .map_err(|e| format!("the backup could not be stored: {e}"))?;
+        .map_err(BackupError::Unstorable)?;
     if let Some(replaced) = &stored.replaced {
         let mut fields = replaced.mismatch.audit_fields();
         fields["action"] = "quarantined and replaced by this drill's backup".into();
@@ -70,13 +96,13 @@ pub(crate) fn stored_backup(
     store: &Store,
     digest: &str,
     audited: &[AuditRecord],
-) -> Result<BackupFacts, String> {
+) -> Result<BackupFacts, BackupError> {
     let artifacts = store.artifacts();
     let Some(record) = artifacts.lookup(digest) else {
-        return Err(format!(
-            "no stored backup {digest} in the artifact store of {}",
-            store.describe()
-        ));
+        return Err(BackupError::NotStored {
+            digest: digest.to_string(),
+            state: store.describe(),
+        });
     };
     let created_at = audited
         .iter()
@@ -98,20 +124,19 @@ pub(crate) fn stored_backup(
 pub(crate) fn verify_backup(
     store: &Store,
     backup: &BackupFacts,
-    audit_as: &dyn Fn(AuditEvent, serde_json::Value) -> Result<(), String>,
-) -> Result<(), String> {
-    let why = match store.artifacts().materialise(&backup.digest) {
+    audit_as: AuditAs,
+) -> Result<(), BackupError> {
+    let error = match store.artifacts().materialise(&backup.digest) {
         Ok(_) => return Ok(()),
-        Err(VerifyError::Mismatch(mismatch)) => {
-            let mut fields = mismatch.audit_fields();
-            fields["action"] = "refused to restore it".into();
-            fields["summary"] = mismatch.to_string().into();
-            audit_as(AuditEvent::ArtifactVerificationFailed, fields)?;
-            mismatch.to_string()
-        }
-        Err(error @ VerifyError::Io(_)) => error.to_string(),
+        Err(error) => error,
     };
-    Err(format!("{why}; refusing to restore it"))
+    if let VerifyError::Mismatch(mismatch) = &error {
+        let mut fields = mismatch.audit_fields();
+        fields["action"] = "refused to restore it".into();
+        fields["summary"] = mismatch.to_string().into();
+        audit_as(AuditEvent::ArtifactVerificationFailed, fields)?;
+    }
+    Err(BackupError::Changed(error))
 }
 
 /// `KEY=…` in a block's `$PIPE_OUTPUT` (the last one wins).
@@ -169,6 +194,7 @@ mod tests {
         std::fs::set_permissions(stored, permissions).unwrap();
         std::fs::write(stored, "tampered").unwrap();
         let refused = verify_backup(&state, &facts, &audit_as).unwrap_err();
+        let refused = refused.to_string();
         assert!(refused.contains("refusing to restore it"), "{refused}");
         assert_eq!(
             events.borrow().last().unwrap().0,

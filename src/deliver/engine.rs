@@ -263,7 +263,7 @@ impl<'a> Promotion<'a> {
     /// rolled this release back in this run must not deploy the same bad artifact again. A
     /// release rolled back only because the run was interrupted is not known bad: it is
     /// promoted again, deliberately and audited.
-    fn check_not_rolled_back_by_this_run(&self) -> Result<(), String> {
+    fn check_not_rolled_back_by_this_run(&self) -> Result<(), DeliveryError> {
         let artifact = &self.request.artifact;
         let undone = self.ledger.releases().iter().any(|release| {
             release.run == self.request.run_id
@@ -280,25 +280,24 @@ impl<'a> Promotion<'a> {
                 artifact.version
             );
             self.host.say(&format!("[{environment}] {summary}"));
-            return Ok(self.log(
+            return self.log(
                 AuditEvent::RepromoteAfterInterrupt,
                 json!({"version": artifact.version, "digest": artifact.digest, "summary": summary}),
-            )?);
+            );
         }
-        Err(format!(
-            "{} was rolled back from {environment} earlier in this run because it failed; resuming will not deploy it again \
-             (fix the release and start a new run, or `pipe rollback` by hand)",
-            artifact.version
-        ))
+        Err(DeliveryError::RolledBackByThisRun {
+            version: artifact.version.clone(),
+            environment: environment.clone(),
+        })
     }
 
-    fn refuse_before_deploy(&self, reason: String) -> DeliveryOutcome {
-        refuse(self.host, &self.request.promote, reason)
+    fn refuse_before_deploy(&self, reason: DeliveryError) -> DeliveryOutcome {
+        refuse(self.host, &self.request.promote, reason.to_string())
     }
 
     /// Step 3 of §11: a protected environment takes only a digest that an unprotected
     /// environment's ledger shows stable.
-    fn check_staging_first(&self) -> Result<(), String> {
+    fn check_staging_first(&self) -> Result<(), DeliveryError> {
         let request = self.request;
         if !request.promote.protected {
             return Ok(());
@@ -310,8 +309,13 @@ impl<'a> Promotion<'a> {
             .map(|(name, _)| name)
             .collect();
         for name in &unprotected {
-            let ledger = Ledger::load(&request.store, &request.pipeline, name)
-                .map_err(|e| format!("cannot read the ledger of {name}: {e}"))?;
+            let ledger =
+                Ledger::load(&request.store, &request.pipeline, name).map_err(|source| {
+                    DeliveryError::OtherLedgerUnreadable {
+                        environment: name.to_string(),
+                        source,
+                    }
+                })?;
             if ledger.stable_digests().contains(&request.artifact.digest) {
                 return Ok(());
             }
@@ -321,22 +325,24 @@ impl<'a> Promotion<'a> {
             .map(|n| n.as_str())
             .collect::<Vec<_>>()
             .join(", ");
-        let reason = format!(
-            "{} is protected and refuses {} ({}): no unprotected environment ({}) holds it as stable; promote it there first",
-            request.promote.environment,
-            request.artifact.digest,
-            request.artifact.version,
-            if names.is_empty() {
-                "none declared"
+        let refusal = DeliveryError::StagingFirst {
+            environment: request.promote.environment.clone(),
+            digest: request.artifact.digest.clone(),
+            version: request.artifact.version.clone(),
+            unprotected: if names.is_empty() {
+                "none declared".to_string()
             } else {
-                &names
+                names
             },
-        );
-        self.log(AuditEvent::StagingFirstRefused, json!({"reason": reason}))?;
-        Err(reason)
+        };
+        self.log(
+            AuditEvent::StagingFirstRefused,
+            json!({"reason": refusal.to_string()}),
+        )?;
+        Err(refusal)
     }
 
-    fn begin_release(&mut self) -> Result<(), String> {
+    fn begin_release(&mut self) -> Result<(), DeliveryError> {
         let now = now();
         let artifact = &self.request.artifact;
         self.ledger
@@ -354,7 +360,7 @@ impl<'a> Promotion<'a> {
                     rollback_to: None,
                 },
             )
-            .map_err(|e| format!("cannot write the ledger: {e}"))
+            .map_err(DeliveryError::LedgerUnwritable)
     }
 
     fn deploy_and_watch(&mut self) -> Result<(), Stop> {
@@ -385,7 +391,7 @@ impl<'a> Promotion<'a> {
 
     /// The stored copy is re-hashed before each deploy: bytes changed since the build (or
     /// since the previous rollout step) are never deployed.
-    fn verify_artifact(&self) -> Result<(), String> {
+    fn verify_artifact(&self) -> Result<(), DeliveryError> {
         let artifact = &self.request.artifact;
         let actor = &self.request.actor;
         integrity::verify_before_use(
@@ -401,8 +407,9 @@ impl<'a> Promotion<'a> {
     fn deploy_step(&mut self, step: usize, weight: f64) -> Result<(), Stop> {
         // The first step was verified just before the release began.
         if step > 1
-            && let Err(reason) = self.verify_artifact()
+            && let Err(refusal) = self.verify_artifact()
         {
+            let reason = refusal.to_string();
             let node = self.node_id("deploy");
             self.host
                 .node_transition(&node, NodeStatus::Failed, Some(&reason));

@@ -10,7 +10,7 @@ use crate::deliver::engine::{self, DeliveryOutcome};
 use crate::deliver::host::{ApprovalPrompt, BlockResult, PromoteHost, StepContext};
 use crate::deliver::probe_value::ProbeRun;
 use crate::deliver::record::DeliveryRecord;
-use crate::deliver::request::{ApprovalInput, ArtifactRef, DeliveryRequest};
+use crate::deliver::request::{ApprovalInput, ArtifactRef, DeliveryError, DeliveryRequest};
 use crate::run::delivery::{
     DeliveryExecutor, PreviewRequest, PromoteOutcome, PromotePreview, PromoteReporter,
     PromoteRequest,
@@ -64,7 +64,8 @@ async fn run_promote(request: PromoteRequest) -> PromoteOutcome {
     let host = RunnerHost::new(&request, tokio::runtime::Handle::current());
     let engine_request = match engine_request(&request, plan) {
         Ok(engine_request) => engine_request,
-        Err(message) => {
+        Err(error) => {
+            let message = error.to_string();
             host.say(&format!("error: {message}"));
             let first = promote_node_id(&request.environment, "deploy");
             reporter.node(&first, NodeStatus::Failed, Some(message));
@@ -112,7 +113,7 @@ fn runner_outcome(outcome: &DeliveryOutcome) -> PromoteOutcome {
 fn engine_request(
     request: &PromoteRequest,
     promote: crate::compile::plan::PromotePlan,
-) -> Result<DeliveryRequest, String> {
+) -> Result<DeliveryRequest, DeliveryError> {
     let artifact = artifact_ref(request, &promote.artifact)?;
     let approver = resolve_approver(
         request.approver.as_deref(),
@@ -146,19 +147,21 @@ fn engine_request(
     })
 }
 
-fn artifact_ref(request: &PromoteRequest, name: &str) -> Result<ArtifactRef, String> {
+fn artifact_ref(request: &PromoteRequest, name: &str) -> Result<ArtifactRef, DeliveryError> {
     let digest = request.artifact_digests.get(name).cloned().ok_or_else(|| {
-        format!(
-            "artifact {name} was not produced in run {} (nothing to promote to {})",
-            request.run_id, request.environment
-        )
+        DeliveryError::ArtifactNotProduced {
+            artifact: name.to_string(),
+            run: request.run_id.clone(),
+            environment: request.environment.clone(),
+        }
     })?;
     let path = request.store.artifacts().local_path(&digest);
     if !path.exists() {
-        return Err(format!(
-            "the stored copy of {name} ({digest}) is missing at {}",
-            path.display()
-        ));
+        return Err(DeliveryError::StoredCopyMissing {
+            artifact: name.to_string(),
+            digest,
+            path: path.display().to_string(),
+        });
     }
     let recorded = request
         .store

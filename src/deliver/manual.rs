@@ -7,7 +7,8 @@ use crate::deliver::engine::take_lock;
 use crate::deliver::host::PromoteHost;
 use crate::deliver::ledger::{Ledger, Release, ReleaseStatus, UnknownState};
 use crate::deliver::recovery::{self, Recovery};
-use crate::deliver::request::{ArtifactRef, DeliveryRequest, log_event};
+use crate::deliver::request::{ArtifactRef, DeliveryError, DeliveryRequest, log_event};
+use crate::store::{LockError, StoreError};
 use serde_json::json;
 use std::path::Path;
 
@@ -21,7 +22,7 @@ pub fn rollback_by_hand(
     audit: &AuditLog,
 ) -> Result<Release, ManualError> {
     let environment = &request.promote.environment;
-    let lease = take_lock(request, host).map_err(|e| ManualError::Refused(e.to_string()))?;
+    let lease = take_lock(request, host)?;
     let recovery = Recovery {
         request,
         host,
@@ -33,20 +34,21 @@ pub fn rollback_by_hand(
     if let Some(restored) = finish_unfinished(&recovery, &mut ledger, to_version)? {
         return Ok(restored);
     }
-    let latest = ledger.latest().cloned().ok_or_else(|| {
-        ManualError::Refused(format!(
-            "the ledger of {environment} has no releases: nothing to roll back"
-        ))
-    })?;
+    let latest = ledger
+        .latest()
+        .cloned()
+        .ok_or_else(|| ManualError::NoReleases {
+            environment: environment.clone(),
+        })?;
     let from = rolled_back_from(&ledger, latest);
     let target = choose_target(&ledger, &from, to_version)?;
     let artifacts = request.store.artifacts().as_ref();
     let stored = ArtifactRef::stored(&target, artifacts);
     if !Path::new(&stored.path).exists() {
-        return Err(ManualError::Refused(format!(
-            "the stored artifact of {} is missing at {}",
-            target.version, stored.path
-        )));
+        return Err(ManualError::TargetMissing {
+            version: target.version,
+            path: stored.path,
+        });
     }
     log_event(
         audit,
@@ -59,8 +61,7 @@ pub fn rollback_by_hand(
             "to_digest": target.digest,
             "summary": format!("rollback by hand: {} → {}", from.version, target.version),
         }),
-    )
-    .map_err(|error| ManualError::Refused(error.to_string()))?;
+    )?;
     match recovery.roll_back(
         &mut ledger,
         &ArtifactRef::stored(&from, artifacts),
@@ -68,8 +69,8 @@ pub fn rollback_by_hand(
         "rollback by hand",
     ) {
         recovery::RecoveryEnd::Verified => Ok(target),
-        recovery::RecoveryEnd::Skipped => Err(ManualError::Refused("no rollback target".into())),
-        recovery::RecoveryEnd::Failed(why) => Err(ManualError::Failed(why)),
+        recovery::RecoveryEnd::Skipped => Err(ManualError::NoTarget),
+        recovery::RecoveryEnd::Failed(why) => Err(ManualError::RollbackFailed(why)),
     }
 }
 
@@ -79,7 +80,7 @@ fn load_ledger(request: &DeliveryRequest) -> Result<Ledger, ManualError> {
         &request.pipeline,
         &request.promote.environment,
     )
-    .map_err(|e| ManualError::Refused(format!("cannot read the ledger: {e}")))
+    .map_err(ManualError::LedgerUnreadable)
 }
 
 /// A rollback a crash left unfinished is finished first, to its recorded target. When that is
@@ -96,12 +97,11 @@ fn finish_unfinished(
     match recovery.finish_unfinished(ledger) {
         None | Some(recovery::RecoveryEnd::Verified) => {}
         Some(recovery::RecoveryEnd::Skipped) => {
-            return Err(ManualError::Failed(format!(
-                "the unfinished rollback's target {} is not in the ledger; the environment's state is unknown",
-                to.version
-            )));
+            return Err(ManualError::UnfinishedTargetUnknown {
+                version: to.version.clone(),
+            });
         }
-        Some(recovery::RecoveryEnd::Failed(why)) => return Err(ManualError::Failed(why)),
+        Some(recovery::RecoveryEnd::Failed(why)) => return Err(ManualError::RollbackFailed(why)),
     }
     if to_version.is_none_or(|version| version == to.version) {
         return Ok(ledger.find_digest(&to.digest).cloned());
@@ -110,14 +110,56 @@ fn finish_unfinished(
     Ok(None)
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a rollback by hand did not end verified. Every variant but the two that
+/// [`ManualError::state_unknown`] names changed nothing.
+#[derive(Debug, thiserror::Error)]
 pub enum ManualError {
-    /// Nothing was changed.
+    #[error(transparent)]
+    Locked(#[from] LockError),
+    #[error("cannot open the audit log: {0}")]
+    AuditUnopenable(#[source] StoreError),
+    #[error(transparent)]
+    Unrecorded(#[from] DeliveryError),
+    #[error("cannot read the ledger: {0}")]
+    LedgerUnreadable(#[source] StoreError),
+    #[error("the ledger of {environment} has no releases: nothing to roll back")]
+    NoReleases { environment: String },
+    #[error("{environment} has no stable release other than {from} to roll back to")]
+    NoOtherStable { environment: String, from: String },
+    /// `known` lists the versions the ledger has.
+    #[error("{environment} never had a release {version} (releases: {known})")]
+    UnknownVersion {
+        environment: String,
+        version: String,
+        known: String,
+    },
+    #[error("{version} is still marked {status} in {environment}; it is not a known-good release")]
+    NotKnownGood {
+        version: String,
+        status: ReleaseStatus,
+        environment: String,
+    },
+    #[error("the stored artifact of {version} is missing at {path}")]
+    TargetMissing { version: String, path: String },
+    #[error("no rollback target")]
+    NoTarget,
+    /// The rollback ran and failed or was not verified (recovery's reason).
     #[error("{0}")]
-    Refused(String),
-    /// The rollback ran and failed or was not verified: the environment's state is unknown.
-    #[error("{0}")]
-    Failed(String),
+    RollbackFailed(String),
+    #[error(
+        "the unfinished rollback's target {version} is not in the ledger; the environment's state is unknown"
+    )]
+    UnfinishedTargetUnknown { version: String },
+}
+
+impl ManualError {
+    /// The rollback ran and did not end verified: what the environment serves is unknown.
+    pub fn state_unknown(&self) -> bool {
+        matches!(
+            self,
+            ManualError::RollbackFailed(_) | ManualError::UnfinishedTargetUnknown { .. }
+        )
+    }
 }
 
 /// What the environment is rolled back *from*: after a clean finish (the newest release stable,
@@ -146,11 +188,9 @@ fn choose_target(
         return ledger
             .previous_stable(&from.digest)
             .cloned()
-            .ok_or_else(|| {
-                ManualError::Refused(format!(
-                    "{environment} has no stable release other than {} to roll back to",
-                    from.version
-                ))
+            .ok_or_else(|| ManualError::NoOtherStable {
+                environment: environment.to_string(),
+                from: from.version.clone(),
             });
     };
     let release = ledger.find_version(version).cloned().ok_or_else(|| {
@@ -159,19 +199,21 @@ fn choose_target(
             .iter()
             .map(|r| r.version.as_str())
             .collect();
-        ManualError::Refused(format!(
-            "{environment} never had a release {version} (releases: {})",
-            known.join(", ")
-        ))
+        ManualError::UnknownVersion {
+            environment: environment.to_string(),
+            version: version.to_string(),
+            known: known.join(", "),
+        }
     })?;
     if matches!(
         release.status,
         ReleaseStatus::Deploying | ReleaseStatus::RollingBack
     ) {
-        return Err(ManualError::Refused(format!(
-            "{version} is still marked {} in {environment}; it is not a known-good release",
-            release.status
-        )));
+        return Err(ManualError::NotKnownGood {
+            version: version.to_string(),
+            status: release.status,
+            environment: environment.to_string(),
+        });
     }
     Ok(release)
 }

@@ -7,11 +7,14 @@ use crate::compile::plan::promote_node_id;
 use crate::deliver::host::{BlockResult, PromoteHost, StepContext};
 use crate::deliver::integrity;
 use crate::deliver::ledger::{Ledger, Release, ReleaseStatus, RollbackTarget, UnknownState};
-use crate::deliver::request::{ArtifactRef, DeliveryRequest, base_context, log_event, now};
+use crate::deliver::request::{
+    ArtifactRef, DeliveryError, DeliveryRequest, base_context, log_event, now,
+};
 use crate::run::eval::Bindings;
 use crate::run::state::NodeStatus;
 use crate::store::{Artifacts, Lease};
 use serde_json::json;
+use std::fmt::Display;
 use std::path::Path;
 
 /// How a recovery ended.
@@ -68,11 +71,12 @@ impl Recovery<'_> {
         }
         let stored = ArtifactRef::stored(target, self.request.store.artifacts().as_ref());
         if !Path::new(&stored.path).exists() {
-            let why = format!(
-                "the stored artifact of {} ({}) is missing at {}",
-                target.version, target.digest, stored.path
-            );
-            return self.fail(ledger, from, why);
+            let missing = DeliveryError::RollbackTargetMissing {
+                version: target.version.clone(),
+                digest: target.digest.clone(),
+                path: stored.path,
+            };
+            return self.fail(ledger, from, missing);
         }
         let verified = integrity::verify_before_use(
             self.audit,
@@ -99,7 +103,7 @@ impl Recovery<'_> {
                 return self.fail(ledger, from, format!("the rollback block failed: {why}"));
             }
             BlockResult::Interrupted => {
-                return self.fail(ledger, from, "the rollback block was interrupted".into());
+                return self.fail(ledger, from, "the rollback block was interrupted");
             }
         }
         if let Err(why) = self.log(
@@ -198,7 +202,7 @@ impl Recovery<'_> {
         );
         let from_ref = ArtifactRef::stored(&from, self.request.store.artifacts().as_ref());
         if let Err(why) = logged {
-            return Some(RecoveryEnd::Failed(why));
+            return Some(RecoveryEnd::Failed(why.to_string()));
         }
         let target = ledger.find_digest(&to.digest).cloned();
         Some(self.roll_back(
@@ -216,7 +220,7 @@ impl Recovery<'_> {
         ledger: &mut Ledger,
         from: &ArtifactRef,
         target: &Release,
-    ) -> Result<(), String> {
+    ) -> Result<(), DeliveryError> {
         let marker = RollbackTarget {
             version: target.version.clone(),
             digest: target.digest.clone(),
@@ -226,7 +230,7 @@ impl Recovery<'_> {
         ledger
             .mark_rolling_back(self.lease, &from_run(from, ledger), &from.digest, marker)
             .map(|_| ())
-            .map_err(|e| format!("cannot mark the ledger rolling_back: {e}"))
+            .map_err(DeliveryError::LedgerUnmarkable)
     }
 
     fn skip(&self, ledger: &mut Ledger, from: &ArtifactRef, reason: &str) -> RecoveryEnd {
@@ -249,7 +253,8 @@ impl Recovery<'_> {
 
     /// Every way a rollback can fail ends here, so each one is audited (`recovery_failed` with
     /// the reason), not only a failed verification.
-    fn fail(&self, ledger: &mut Ledger, from: &ArtifactRef, why: String) -> RecoveryEnd {
+    fn fail(&self, ledger: &mut Ledger, from: &ArtifactRef, why: impl Display) -> RecoveryEnd {
+        let why = why.to_string();
         let environment = &self.request.promote.environment;
         // Best effort: the failure being reported may be the audit log itself.
         let _ = self.log(AuditEvent::RecoveryFailed, json!({"reason": why}));
@@ -284,14 +289,8 @@ impl Recovery<'_> {
         context
     }
 
-    fn log(&self, event: AuditEvent, fields: serde_json::Value) -> Result<(), String> {
-        Ok(log_event(
-            self.audit,
-            self.request,
-            self.actor,
-            event,
-            fields,
-        )?)
+    fn log(&self, event: AuditEvent, fields: serde_json::Value) -> Result<(), DeliveryError> {
+        log_event(self.audit, self.request, self.actor, event, fields)
     }
 }
 

@@ -5,6 +5,7 @@ use crate::audit::{AuditEvent, AuditLog};
 use crate::compile::plan::{EnvironmentPlan, PromotePlan};
 use crate::deliver::host::StepContext;
 use crate::deliver::ledger::Release;
+use crate::run::artifact::Mismatch;
 use crate::run::eval::Bindings;
 use crate::store::{Artifacts, Store, StoreError};
 use std::collections::BTreeMap;
@@ -89,13 +90,73 @@ pub enum DeliveryError {
         event: AuditEvent,
         source: io::Error,
     },
+    /// Another environment's ledger, read to check staging first.
+    #[error("cannot read the ledger of {environment}: {source}")]
+    OtherLedgerUnreadable {
+        environment: String,
+        source: StoreError,
+    },
+    #[error("cannot mark the ledger rolling_back: {0}")]
+    LedgerUnmarkable(#[source] StoreError),
+    #[error("cannot save the delivery record: {0}")]
+    RecordUnsaved(#[source] StoreError),
+    #[error(
+        "{version} was rolled back from {environment} earlier in this run because it failed; resuming will not deploy it again \
+         (fix the release and start a new run, or `pipe rollback` by hand)"
+    )]
+    RolledBackByThisRun {
+        version: String,
+        environment: String,
+    },
+    /// `unprotected` lists the unprotected environments, or says none is declared.
+    #[error(
+        "{environment} is protected and refuses {digest} ({version}): no unprotected environment ({unprotected}) holds it as stable; promote it there first"
+    )]
+    StagingFirst {
+        environment: String,
+        digest: String,
+        version: String,
+        unprotected: String,
+    },
+    /// The stored copy cannot be used; `action` is what was refused ("deploy", "roll back to").
+    #[error("{source}; refusing to {action} it")]
+    ArtifactRefused {
+        action: &'static str,
+        source: ArtifactFault,
+    },
+    #[error(
+        "artifact {artifact} was not produced in run {run} (nothing to promote to {environment})"
+    )]
+    ArtifactNotProduced {
+        artifact: String,
+        run: String,
+        environment: String,
+    },
+    #[error("the stored copy of {artifact} ({digest}) is missing at {path}")]
+    StoredCopyMissing {
+        artifact: String,
+        digest: String,
+        path: String,
+    },
+    #[error("the stored artifact of {version} ({digest}) is missing at {path}")]
+    RollbackTargetMissing {
+        version: String,
+        digest: String,
+        path: String,
+    },
 }
 
-/// Reasons still travel as text into a promote's outcome and the failed node's message.
-impl From<DeliveryError> for String {
-    fn from(error: DeliveryError) -> String {
-        error.to_string()
-    }
+/// Why a stored artifact failed its re-hash before use.
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactFault {
+    #[error(transparent)]
+    Changed(Mismatch),
+    #[error("the stored artifact at {path} ({digest}) could not be verified: {source}")]
+    Unreadable {
+        path: String,
+        digest: String,
+        source: io::Error,
+    },
 }
 
 /// Appends an event for the promote's environment; the error stops the action it guards.

@@ -12,6 +12,7 @@ pub mod context;
 pub mod delivery;
 pub mod direct_exec;
 pub mod dry_run;
+pub mod error;
 pub mod eval;
 pub mod gate;
 pub mod graph;
@@ -29,4 +30,5 @@ pub mod state;
 pub mod summary;
 pub mod supervisor;
 
+pub use error::RunError;
 pub use start::{GateOverride, RunOptions, RunOutcome, resume_run, run_plan};

@@ -4,12 +4,13 @@
 
 use crate::compile::plan::Plan;
 use crate::diagnostics::suggest;
+use crate::run::error::RunError;
 use crate::run::state::{NodeRecord, NodeStatus, list_runs};
 use crate::store::Store;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Checks that `name` is a node id, with a "did you mean" otherwise.
-pub fn known_node(plan: &Plan, name: &str, flag: &str) -> Result<(), String> {
+pub fn known_node(plan: &Plan, name: &str, flag: &'static str) -> Result<(), RunError> {
     if plan.node(name).is_some() {
         return Ok(());
     }
@@ -17,10 +18,12 @@ pub fn known_node(plan: &Plan, name: &str, flag: &str) -> Result<(), String> {
     let hint = suggest(name, ids)
         .map(|s| format!("; did you mean `{s}`?"))
         .unwrap_or_default();
-    Err(format!(
-        "{flag} `{name}`: no such node in pipeline `{}`{hint}",
-        plan.pipeline
-    ))
+    Err(RunError::UnknownNode {
+        flag,
+        name: name.to_string(),
+        pipeline: plan.pipeline.clone(),
+        hint,
+    })
 }
 
 /// `node` and everything it needs, transitively.
@@ -63,7 +66,7 @@ pub fn with_whole_groups(plan: &Plan, mut selected: BTreeSet<String>) -> BTreeSe
 }
 
 /// The selected set for `--until`.
-pub fn until(plan: &Plan, node: &str) -> Result<BTreeSet<String>, String> {
+pub fn until(plan: &Plan, node: &str) -> Result<BTreeSet<String>, RunError> {
     known_node(plan, node, "--until")?;
     let mut selected = ancestors_and_self(plan, node);
     // Whole groups can pull in more needs; close over them once more.
@@ -81,7 +84,7 @@ pub fn only(
     plan: &Plan,
     store: &Store,
     names: &[String],
-) -> Result<(BTreeSet<String>, BTreeMap<String, NodeRecord>), String> {
+) -> Result<(BTreeSet<String>, BTreeMap<String, NodeRecord>), RunError> {
     for name in names {
         known_node(plan, name, "--only")?;
     }
@@ -114,11 +117,10 @@ pub fn only(
                 reused.insert(need, record);
             }
             None => {
-                return Err(format!(
-                    "--only: `{need}` must already have succeeded in an earlier run in {}, \
-                     and it has not; run it first or add it to --only",
-                    store.describe()
-                ));
+                return Err(RunError::NeedNeverSucceeded {
+                    need,
+                    state: store.describe(),
+                });
             }
         }
     }

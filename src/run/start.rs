@@ -8,6 +8,7 @@ use crate::diagnostics::suggest;
 use crate::run::console::Console;
 use crate::run::context::{GitInfo, base_bindings};
 use crate::run::delivery::DeliveryExecutor;
+use crate::run::error::RunError;
 use crate::run::eval::{Bindings, JobFacts};
 use crate::run::interrupt::Interrupt;
 use crate::run::job::evaluate_env;
@@ -19,7 +20,7 @@ use crate::run::state::{
     NodeRecord, NodeStatus, OverrideRecord, RunDir, RunState, RunStatus, list_runs, new_run_id,
 };
 use crate::run::{preflight, selection};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -97,7 +98,7 @@ pub async fn run_plan(
     plan: Plan,
     options: RunOptions,
     delivery: Option<Arc<dyn DeliveryExecutor>>,
-) -> Result<RunOutcome, String> {
+) -> Result<RunOutcome, RunError> {
     let run_id = new_run_id();
     let git = GitInfo::read(&options.pipeline_dir);
     let (bindings, version) = base_bindings(&plan, &run_id, &git, None);
@@ -122,8 +123,8 @@ pub async fn run_plan(
     let run_dir = RunDir::new(&options.store, &run_id);
     // The state (with its `--until`/`--only` selection) is written before the plan: a run
     // killed in between is refused by `resume` (no plan), never resumed as the whole pipeline.
-    run_dir.save_state(&state).map_err(|e| e.to_string())?;
-    run_dir.save_plan(&plan).map_err(|e| e.to_string())?;
+    run_dir.save_state(&state)?;
+    run_dir.save_plan(&plan)?;
     let run = Launch {
         run_dir,
         bindings,
@@ -137,11 +138,11 @@ pub async fn resume_run(
     run_id: &str,
     mut options: RunOptions,
     delivery: Option<Arc<dyn DeliveryExecutor>>,
-) -> Result<RunOutcome, String> {
+) -> Result<RunOutcome, RunError> {
     let run_dir = RunDir::new(&options.store, run_id);
     let (plan, mut state) = match (run_dir.load_plan(), run_dir.load_state()) {
         (Ok(Some(plan)), Ok(Some(state))) => (plan, state),
-        (Err(e), _) | (Ok(Some(_)), Err(e)) => return Err(unreadable(&e)),
+        (Err(e), _) | (Ok(Some(_)), Err(e)) => return Err(unreadable(e)),
         // No state beside the plan (removed by hand, or left by an older pipe that wrote
         // the plan first): nothing is recorded as done, every node runs.
         (Ok(Some(plan)), Ok(None)) => {
@@ -185,14 +186,14 @@ pub async fn resume_run(
 
 /// A stored document that exists but cannot be used: named with the parse error's line and
 /// column, so a corrupt file is not mistaken for a missing run.
-fn unreadable(error: &crate::store::StoreError) -> String {
+fn unreadable(error: StoreError) -> RunError {
     match error {
-        crate::store::StoreError::Invalid { .. } => format!("cannot resume from {error}"),
-        _ => format!("cannot resume: {error}"),
+        StoreError::Invalid { .. } => RunError::StoredRunInvalid(error),
+        _ => RunError::StoredRunUnreadable(error),
     }
 }
 
-fn no_such_run(options: &RunOptions, run_id: &str) -> String {
+fn no_such_run(options: &RunOptions, run_id: &str) -> RunError {
     let runs: Vec<String> = list_runs(&options.store)
         .iter()
         .map(|run| run.id().to_string())
@@ -204,10 +205,11 @@ fn no_such_run(options: &RunOptions, run_id: &str) -> String {
             None => String::new(),
         },
     };
-    format!(
-        "no run `{run_id}` to resume ({} has no readable plan and state for it){hint}",
-        options.store.describe()
-    )
+    RunError::NoSuchRun {
+        run: run_id.to_string(),
+        state: options.store.describe(),
+        hint,
+    }
 }
 
 /// A resume runs in the current checkout, never in the directory `state.json` names: the
@@ -217,19 +219,17 @@ fn check_checkout(
     plan: &Plan,
     state: &mut RunState,
     options: &mut RunOptions,
-) -> Result<(), String> {
+) -> Result<(), RunError> {
     let file = checkout_file(plan, state, options);
     options.pipeline_dir = file
         .parent()
         .map_or_else(|| options.pipeline_dir.clone(), PathBuf::from);
     state.pipeline_dir = options.pipeline_dir.display().to_string();
     state.source_path = Some(file.display().to_string());
-    let bytes = std::fs::read(&file).map_err(|e| {
-        format!(
-            "cannot read the pipeline file {} of this checkout ({e}); resume from the checkout run {} started from, or give --file",
-            file.display(),
-            state.run_id
-        )
+    let bytes = std::fs::read(&file).map_err(|source| RunError::CheckoutUnreadable {
+        file: file.display().to_string(),
+        run: state.run_id.clone(),
+        source,
     })?;
     use sha2::Digest;
     let current = hex::encode(sha2::Sha256::digest(&bytes));
@@ -238,11 +238,12 @@ fn check_checkout(
     }
     let (shown, run) = (file.display(), &state.run_id);
     if !options.force {
-        return Err(format!(
-            "{shown} does not match the plan of run {run}: the plan was compiled from sha256:{} and the file is sha256:{current}; \
-             resume from the checkout the run started from, or pass --force to resume the stored plan anyway",
-            plan.source_sha256
-        ));
+        return Err(RunError::CheckoutChanged {
+            file: shown.to_string(),
+            run: run.clone(),
+            plan_sha256: plan.source_sha256.clone(),
+            file_sha256: current,
+        });
     }
     let human = format!(
         "warning: {shown} changed since run {run} started; resuming the stored plan, not the new source (--force)"
@@ -253,10 +254,7 @@ fn check_checkout(
         &human,
         json!({"source": shown.to_string()}),
     );
-    let audit = options
-        .store
-        .audit()
-        .map_err(|e| format!("cannot open the audit log: {e}"))?;
+    let audit = options.store.audit().map_err(RunError::AuditUnopenable)?;
     let fields = json!({
         "source": shown.to_string(),
         "plan_sha256": plan.source_sha256,
@@ -265,7 +263,7 @@ fn check_checkout(
     });
     audit
         .append(run, AuditEvent::ResumeForced, &state.initiator, fields)
-        .map_err(|e| format!("cannot write the audit log: {e}"))
+        .map_err(RunError::AuditUnwritable)
 }
 
 /// `--file` when given, else the stored source's file name in the current checkout.
@@ -300,9 +298,13 @@ fn bind_finished_jobs(bindings: &mut Bindings, state: &RunState) {
     }
 }
 
-fn apply_selection(plan: &Plan, options: &RunOptions, state: &mut RunState) -> Result<(), String> {
+fn apply_selection(
+    plan: &Plan,
+    options: &RunOptions,
+    state: &mut RunState,
+) -> Result<(), RunError> {
     let selected = match (&options.until, options.only.is_empty()) {
-        (Some(_), false) => return Err("--only and --until cannot be combined".into()),
+        (Some(_), false) => return Err(RunError::OnlyWithUntil),
         (None, true) => return Ok(()),
         (Some(until), true) => selection::until(plan, until)?,
         (None, false) => {
@@ -326,7 +328,7 @@ fn validate_overrides(
     plan: &Plan,
     options: &RunOptions,
     initiator: &str,
-) -> Result<Vec<OverrideRecord>, String> {
+) -> Result<Vec<OverrideRecord>, RunError> {
     let mut records = Vec::new();
     for granted in &options.overrides {
         let is_gate = |id: &str| {
@@ -342,22 +344,23 @@ fn validate_overrides(
             let hint = suggest(&granted.gate, gates)
                 .map(|s| format!("; did you mean `{s}`?"))
                 .unwrap_or_default();
-            return Err(format!("--override `{}`: no such gate{hint}", granted.gate));
+            return Err(RunError::UnknownGate {
+                gate: granted.gate.clone(),
+                hint,
+            });
         }
         if granted.reason.trim().is_empty() {
-            return Err(format!(
-                "--override `{}` needs --reason \"why\"",
-                granted.gate
-            ));
+            return Err(RunError::OverrideWithoutReason {
+                gate: granted.gate.clone(),
+            });
         }
         if let Some(env) = protected_downstream(plan, &granted.gate)
             && options.approver.is_none()
         {
-            return Err(format!(
-                "refusing to override gate `{}`: it is upstream of protected environment `{env}`; \
-                 give --approver NAME (or $PIPE_APPROVER) to take responsibility",
-                granted.gate
-            ));
+            return Err(RunError::OverrideWithoutApprover {
+                gate: granted.gate.clone(),
+                environment: env,
+            });
         }
         records.push(OverrideRecord {
             gate: granted.gate.clone(),
@@ -394,7 +397,7 @@ async fn launch(
     run: Launch,
     options: RunOptions,
     delivery: Option<Arc<dyn DeliveryExecutor>>,
-) -> Result<RunOutcome, String> {
+) -> Result<RunOutcome, RunError> {
     let Launch {
         run_dir,
         bindings,
@@ -403,7 +406,7 @@ async fn launch(
     let secrets = SecretValues::load(&plan, &options.pipeline_dir, &options.host_env);
     let redactor = Redactor::new(secrets.all_values());
     let pipeline_env = evaluate_env(&BTreeMap::new(), &plan.env, &bindings)
-        .map_err(|e| redactor.text(&format!("pipeline {e}")))?;
+        .map_err(|e| RunError::PipelineEnv(redactor.text(&format!("pipeline {e}"))))?;
     let selected: Vec<&str> = state
         .nodes
         .iter()
@@ -416,7 +419,7 @@ async fn launch(
     }
     // A new run's state is stored already (saved with its plan); a resumed one changed.
     if resumed {
-        run_dir.save_state(&state).map_err(|e| e.to_string())?;
+        run_dir.save_state(&state)?;
     }
     let audit = open_audit(&options, &secrets, &state)?;
     let runner = Arc::new(StepRunner {
@@ -464,13 +467,14 @@ fn open_audit(
     options: &RunOptions,
     secrets: &SecretValues,
     state: &RunState,
-) -> Result<Option<Arc<AuditLog>>, String> {
-    let audit = options.store.audit().map_err(|e| {
-        format!(
-            "cannot open the audit log in {}: {e}",
-            options.store.describe()
-        )
-    })?;
+) -> Result<Option<Arc<AuditLog>>, RunError> {
+    let audit = options
+        .store
+        .audit()
+        .map_err(|source| RunError::AuditUnopenableIn {
+            state: options.store.describe(),
+            source,
+        })?;
     audit.set_secrets(secrets.all_values());
     let pending = state
         .nodes
@@ -490,6 +494,6 @@ fn open_audit(
             &state.initiator,
             fields,
         )
-        .map_err(|e| format!("cannot write the audit log: {e}"))?;
+        .map_err(RunError::AuditUnwritable)?;
     Ok(Some(Arc::new(audit)))
 }

@@ -6,14 +6,14 @@ use crate::audit::AuditEvent;
 use crate::compile::plan::ApprovalPlan;
 use crate::deliver::approval;
 use crate::deliver::host::ApprovalPrompt;
-use crate::deliver::request::log_event;
+use crate::deliver::request::{DeliveryError, log_event};
 use crate::run::state::NodeStatus;
 use serde_json::json;
 
 impl Promotion<'_> {
     /// Step 4 of §11. `Ok(true)`: approved (or no approval block); `Ok(false)`: the quorum is
     /// not met yet.
-    pub(crate) fn approve(&mut self) -> Result<bool, String> {
+    pub(crate) fn approve(&mut self) -> Result<bool, DeliveryError> {
         let Some(policy) = self.request.promote.approval.clone() else {
             return Ok(true);
         };
@@ -32,7 +32,7 @@ impl Promotion<'_> {
         }
         self.record
             .save(&self.request.store, &self.request.run_id)
-            .map_err(|e| format!("cannot save the delivery record: {e}"))?;
+            .map_err(DeliveryError::RecordUnsaved)?;
         Ok(met)
     }
 
@@ -49,7 +49,7 @@ impl Promotion<'_> {
     }
 
     /// Counts one approver, or audits the refusal; a refusal changes nothing else.
-    fn consider(&mut self, policy: &ApprovalPlan, approver: &str) -> Result<(), String> {
+    fn consider(&mut self, policy: &ApprovalPlan, approver: &str) -> Result<(), DeliveryError> {
         let initiator = self.request.approval.initiator.as_deref();
         match approval::evaluate(policy, initiator, &self.record.approvals, approver) {
             Ok(accepted) => {
@@ -96,7 +96,7 @@ impl Promotion<'_> {
         Ok(())
     }
 
-    fn ask_on_terminal(&mut self, policy: &ApprovalPlan) -> Result<(), String> {
+    fn ask_on_terminal(&mut self, policy: &ApprovalPlan) -> Result<(), DeliveryError> {
         let Some(approver) = self.request.approval.default_approver.clone() else {
             return Ok(());
         };

@@ -1,0 +1,75 @@
+//! Why a run could not start or resume: [`RunError`], each a usage problem (exit 2) that the
+//! CLI prints once; failures of the run's own steps are node messages, not errors.
+
+use crate::store::StoreError;
+use std::io;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("--only and --until cannot be combined")]
+    OnlyWithUntil,
+    /// `hint` is a "; did you mean" suffix, or empty.
+    #[error("{flag} `{name}`: no such node in pipeline `{pipeline}`{hint}")]
+    UnknownNode {
+        flag: &'static str,
+        name: String,
+        pipeline: String,
+        hint: String,
+    },
+    #[error(
+        "--only: `{need}` must already have succeeded in an earlier run in {state}, \
+         and it has not; run it first or add it to --only"
+    )]
+    NeedNeverSucceeded { need: String, state: String },
+    #[error("--override `{gate}`: no such gate{hint}")]
+    UnknownGate { gate: String, hint: String },
+    #[error("--override `{gate}` needs --reason \"why\"")]
+    OverrideWithoutReason { gate: String },
+    #[error(
+        "refusing to override gate `{gate}`: it is upstream of protected environment `{environment}`; \
+         give --approver NAME (or $PIPE_APPROVER) to take responsibility"
+    )]
+    OverrideWithoutApprover { gate: String, environment: String },
+    /// `hint` is a "; did you mean" or "the latest run" suffix, or empty.
+    #[error("no run `{run}` to resume ({state} has no readable plan and state for it){hint}")]
+    NoSuchRun {
+        run: String,
+        state: String,
+        hint: String,
+    },
+    /// A stored document that parses but cannot be used, named with where it is.
+    #[error("cannot resume from {0}")]
+    StoredRunInvalid(#[source] StoreError),
+    #[error("cannot resume: {0}")]
+    StoredRunUnreadable(#[source] StoreError),
+    #[error(
+        "cannot read the pipeline file {file} of this checkout ({source}); resume from the checkout run {run} started from, or give --file"
+    )]
+    CheckoutUnreadable {
+        file: String,
+        run: String,
+        source: io::Error,
+    },
+    #[error(
+        "{file} does not match the plan of run {run}: the plan was compiled from sha256:{plan_sha256} and the file is sha256:{file_sha256}; \
+         resume from the checkout the run started from, or pass --force to resume the stored plan anyway"
+    )]
+    CheckoutChanged {
+        file: String,
+        run: String,
+        plan_sha256: String,
+        file_sha256: String,
+    },
+    #[error("{0}")]
+    StateUnwritable(#[from] StoreError),
+    #[error("cannot open the audit log: {0}")]
+    AuditUnopenable(#[source] StoreError),
+    #[error("cannot open the audit log in {state}: {source}")]
+    AuditUnopenableIn { state: String, source: StoreError },
+    #[error("cannot write the audit log: {0}")]
+    AuditUnwritable(#[source] io::Error),
+    /// The pipeline's `env` did not evaluate; the text is already redacted, since it may
+    /// quote a secret's value.
+    #[error("{0}")]
+    PipelineEnv(String),
+}
