@@ -213,7 +213,13 @@ fn report(console: &Console, store: &Store, outcome: Result<RunOutcome, String>)
     let run_dir = crate::run::job::display_path(&outcome.run_dir);
     let stored = crate::run::state::RunDir::new(store, &outcome.run_id);
     if let Ok(Some(plan)) = stored.load_plan() {
-        console.text(&summary::render(&plan, &outcome.state, &run_dir));
+        let logs_dir = stored.logs_dir();
+        let target = summary::SummaryTarget {
+            run_dir: &run_dir,
+            logs_dir: &logs_dir,
+            colour: stdout_color(),
+        };
+        console.text(&summary::render(&plan, &outcome.state, &target));
     }
     let meaning = summary::exit_meaning(outcome.status);
     // The text summary already ends with the exit code's meaning; JSON gets an event.
@@ -229,6 +235,11 @@ fn report(console: &Console, store: &Store, outcome: Result<RunOutcome, String>)
         );
     }
     outcome.exit_code
+}
+
+/// Whether to colour the summary's statuses: only on a terminal, and never with `NO_COLOR`.
+fn stdout_color() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// The plan, the source file (for `.pipe` input) and the pipeline directory.
