@@ -822,3 +822,41 @@ fn a_device_as_the_pipeline_file_is_refused_not_read_forever() {
         );
     }
 }
+
+#[test]
+fn check_and_compile_read_stdin_for_a_dash() {
+    let out = Test::new()
+        .args(&["check", "-"])
+        .stdin(CLEAN)
+        .expect_exit(0);
+    assert!(out.stderr.contains("<stdin>: ok"), "{}", out.stderr);
+    let out = Test::new()
+        .args(&["check", "-"])
+        .stdin("pipeline demo {\n  job a { needs = [b]  run \"x\" }\n}\n")
+        .expect_exit(2);
+    assert!(out.stderr.contains("E0101"), "{}", out.stderr);
+    assert!(out.stderr.contains("<stdin>"), "{}", out.stderr);
+    let out = Test::new()
+        .args(&["compile", "-"])
+        .stdin(CLEAN)
+        .expect_exit(0);
+    let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(plan["pipeline"], "demo");
+}
+
+#[test]
+fn a_missing_pipeline_file_suggests_pipe_init() {
+    for command in ["check", "compile", "run", "graph"] {
+        let out = Test::new().args(&[command]).expect_exit(2);
+        assert!(
+            out.stderr.contains("cannot read pipeline.pipe")
+                && out
+                    .stderr
+                    .contains("`pipe init` writes a starter pipeline.pipe"),
+            "{command}: {}",
+            out.stderr
+        );
+    }
+    let out = Test::new().args(&["check", "other.pipe"]).expect_exit(2);
+    assert!(!out.stderr.contains("pipe init"), "{}", out.stderr);
+}

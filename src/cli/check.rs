@@ -16,7 +16,7 @@ pub enum DiagnosticFormat {
 
 #[derive(clap::Args, Debug)]
 pub struct CheckArgs {
-    /// The pipeline file
+    /// The pipeline file (`-` reads standard input)
     #[arg(default_value = "pipeline.pipe")]
     file: PathBuf,
     /// `json`: one diagnostic per line with code, severity, message, file, line, column
@@ -26,7 +26,7 @@ pub struct CheckArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct CompileArgs {
-    /// The pipeline file
+    /// The pipeline file (`-` reads standard input)
     #[arg(default_value = "pipeline.pipe")]
     file: PathBuf,
     /// Write the plan here instead of stdout
@@ -49,6 +49,7 @@ pub struct GraphArgs {
     /// The pipeline file
     #[arg(default_value = "pipeline.pipe")]
     file: PathBuf,
+    /// `dot` (Graphviz) or `mermaid`
     #[arg(long, value_enum, default_value_t)]
     format: GraphFormat,
 }
@@ -78,15 +79,20 @@ fn report(compilation: &Compilation, file: &Path, format: DiagnosticFormat) {
         };
         eprintln!(
             "{}: {}{warnings} found",
-            file.display(),
+            shown(file),
             plural(errors, "error")
         );
     } else if warnings > 0 {
-        eprintln!(
-            "{}: ok, with {}",
-            file.display(),
-            plural(warnings, "warning")
-        );
+        eprintln!("{}: ok, with {}", shown(file), plural(warnings, "warning"));
+    }
+}
+
+/// The FILE argument as messages name it (`-` is standard input).
+fn shown(file: &Path) -> String {
+    if crate::compilation::is_stdin(file) {
+        crate::compilation::STDIN_NAME.to_string()
+    } else {
+        file.display().to_string()
     }
 }
 
@@ -116,7 +122,7 @@ fn check_outcome(compilation: &Compilation, args: &CheckArgs) -> i32 {
     {
         eprintln!(
             "{}: ok — pipeline `{}`, {} nodes",
-            args.file.display(),
+            shown(&args.file),
             plan.pipeline,
             plan.nodes.len()
         );
