@@ -36,6 +36,7 @@ pub struct PlanArgs {
     file: PathBuf,
     #[command(flatten)]
     state: StateArgs,
+    /// `text` for people, `json`: one document for machines
     #[arg(long, value_enum, default_value_t)]
     format: OutputFormat,
 }
@@ -69,6 +70,7 @@ pub struct ReleasesArgs {
     file: PathBuf,
     #[command(flatten)]
     state: StateArgs,
+    /// `text` for people, `json`: one document for machines
     #[arg(long, value_enum, default_value_t)]
     format: OutputFormat,
 }
@@ -374,6 +376,7 @@ pub struct DrillArgs {
     /// Who runs the drill, for the audit log (default: $PIPE_APPROVER, then $USER)
     #[arg(long)]
     actor: Option<String>,
+    /// `text` for people, `json`: one document for machines
     #[arg(long, value_enum, default_value_t)]
     format: OutputFormat,
 }
