@@ -860,3 +860,63 @@ fn a_missing_pipeline_file_suggests_pipe_init() {
     let out = Test::new().args(&["check", "other.pipe"]).expect_exit(2);
     assert!(!out.stderr.contains("pipe init"), "{}", out.stderr);
 }
+
+#[test]
+fn runs_lists_the_recorded_runs_newest_first_and_resume_last_takes_the_newest() {
+    let test = Test::new()
+        .pipeline("pipeline demo {\n  job a { run \"test -f ok || { touch ok; exit 1; }\" }\n}\n");
+    let empty = Test::new().args(&["runs"]).expect_exit(0);
+    assert!(
+        empty.stdout.contains("no runs recorded"),
+        "{}",
+        empty.stdout
+    );
+    let failed = Test {
+        args: vec!["run".into()],
+        ..test
+    };
+    failed.expect_exit(1);
+    let passed = Test {
+        args: vec!["run".into()],
+        ..failed
+    };
+    passed.expect_exit(0);
+    let runs = Test {
+        args: vec!["runs".into()],
+        ..passed
+    };
+    let out = runs.expect_exit(0);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", out.stdout);
+    assert!(
+        lines[0].starts_with("id ") && lines[0].contains("started"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        lines[1].contains("succeeded") && lines[1].ends_with("demo"),
+        "{}",
+        out.stdout
+    );
+    assert!(lines[2].contains("failed"), "newest first: {}", out.stdout);
+    let json = Test {
+        args: vec!["runs".into(), "--format".into(), "json".into()],
+        ..runs
+    };
+    let out = json.expect_exit(0);
+    let rows: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(rows[0]["status"], "succeeded");
+    assert_eq!(rows[1]["status"], "failed");
+    assert_eq!(rows[0]["pipeline"], "demo");
+    let newest = rows[0]["id"].as_str().unwrap().to_string();
+    let resume = Test {
+        args: vec!["resume".into(), "--last".into()],
+        ..json
+    };
+    let out = resume.expect_exit(0);
+    assert!(out.stdout.contains(&newest), "{}", out.stdout);
+    let out = Test::new().args(&["resume", "--last"]).expect_exit(2);
+    assert!(out.stderr.contains("no run is recorded"), "{}", out.stderr);
+    let out = Test::new().args(&["resume"]).expect_exit(2);
+    assert!(out.stderr.contains("<RUN>"), "{}", out.stderr);
+}

@@ -43,6 +43,8 @@ enum Command {
     Run(run::RunArgs),
     /// Continue a stopped run: re-runs only the nodes that did not succeed
     Resume(run::ResumeArgs),
+    /// List the recorded runs, newest first: id, started, status, pipeline
+    Runs(run::RunsArgs),
     /// Show the release plan of each promote: version, rollback target, rollout, triggers
     Plan(deliver::PlanArgs),
     /// Roll an environment back to its previous stable release by hand (no gates)
@@ -119,6 +121,7 @@ pub fn main() -> i32 {
         Command::Explain(args) => check::explain(&args),
         Command::Run(args) => run::run(args),
         Command::Resume(args) => run::resume(args),
+        Command::Runs(args) => run::runs(&args),
         Command::Audit(command) => audit::audit(command),
         Command::Plan(args) => deliver::plan(&args),
         Command::Rollback(args) => deliver::rollback(&args),

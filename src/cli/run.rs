@@ -1,8 +1,9 @@
 //! `pipe run` and `pipe resume`: load or compile the plan, run it (or describe it with
 //! `--dry-run`), print the summary and map the outcome to the exit codes of SPEC §13.
 
+use super::OutputFormat;
 use super::exit;
-use super::state::{StateArgs, pipeline_file};
+use super::state::{PipelineFileArg, StateArgs, pipeline_file};
 use crate::compilation::compile_file;
 use crate::compile::plan::Plan;
 use crate::run::console::{Console, LogFormat};
@@ -14,6 +15,7 @@ use crate::run::interrupt::{InterruptLevel, install_signal_handlers, interrupt_p
 use crate::run::process::host_environment;
 use crate::run::redact::Redactor;
 use crate::run::secrets::SecretValues;
+use crate::run::state::{RunState, list_runs};
 use crate::run::{GateOverride, RunOptions, RunOutcome, selection, summary};
 use crate::store::Store;
 use serde_json::json;
@@ -72,8 +74,12 @@ pub struct RunArgs {
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ResumeArgs {
-    /// The run id (as `pipe run` printed it)
-    pub run: String,
+    /// The run id (as `pipe run` or `pipe runs` printed it)
+    #[arg(required_unless_present = "last")]
+    pub run: Option<String>,
+    /// Resume the newest recorded run (the first line of `pipe runs`)
+    #[arg(long, conflicts_with = "run")]
+    pub last: bool,
     #[command(flatten)]
     pub state: StateArgs,
     /// The pipeline file of this checkout [default: the run's pipeline file name in the
@@ -85,6 +91,18 @@ pub struct ResumeArgs {
     pub force: bool,
     #[command(flatten)]
     pub common: CommonRunFlags,
+}
+
+/// `pipe runs`: the runs recorded in the state, newest first.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunsArgs {
+    #[command(flatten)]
+    pub file: PipelineFileArg,
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// `text`: one line per run; `json`: an array of {id, started, status, pipeline}
+    #[arg(long, value_enum, default_value_t)]
+    pub format: OutputFormat,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -134,13 +152,81 @@ pub fn resume_with(args: ResumeArgs, delivery: Option<Arc<dyn DeliveryExecutor>>
         Ok(opened) => opened,
         Err(code) => return code,
     };
-    let mut options = options(&args.common, store, absolute(Path::new(".")));
+    let mut options = options(&args.common, store.clone(), absolute(Path::new(".")));
     options.source_path = args.file.as_deref().map(absolute);
     options.force = args.force;
-    let run_id = args.run.clone();
+    let Some(run_id) = args.run.clone().or_else(|| newest_run(&store)) else {
+        eprintln!(
+            "error: --last: no run is recorded in {}; start one with `pipe run`",
+            store.describe()
+        );
+        return exit::USAGE;
+    };
     execute(options, move |options| {
         Box::pin(async move { crate::run::resume_run(&run_id, options, delivery).await })
     })
+}
+
+/// `pipe runs`: id, start time, status and pipeline of every stored run, newest first.
+pub fn runs(args: &RunsArgs) -> i32 {
+    let (store, _) = match args.state.open(&args.file.path()) {
+        Ok(opened) => opened,
+        Err(code) => return code,
+    };
+    let rows: Vec<RunState> = list_runs(&store)
+        .iter()
+        .filter_map(|run| run.load_state().ok().flatten())
+        .collect();
+    match args.format {
+        OutputFormat::Json => {
+            let rows: Vec<_> = rows
+                .iter()
+                .map(|state| {
+                    json!({
+                        "id": state.run_id,
+                        "started": state.started_at,
+                        "status": state.status,
+                        "pipeline": state.pipeline,
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::Value::Array(rows));
+        }
+        OutputFormat::Text if rows.is_empty() => {
+            println!("no runs recorded in {}", store.describe());
+        }
+        OutputFormat::Text => print!("{}", runs_table(&rows)),
+    }
+    exit::SUCCESS
+}
+
+/// The id of the newest run in the store (run ids sort by their start time).
+fn newest_run(store: &Store) -> Option<String> {
+    list_runs(store).first().map(|run| run.id().to_string())
+}
+
+fn runs_table(rows: &[RunState]) -> String {
+    let id_width = rows
+        .iter()
+        .map(|r| r.run_id.len())
+        .max()
+        .unwrap_or(2)
+        .max(2);
+    let mut out = format!(
+        "{:<id_width$}  {:<25}  {:<17}  pipeline\n",
+        "id", "started", "status"
+    );
+    for state in rows {
+        let status = serde_json::to_value(state.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "{:<id_width$}  {:<25}  {status:<17}  {}\n",
+            state.run_id, state.started_at, state.pipeline
+        ));
+    }
+    out
 }
 
 fn options(common: &CommonRunFlags, store: Store, pipeline_dir: PathBuf) -> RunOptions {
