@@ -920,3 +920,80 @@ fn runs_lists_the_recorded_runs_newest_first_and_resume_last_takes_the_newest() 
     let out = Test::new().args(&["resume"]).expect_exit(2);
     assert!(out.stderr.contains("<RUN>"), "{}", out.stderr);
 }
+
+#[test]
+fn every_command_takes_file_as_a_positional_and_as_dash_f() {
+    let test = Test::new().file("sub/p.pipe", CLEAN);
+    let test = Test {
+        args: vec!["run".into(), "sub/p.pipe".into()],
+        ..test
+    };
+    test.expect_exit(0);
+    let reading: &[&[&str]] = &[
+        &["check"],
+        &["compile"],
+        &["graph"],
+        &["plan"],
+        &["runs"],
+        &["releases", "staging"],
+        &["audit", "verify"],
+        &["audit", "show"],
+        &["evidence"],
+    ];
+    let mut test = test;
+    for command in reading {
+        let mut outputs = Vec::new();
+        for file in [
+            &["sub/p.pipe"][..],
+            &["-f", "sub/p.pipe"],
+            &["--file", "sub/p.pipe"],
+        ] {
+            let args: Vec<String> = command.iter().chain(file).map(|a| a.to_string()).collect();
+            test = Test { args, ..test };
+            let out = test.expect_exit(0);
+            outputs.push(out.stdout);
+        }
+        assert!(
+            outputs.iter().all(|o| *o == outputs[0]),
+            "{command:?}: {outputs:#?}"
+        );
+    }
+    let runs = Test {
+        args: vec!["runs".into(), "sub/p.pipe".into()],
+        ..test
+    };
+    let out = runs.expect_exit(0);
+    assert!(
+        out.stdout.contains("succeeded"),
+        "the run beside sub/p.pipe: {}",
+        out.stdout
+    );
+    let both = Test {
+        args: vec![
+            "check".into(),
+            "sub/p.pipe".into(),
+            "-f".into(),
+            "sub/p.pipe".into(),
+        ],
+        ..runs
+    };
+    both.expect_exit(2);
+}
+
+#[test]
+fn node_names_in_only_and_until_get_did_you_mean() {
+    for args in [
+        &["run", "--only", "tset"][..],
+        &["run", "--until", "tset"],
+        &["run", "--dry-run", "--only", "tset"],
+        &["run", "--dry-run", "--until", "tset"],
+    ] {
+        let out = Test::new().pipeline(CLEAN).args(args).expect_exit(2);
+        assert!(
+            out.stderr
+                .contains("no such node in pipeline `demo`; did you mean `test`?"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+}

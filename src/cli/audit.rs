@@ -3,29 +3,28 @@
 //! chain is broken or there is no log, 2 usage.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use clap::{Subcommand, ValueEnum};
 use serde_json::Value;
 
 use super::exit;
-use super::state::{StateArgs, pipeline_file};
+use super::state::{PipelineFileArg, StateArgs};
 use crate::audit::{self, AuditRecord, VerifyError};
 use crate::store::{Location, Store};
 
 /// Which state a reading command looks at: the pipeline file's, by the common rule.
 #[derive(clap::Args, Debug, Clone)]
 pub struct StateSource {
-    /// The pipeline file whose state to read [default: pipeline.pipe]: its `.pipe` directory
-    #[arg(long, short = 'f', value_name = "FILE")]
-    pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub file: PipelineFileArg,
     #[command(flatten)]
     pub state: StateArgs,
 }
 
 impl StateSource {
     fn open(&self) -> Result<(Store, Location), i32> {
-        self.state.open(&pipeline_file(self.file.as_deref()))
+        self.state.open(&self.file.path())
     }
 }
 

@@ -1,5 +1,6 @@
 //! `pipe check`, `pipe compile`, `pipe graph` and `pipe explain`: the static commands.
 
+use super::state::PipelineFileArg;
 use super::{exit, stderr_color};
 use crate::compilation::{Compilation, compile_file};
 use crate::compile::graph;
@@ -16,9 +17,8 @@ pub enum DiagnosticFormat {
 
 #[derive(clap::Args, Debug)]
 pub struct CheckArgs {
-    /// The pipeline file (`-` reads standard input)
-    #[arg(default_value = "pipeline.pipe")]
-    file: PathBuf,
+    #[command(flatten)]
+    file: PipelineFileArg,
     /// `json`: one diagnostic per line with code, severity, message, file, line, column
     #[arg(long, value_enum, default_value_t)]
     format: DiagnosticFormat,
@@ -26,9 +26,8 @@ pub struct CheckArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct CompileArgs {
-    /// The pipeline file (`-` reads standard input)
-    #[arg(default_value = "pipeline.pipe")]
-    file: PathBuf,
+    #[command(flatten)]
+    file: PipelineFileArg,
     /// Write the plan here instead of stdout
     #[arg(short, long)]
     output: Option<PathBuf>,
@@ -46,9 +45,8 @@ pub enum GraphFormat {
 
 #[derive(clap::Args, Debug)]
 pub struct GraphArgs {
-    /// The pipeline file
-    #[arg(default_value = "pipeline.pipe")]
-    file: PathBuf,
+    #[command(flatten)]
+    file: PipelineFileArg,
     /// `dot` (Graphviz) or `mermaid`
     #[arg(long, value_enum, default_value_t)]
     format: GraphFormat,
@@ -105,8 +103,8 @@ fn plural(count: usize, noun: &str) -> String {
 }
 
 pub fn check(args: &CheckArgs) -> i32 {
-    let compilation = compile_file(&args.file);
-    report(&compilation, &args.file, args.format);
+    let compilation = compile_file(&args.file.path());
+    report(&compilation, &args.file.path(), args.format);
     let code = check_outcome(&compilation, args);
     // The process ends right after: freeing a large plan node by node only costs time.
     std::mem::forget(compilation);
@@ -122,7 +120,7 @@ fn check_outcome(compilation: &Compilation, args: &CheckArgs) -> i32 {
     {
         eprintln!(
             "{}: ok — pipeline `{}`, {} nodes",
-            shown(&args.file),
+            shown(&args.file.path()),
             plan.pipeline,
             plan.nodes.len()
         );
@@ -131,7 +129,7 @@ fn check_outcome(compilation: &Compilation, args: &CheckArgs) -> i32 {
 }
 
 pub fn compile(args: &CompileArgs) -> i32 {
-    let compilation = compile_file(&args.file);
+    let compilation = compile_file(&args.file.path());
     let code = write_plan(&compilation, args);
     // The process ends right after: freeing a large plan node by node only costs time.
     std::mem::forget(compilation);
@@ -144,11 +142,11 @@ fn write_plan(compilation: &Compilation, args: &CompileArgs) -> i32 {
         .as_ref()
         .filter(|_| !compilation.has_errors())
     else {
-        report(compilation, &args.file, args.format);
+        report(compilation, &args.file.path(), args.format);
         return exit::USAGE;
     };
     if !compilation.diagnostics.is_empty() {
-        report(compilation, &args.file, args.format);
+        report(compilation, &args.file.path(), args.format);
     }
     let written = match &args.output {
         None => {
@@ -172,13 +170,13 @@ fn write_plan(compilation: &Compilation, args: &CompileArgs) -> i32 {
 }
 
 pub fn graph(args: &GraphArgs) -> i32 {
-    let compilation = compile_file(&args.file);
+    let compilation = compile_file(&args.file.path());
     let Some(plan) = compilation
         .plan
         .as_ref()
         .filter(|_| !compilation.has_errors())
     else {
-        report(&compilation, &args.file, DiagnosticFormat::Text);
+        report(&compilation, &args.file.path(), DiagnosticFormat::Text);
         return exit::USAGE;
     };
     match args.format {

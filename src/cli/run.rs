@@ -54,9 +54,8 @@ pub struct CommonRunFlags {
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
-    /// A pipeline file (`.pipe`) or a compiled plan (`.json`)
-    #[arg(default_value = "pipeline.pipe")]
-    pub file: PathBuf,
+    #[command(flatten)]
+    pub file: PipelineFileArg,
     /// Run just these nodes; their predecessors must have succeeded in an earlier run
     #[arg(long, value_name = "NODE", num_args = 1.., conflicts_with = "until")]
     pub only: Vec<String>,
@@ -118,7 +117,7 @@ pub fn run(args: RunArgs) -> i32 {
 
 /// `pipe run` with a delivery executor for promotes.
 pub fn run_with(args: RunArgs, delivery: Option<Arc<dyn DeliveryExecutor>>) -> i32 {
-    let (plan, source_path, pipeline_dir) = match load_plan(&args.file) {
+    let (plan, source_path, pipeline_dir) = match load_plan(&args.file.path()) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };

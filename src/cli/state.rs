@@ -59,7 +59,8 @@ impl StateArgs {
 /// scripts work), else `pipeline.pipe` in the current directory.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct PipelineFileArg {
-    /// The pipeline file [default: pipeline.pipe]; its `.pipe` directory holds the state
+    /// The pipeline file [default: pipeline.pipe]; `check` and `compile` read stdin for `-`,
+    /// `run` also takes a compiled plan (`.json`)
     #[arg(value_name = "FILE")]
     file: Option<PathBuf>,
     /// The same as FILE, as a flag
