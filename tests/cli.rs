@@ -997,3 +997,45 @@ fn node_names_in_only_and_until_get_did_you_mean() {
         );
     }
 }
+
+#[test]
+fn check_notes_the_variable_each_secret_is_exported_as_and_warns_on_its_source_variable() {
+    let source = "pipeline demo {\n  secret api_key { from = env(\"DEMO_API_KEY\") }\n  job a {\n    secrets = [api_key]\n    run \"echo $API_KEY\"\n  }\n}\n";
+    let out = Test::new().pipeline(source).args(&["check"]).expect_exit(0);
+    assert!(
+        out.stderr.contains(
+            "note: secret `api_key` is exported as $API_KEY to the steps that list it (read from $DEMO_API_KEY)"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("W0102"), "{}", out.stderr);
+    let json = Test::new()
+        .pipeline(source)
+        .args(&["check", "--format", "json"])
+        .expect_exit(0);
+    assert!(
+        json.stdout.is_empty() && !json.stderr.contains("note:"),
+        "{}{}",
+        json.stdout,
+        json.stderr
+    );
+    let wrong = source.replace("echo $API_KEY", "echo $DEMO_API_KEY");
+    let out = Test::new().pipeline(&wrong).args(&["check"]).expect_exit(0);
+    assert!(out.stderr.contains("W0102"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("exported as `$API_KEY`"),
+        "{}",
+        out.stderr
+    );
+    let dry = Test::new()
+        .pipeline(source)
+        .args(&["run", "--dry-run"])
+        .expect_exit(0);
+    assert!(
+        dry.stdout
+            .contains("secret API_KEY=*** (api_key, from $DEMO_API_KEY)"),
+        "{}",
+        dry.stdout
+    );
+}

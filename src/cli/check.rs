@@ -85,6 +85,24 @@ fn report(compilation: &Compilation, file: &Path, format: DiagnosticFormat) {
     }
 }
 
+/// One note per secret: the variable its steps read, which is not where it is read from.
+fn secret_notes(plan: &crate::compile::plan::Plan) -> String {
+    use crate::check::program::SecretSource;
+    plan.secrets
+        .iter()
+        .map(|(name, secret)| {
+            let source = match &secret.from {
+                SecretSource::Env(from) => format!("${from}"),
+                SecretSource::File(path) => format!("file {path}"),
+            };
+            format!(
+                "note: secret `{name}` is exported as ${} to the steps that list it (read from {source})\n",
+                name.to_uppercase()
+            )
+        })
+        .collect()
+}
+
 /// The FILE argument as messages name it (`-` is standard input).
 fn shown(file: &Path) -> String {
     if crate::compilation::is_stdin(file) {
@@ -124,6 +142,7 @@ fn check_outcome(compilation: &Compilation, args: &CheckArgs) -> i32 {
             plan.pipeline,
             plan.nodes.len()
         );
+        eprint!("{}", secret_notes(plan));
     }
     exit::SUCCESS
 }
