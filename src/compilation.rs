@@ -103,15 +103,29 @@ pub fn compile_source(name: &str, text: &str, loader: &dyn Loader) -> Compilatio
     }
 }
 
-/// Reads and compiles a pipeline file; relative imports resolve against its directory.
+/// Reads and compiles a pipeline file (`-`: standard input, named `<stdin>`, its imports
+/// relative to the working directory); relative imports resolve against its directory.
 pub fn compile_file(path: &Path) -> Compilation {
-    match read_entry(path) {
-        Ok(text) => compile_source(&normalize(path), &text, &FileLoader),
+    let (name, read) = if is_stdin(path) {
+        (STDIN_NAME.to_string(), read_stdin())
+    } else {
+        (normalize(path), read_entry(path))
+    };
+    match read {
+        Ok(text) => compile_source(&name, &text, &FileLoader),
         Err(failure) => Compilation {
             failure: Some(failure),
             ..Compilation::default()
         },
     }
+}
+
+/// How standard input is named in diagnostics.
+pub const STDIN_NAME: &str = "<stdin>";
+
+/// Whether a FILE argument means standard input.
+pub fn is_stdin(path: &Path) -> bool {
+    path.as_os_str() == "-"
 }
 
 /// Pipeline files larger than this are refused rather than read into memory.
@@ -120,17 +134,27 @@ pub const MAX_PIPELINE_BYTES: u64 = 64 * 1024 * 1024;
 /// The entry file's text: a regular file or a pipe (`pipe check /dev/stdin`), read up to
 /// [`MAX_PIPELINE_BYTES`]; a device such as `/dev/zero` would be read until memory runs out.
 pub fn read_entry(path: &Path) -> Result<String, String> {
-    use std::io::Read;
     use std::os::unix::fs::FileTypeExt;
     let shown = path.display();
-    let metadata = std::fs::metadata(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let metadata = std::fs::metadata(path).map_err(|e| missing_file_message(path, &e))?;
     let kind = metadata.file_type();
     if kind.is_char_device() || kind.is_block_device() || kind.is_dir() || kind.is_socket() {
         return Err(format!("cannot read {shown}: not a regular file"));
     }
     let file = std::fs::File::open(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    read_limited(file, &shown.to_string())
+}
+
+/// Standard input as pipeline text, with the same limits as a file.
+pub fn read_stdin() -> Result<String, String> {
+    read_limited(std::io::stdin().lock(), "stdin")
+}
+
+fn read_limited(reader: impl std::io::Read, shown: &str) -> Result<String, String> {
+    use std::io::Read;
     let mut bytes = Vec::new();
-    file.take(MAX_PIPELINE_BYTES + 1)
+    reader
+        .take(MAX_PIPELINE_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| format!("cannot read {shown}: {e}"))?;
     if bytes.len() as u64 > MAX_PIPELINE_BYTES {
@@ -139,6 +163,16 @@ pub fn read_entry(path: &Path) -> Result<String, String> {
         ));
     }
     String::from_utf8(bytes).map_err(|_| format!("cannot read {shown}: not UTF-8 text"))
+}
+
+/// A missing `pipeline.pipe` is most often a project without one yet: say how to start one.
+fn missing_file_message(path: &Path, error: &std::io::Error) -> String {
+    let mut message = format!("cannot read {}: {error}", path.display());
+    let default_name = path.file_name().is_some_and(|name| name == "pipeline.pipe");
+    if error.kind() == std::io::ErrorKind::NotFound && default_name {
+        message.push_str("; `pipe init` writes a starter pipeline.pipe for this project");
+    }
+    message
 }
 
 /// Loads imports from disk, relative to the importing file, and only files of the repository:

@@ -822,3 +822,220 @@ fn a_device_as_the_pipeline_file_is_refused_not_read_forever() {
         );
     }
 }
+
+#[test]
+fn check_and_compile_read_stdin_for_a_dash() {
+    let out = Test::new()
+        .args(&["check", "-"])
+        .stdin(CLEAN)
+        .expect_exit(0);
+    assert!(out.stderr.contains("<stdin>: ok"), "{}", out.stderr);
+    let out = Test::new()
+        .args(&["check", "-"])
+        .stdin("pipeline demo {\n  job a { needs = [b]  run \"x\" }\n}\n")
+        .expect_exit(2);
+    assert!(out.stderr.contains("E0101"), "{}", out.stderr);
+    assert!(out.stderr.contains("<stdin>"), "{}", out.stderr);
+    let out = Test::new()
+        .args(&["compile", "-"])
+        .stdin(CLEAN)
+        .expect_exit(0);
+    let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(plan["pipeline"], "demo");
+}
+
+#[test]
+fn a_missing_pipeline_file_suggests_pipe_init() {
+    for command in ["check", "compile", "run", "graph"] {
+        let out = Test::new().args(&[command]).expect_exit(2);
+        assert!(
+            out.stderr.contains("cannot read pipeline.pipe")
+                && out
+                    .stderr
+                    .contains("`pipe init` writes a starter pipeline.pipe"),
+            "{command}: {}",
+            out.stderr
+        );
+    }
+    let out = Test::new().args(&["check", "other.pipe"]).expect_exit(2);
+    assert!(!out.stderr.contains("pipe init"), "{}", out.stderr);
+}
+
+#[test]
+fn runs_lists_the_recorded_runs_newest_first_and_resume_last_takes_the_newest() {
+    let test = Test::new()
+        .pipeline("pipeline demo {\n  job a { run \"test -f ok || { touch ok; exit 1; }\" }\n}\n");
+    let empty = Test::new().args(&["runs"]).expect_exit(0);
+    assert!(
+        empty.stdout.contains("no runs recorded"),
+        "{}",
+        empty.stdout
+    );
+    let failed = Test {
+        args: vec!["run".into()],
+        ..test
+    };
+    failed.expect_exit(1);
+    let passed = Test {
+        args: vec!["run".into()],
+        ..failed
+    };
+    passed.expect_exit(0);
+    let runs = Test {
+        args: vec!["runs".into()],
+        ..passed
+    };
+    let out = runs.expect_exit(0);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", out.stdout);
+    assert!(
+        lines[0].starts_with("id ") && lines[0].contains("started"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        lines[1].contains("succeeded") && lines[1].ends_with("demo"),
+        "{}",
+        out.stdout
+    );
+    assert!(lines[2].contains("failed"), "newest first: {}", out.stdout);
+    let json = Test {
+        args: vec!["runs".into(), "--format".into(), "json".into()],
+        ..runs
+    };
+    let out = json.expect_exit(0);
+    let rows: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(rows[0]["status"], "succeeded");
+    assert_eq!(rows[1]["status"], "failed");
+    assert_eq!(rows[0]["pipeline"], "demo");
+    let newest = rows[0]["id"].as_str().unwrap().to_string();
+    let resume = Test {
+        args: vec!["resume".into(), "--last".into()],
+        ..json
+    };
+    let out = resume.expect_exit(0);
+    assert!(out.stdout.contains(&newest), "{}", out.stdout);
+    let out = Test::new().args(&["resume", "--last"]).expect_exit(2);
+    assert!(out.stderr.contains("no run is recorded"), "{}", out.stderr);
+    let out = Test::new().args(&["resume"]).expect_exit(2);
+    assert!(out.stderr.contains("<RUN>"), "{}", out.stderr);
+}
+
+#[test]
+fn every_command_takes_file_as_a_positional_and_as_dash_f() {
+    let test = Test::new().file("sub/p.pipe", CLEAN);
+    let test = Test {
+        args: vec!["run".into(), "sub/p.pipe".into()],
+        ..test
+    };
+    test.expect_exit(0);
+    let reading: &[&[&str]] = &[
+        &["check"],
+        &["compile"],
+        &["graph"],
+        &["plan"],
+        &["runs"],
+        &["releases", "staging"],
+        &["audit", "verify"],
+        &["audit", "show"],
+        &["evidence"],
+    ];
+    let mut test = test;
+    for command in reading {
+        let mut outputs = Vec::new();
+        for file in [
+            &["sub/p.pipe"][..],
+            &["-f", "sub/p.pipe"],
+            &["--file", "sub/p.pipe"],
+        ] {
+            let args: Vec<String> = command.iter().chain(file).map(|a| a.to_string()).collect();
+            test = Test { args, ..test };
+            let out = test.expect_exit(0);
+            outputs.push(out.stdout);
+        }
+        assert!(
+            outputs.iter().all(|o| *o == outputs[0]),
+            "{command:?}: {outputs:#?}"
+        );
+    }
+    let runs = Test {
+        args: vec!["runs".into(), "sub/p.pipe".into()],
+        ..test
+    };
+    let out = runs.expect_exit(0);
+    assert!(
+        out.stdout.contains("succeeded"),
+        "the run beside sub/p.pipe: {}",
+        out.stdout
+    );
+    let both = Test {
+        args: vec![
+            "check".into(),
+            "sub/p.pipe".into(),
+            "-f".into(),
+            "sub/p.pipe".into(),
+        ],
+        ..runs
+    };
+    both.expect_exit(2);
+}
+
+#[test]
+fn node_names_in_only_and_until_get_did_you_mean() {
+    for args in [
+        &["run", "--only", "tset"][..],
+        &["run", "--until", "tset"],
+        &["run", "--dry-run", "--only", "tset"],
+        &["run", "--dry-run", "--until", "tset"],
+    ] {
+        let out = Test::new().pipeline(CLEAN).args(args).expect_exit(2);
+        assert!(
+            out.stderr
+                .contains("no such node in pipeline `demo`; did you mean `test`?"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn check_notes_the_variable_each_secret_is_exported_as_and_warns_on_its_source_variable() {
+    let source = "pipeline demo {\n  secret api_key { from = env(\"DEMO_API_KEY\") }\n  job a {\n    secrets = [api_key]\n    run \"echo $API_KEY\"\n  }\n}\n";
+    let out = Test::new().pipeline(source).args(&["check"]).expect_exit(0);
+    assert!(
+        out.stderr.contains(
+            "note: secret `api_key` is exported as $API_KEY to the steps that list it (read from $DEMO_API_KEY)"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("W0102"), "{}", out.stderr);
+    let json = Test::new()
+        .pipeline(source)
+        .args(&["check", "--format", "json"])
+        .expect_exit(0);
+    assert!(
+        json.stdout.is_empty() && !json.stderr.contains("note:"),
+        "{}{}",
+        json.stdout,
+        json.stderr
+    );
+    let wrong = source.replace("echo $API_KEY", "echo $DEMO_API_KEY");
+    let out = Test::new().pipeline(&wrong).args(&["check"]).expect_exit(0);
+    assert!(out.stderr.contains("W0102"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("exported as `$API_KEY`"),
+        "{}",
+        out.stderr
+    );
+    let dry = Test::new()
+        .pipeline(source)
+        .args(&["run", "--dry-run"])
+        .expect_exit(0);
+    assert!(
+        dry.stdout
+            .contains("secret API_KEY=*** (api_key, from $DEMO_API_KEY)"),
+        "{}",
+        dry.stdout
+    );
+}

@@ -346,3 +346,48 @@ fn overriding_a_gate_upstream_of_a_protected_environment_needs_an_approver() {
     assert_eq!(state["nodes"]["quality"]["status"], "succeeded");
     assert_eq!(state["nodes"]["production.deploy"]["status"], "excluded");
 }
+
+#[test]
+fn the_summary_shows_a_failed_jobs_log_tail_its_scripts_first_line_and_plain_skips() {
+    let project = Project::new(
+        r#"pipeline p {
+             secret token { from = env("PIPE_TEST_SUMMARY_TOKEN") }
+             job broken {
+               secrets = [token]
+               run """
+                 for i in $(seq 1 30); do echo "line $i"; done
+                 echo "token is $TOKEN"
+                 exit 4
+               """
+             }
+             job after { needs = [broken]  run "true" }
+           }"#,
+    );
+    let run = project
+        .command(&["run"])
+        .env("PIPE_TEST_SUMMARY_TOKEN", "hunter2-summary")
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&run.stdout).to_string();
+    assert!(
+        out.contains("step 1 `for i in $(seq 1 30); do echo \"line $i\"; done …` exited 4"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("exit 4`"),
+        "the script is shown by its first line: {out}"
+    );
+    let tail = out.split("last 20 lines of broken").nth(1).expect(&out);
+    assert!(tail.contains("  | line 12\n"), "{out}");
+    assert!(!tail.contains("  | line 11\n"), "only 20 lines: {out}");
+    assert!(tail.contains("  | token is ***\n"), "redacted: {out}");
+    assert!(!out.contains("hunter2-summary"), "{out}");
+    assert!(
+        out.contains("[after] skipped (needs broken, which failed)"),
+        "{out}"
+    );
+    assert!(out.contains("needs broken, which failed"), "{out}");
+    assert!(!out.contains("skipped in 0.00s"), "{out}");
+    assert!(!out.contains("\x1b["), "no colour off a terminal: {out}");
+}

@@ -1,5 +1,5 @@
 //! Rules over the elaborated program: name resolution, expression typing and scopes, and the
-//! delivery-safety checks (E0101 references, E0201/E0203, E0302, E04xx, E05xx, E0107/W0104 paths outside the workspace, W0101, W0105 a protected environment without a drill).
+//! delivery-safety checks (E0101 references, E0201/E0203, E0302, E04xx, E05xx, E0107/W0104 paths outside the workspace, W0101, W0102 a command reading a secret's source variable, W0105 a protected environment without a drill).
 
 mod artifacts;
 mod commands;
@@ -10,6 +10,7 @@ mod environments;
 mod index;
 mod name_table;
 mod names;
+mod secret_variables;
 mod secrets;
 mod staging_first;
 #[cfg(test)]
@@ -42,6 +43,7 @@ pub(crate) fn check_program(
     secrets::check(&index, &mut found);
     credentials::check(program, sources, &mut found);
     commands::check(program, &mut found);
+    secret_variables::check(program, &mut found);
     unused::check(&index, &mut found);
     if !found.iter().any(Diagnostic::is_error) && !diagnostics.iter().any(Diagnostic::is_error) {
         drills::check(&index, &mut found);

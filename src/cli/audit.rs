@@ -3,29 +3,28 @@
 //! chain is broken or there is no log, 2 usage.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use clap::{Subcommand, ValueEnum};
 use serde_json::Value;
 
 use super::exit;
-use super::state::{StateArgs, pipeline_file};
+use super::state::{PipelineFileArg, StateArgs};
 use crate::audit::{self, AuditRecord, VerifyError};
 use crate::store::{Location, Store};
 
 /// Which state a reading command looks at: the pipeline file's, by the common rule.
 #[derive(clap::Args, Debug, Clone)]
 pub struct StateSource {
-    /// The pipeline file whose state to read [default: pipeline.pipe]: its `.pipe` directory
-    #[arg(long, short = 'f', value_name = "FILE")]
-    pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub file: PipelineFileArg,
     #[command(flatten)]
     pub state: StateArgs,
 }
 
 impl StateSource {
     fn open(&self) -> Result<(Store, Location), i32> {
-        self.state.open(&pipeline_file(self.file.as_deref()))
+        self.state.open(&self.file.path())
     }
 }
 
@@ -205,7 +204,7 @@ pub fn evidence(args: &EvidenceArgs) -> i32 {
             return exit::USAGE;
         }
     };
-    let plan = declared_plan(args.source.file.as_deref());
+    let plan = declared_plan(&args.source.file.path());
     let declared = plan.as_ref().map(|plan| audit::drills::DeclaredDrills {
         pipeline: &plan.pipeline,
         drills: plan
@@ -236,12 +235,11 @@ pub fn evidence(args: &EvidenceArgs) -> i32 {
 
 /// The pipeline's plan, so drills that never ran are listed too; without a pipeline file that
 /// compiles, the report lists the drills the log knows (and says why on stderr).
-fn declared_plan(file: Option<&Path>) -> Option<crate::compile::plan::Plan> {
-    let file = pipeline_file(file);
+fn declared_plan(file: &Path) -> Option<crate::compile::plan::Plan> {
     if !file.exists() {
         return None;
     }
-    let compilation = crate::compilation::compile_file(&file);
+    let compilation = crate::compilation::compile_file(file);
     match compilation.plan {
         Some(plan) if !compilation.has_errors() => Some(plan),
         _ => {

@@ -1,5 +1,6 @@
 //! `pipe check`, `pipe compile`, `pipe graph` and `pipe explain`: the static commands.
 
+use super::state::PipelineFileArg;
 use super::{exit, stderr_color};
 use crate::compilation::{Compilation, compile_file};
 use crate::compile::graph;
@@ -16,9 +17,8 @@ pub enum DiagnosticFormat {
 
 #[derive(clap::Args, Debug)]
 pub struct CheckArgs {
-    /// The pipeline file
-    #[arg(default_value = "pipeline.pipe")]
-    file: PathBuf,
+    #[command(flatten)]
+    file: PipelineFileArg,
     /// `json`: one diagnostic per line with code, severity, message, file, line, column
     #[arg(long, value_enum, default_value_t)]
     format: DiagnosticFormat,
@@ -26,9 +26,8 @@ pub struct CheckArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct CompileArgs {
-    /// The pipeline file
-    #[arg(default_value = "pipeline.pipe")]
-    file: PathBuf,
+    #[command(flatten)]
+    file: PipelineFileArg,
     /// Write the plan here instead of stdout
     #[arg(short, long)]
     output: Option<PathBuf>,
@@ -46,9 +45,9 @@ pub enum GraphFormat {
 
 #[derive(clap::Args, Debug)]
 pub struct GraphArgs {
-    /// The pipeline file
-    #[arg(default_value = "pipeline.pipe")]
-    file: PathBuf,
+    #[command(flatten)]
+    file: PipelineFileArg,
+    /// `dot` (Graphviz) or `mermaid`
     #[arg(long, value_enum, default_value_t)]
     format: GraphFormat,
 }
@@ -78,15 +77,38 @@ fn report(compilation: &Compilation, file: &Path, format: DiagnosticFormat) {
         };
         eprintln!(
             "{}: {}{warnings} found",
-            file.display(),
+            shown(file),
             plural(errors, "error")
         );
     } else if warnings > 0 {
-        eprintln!(
-            "{}: ok, with {}",
-            file.display(),
-            plural(warnings, "warning")
-        );
+        eprintln!("{}: ok, with {}", shown(file), plural(warnings, "warning"));
+    }
+}
+
+/// One note per secret: the variable its steps read, which is not where it is read from.
+fn secret_notes(plan: &crate::compile::plan::Plan) -> String {
+    use crate::check::program::SecretSource;
+    plan.secrets
+        .iter()
+        .map(|(name, secret)| {
+            let source = match &secret.from {
+                SecretSource::Env(from) => format!("${from}"),
+                SecretSource::File(path) => format!("file {path}"),
+            };
+            format!(
+                "note: secret `{name}` is exported as ${} to the steps that list it (read from {source})\n",
+                name.to_uppercase()
+            )
+        })
+        .collect()
+}
+
+/// The FILE argument as messages name it (`-` is standard input).
+fn shown(file: &Path) -> String {
+    if crate::compilation::is_stdin(file) {
+        crate::compilation::STDIN_NAME.to_string()
+    } else {
+        file.display().to_string()
     }
 }
 
@@ -99,8 +121,8 @@ fn plural(count: usize, noun: &str) -> String {
 }
 
 pub fn check(args: &CheckArgs) -> i32 {
-    let compilation = compile_file(&args.file);
-    report(&compilation, &args.file, args.format);
+    let compilation = compile_file(&args.file.path());
+    report(&compilation, &args.file.path(), args.format);
     let code = check_outcome(&compilation, args);
     // The process ends right after: freeing a large plan node by node only costs time.
     std::mem::forget(compilation);
@@ -116,16 +138,17 @@ fn check_outcome(compilation: &Compilation, args: &CheckArgs) -> i32 {
     {
         eprintln!(
             "{}: ok — pipeline `{}`, {} nodes",
-            args.file.display(),
+            shown(&args.file.path()),
             plan.pipeline,
             plan.nodes.len()
         );
+        eprint!("{}", secret_notes(plan));
     }
     exit::SUCCESS
 }
 
 pub fn compile(args: &CompileArgs) -> i32 {
-    let compilation = compile_file(&args.file);
+    let compilation = compile_file(&args.file.path());
     let code = write_plan(&compilation, args);
     // The process ends right after: freeing a large plan node by node only costs time.
     std::mem::forget(compilation);
@@ -138,11 +161,11 @@ fn write_plan(compilation: &Compilation, args: &CompileArgs) -> i32 {
         .as_ref()
         .filter(|_| !compilation.has_errors())
     else {
-        report(compilation, &args.file, args.format);
+        report(compilation, &args.file.path(), args.format);
         return exit::USAGE;
     };
     if !compilation.diagnostics.is_empty() {
-        report(compilation, &args.file, args.format);
+        report(compilation, &args.file.path(), args.format);
     }
     let written = match &args.output {
         None => {
@@ -166,13 +189,13 @@ fn write_plan(compilation: &Compilation, args: &CompileArgs) -> i32 {
 }
 
 pub fn graph(args: &GraphArgs) -> i32 {
-    let compilation = compile_file(&args.file);
+    let compilation = compile_file(&args.file.path());
     let Some(plan) = compilation
         .plan
         .as_ref()
         .filter(|_| !compilation.has_errors())
     else {
-        report(&compilation, &args.file, DiagnosticFormat::Text);
+        report(&compilation, &args.file.path(), DiagnosticFormat::Text);
         return exit::USAGE;
     };
     match args.format {

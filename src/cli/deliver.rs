@@ -3,7 +3,7 @@
 
 use super::OutputFormat;
 use super::exit;
-use super::state::StateArgs;
+use super::state::{PipelineFileArg, StateArgs};
 use crate::compilation::compile_file;
 use crate::compile::plan::Plan;
 use crate::deliver::approval::resolve_approver;
@@ -31,11 +31,11 @@ use std::time::Duration;
 
 #[derive(clap::Args, Debug)]
 pub struct PlanArgs {
-    /// The pipeline file
-    #[arg(default_value = "pipeline.pipe")]
-    file: PathBuf,
+    #[command(flatten)]
+    file: PipelineFileArg,
     #[command(flatten)]
     state: StateArgs,
+    /// `text` for people, `json`: one document for machines
     #[arg(long, value_enum, default_value_t)]
     format: OutputFormat,
 }
@@ -47,9 +47,8 @@ pub struct RollbackArgs {
     /// Roll back to this release instead of the newest other stable one
     #[arg(long = "to", value_name = "VERSION")]
     to_version: Option<String>,
-    /// The pipeline file (falls back to the newest stored run plan when missing)
-    #[arg(short, long, default_value = "pipeline.pipe")]
-    file: PathBuf,
+    #[command(flatten)]
+    file: PipelineFileArg,
     #[command(flatten)]
     state: StateArgs,
     /// How long to wait for a promote holding the environment's lock
@@ -64,11 +63,11 @@ pub struct RollbackArgs {
 pub struct ReleasesArgs {
     /// Only this environment
     environment: Option<String>,
-    /// The pipeline file (names the pipeline whose ledger is shown)
-    #[arg(short, long, default_value = "pipeline.pipe")]
-    file: PathBuf,
+    #[command(flatten)]
+    file: PipelineFileArg,
     #[command(flatten)]
     state: StateArgs,
+    /// `text` for people, `json`: one document for machines
     #[arg(long, value_enum, default_value_t)]
     format: OutputFormat,
 }
@@ -116,15 +115,15 @@ fn load_plan(file: &Path, store: &Store) -> Result<Plan, String> {
 
 /// `pipe plan [FILE]`
 pub fn plan(args: &PlanArgs) -> i32 {
-    let (store, _) = match args.state.open(&args.file) {
+    let (store, _) = match args.state.open(&args.file.path()) {
         Ok(opened) => opened,
         Err(code) => return code,
     };
-    let plan = match load_plan(&args.file, &store) {
+    let plan = match load_plan(&args.file.path(), &store) {
         Ok(plan) => plan,
         Err(message) => return usage_error(&message),
     };
-    let pipeline_dir = pipeline_dir(&args.file);
+    let pipeline_dir = pipeline_dir(&args.file.path());
     let git = GitInfo::read(&pipeline_dir);
     if let Some(warning) = git.missing_warning(&plan, &pipeline_dir) {
         eprintln!("warning: {warning}");
@@ -150,11 +149,11 @@ pub fn plan(args: &PlanArgs) -> i32 {
 
 /// `pipe releases [ENV]`
 pub fn releases(args: &ReleasesArgs) -> i32 {
-    let (store, _) = match args.state.open(&args.file) {
+    let (store, _) = match args.state.open(&args.file.path()) {
         Ok(opened) => opened,
         Err(code) => return code,
     };
-    let pipeline = match load_plan(&args.file, &store) {
+    let pipeline = match load_plan(&args.file.path(), &store) {
         Ok(plan) => plan.pipeline,
         Err(message) => return usage_error(&message),
     };
@@ -245,11 +244,11 @@ fn releases_table(pipeline: &str, rows: &[(String, crate::deliver::ledger::Relea
 
 /// `pipe rollback ENV [--to VERSION]`
 pub fn rollback(args: &RollbackArgs) -> i32 {
-    let (store, _) = match args.state.open(&args.file) {
+    let (store, _) = match args.state.open(&args.file.path()) {
         Ok(opened) => opened,
         Err(code) => return code,
     };
-    let plan = match load_plan(&args.file, &store) {
+    let plan = match load_plan(&args.file.path(), &store) {
         Ok(plan) => plan,
         Err(message) => return usage_error(&message),
     };
@@ -321,7 +320,7 @@ fn prepare_rollback(
             )
         })?;
     let run_id = standalone_run_id("rollback");
-    let standalone = Standalone::new(plan, &args.file, args.approver.as_deref(), &run_id);
+    let standalone = Standalone::new(plan, &args.file.path(), args.approver.as_deref(), &run_id);
     let host = standalone.host(&store, &promote.secrets, handle)?;
     let request = DeliveryRequest {
         pipeline: plan.pipeline.clone(),
@@ -362,14 +361,14 @@ pub struct DrillArgs {
     /// List each drill's last pass, last failure, age and when it is due; exit 1 if any is due
     #[arg(long)]
     status: bool,
-    /// The pipeline file (falls back to the newest stored run plan when missing)
-    #[arg(short, long, default_value = "pipeline.pipe")]
-    file: PathBuf,
+    #[command(flatten)]
+    file: PipelineFileArg,
     #[command(flatten)]
     state: StateArgs,
     /// Who runs the drill, for the audit log (default: $PIPE_APPROVER, then $USER)
     #[arg(long)]
     actor: Option<String>,
+    /// `text` for people, `json`: one document for machines
     #[arg(long, value_enum, default_value_t)]
     format: OutputFormat,
 }
@@ -377,11 +376,11 @@ pub struct DrillArgs {
 /// `pipe drill NAME`: backup → timed restore → verify, judged against the RTO and RPO;
 /// `--due` runs the drills that are due, `--status` lists where each stands.
 pub fn drill(args: &DrillArgs) -> i32 {
-    let (store, _) = match args.state.open(&args.file) {
+    let (store, _) = match args.state.open(&args.file.path()) {
         Ok(opened) => opened,
         Err(code) => return code,
     };
-    let plan = match load_plan(&args.file, &store) {
+    let plan = match load_plan(&args.file.path(), &store) {
         Ok(plan) => plan,
         Err(message) => return usage_error(&message),
     };
@@ -437,7 +436,7 @@ fn run_one_drill(args: &DrillArgs, plan: &Plan, store: &Store, name: &str, clock
     };
     let _entered = runtime.enter();
     let run_id = standalone_run_id("drill");
-    let standalone = Standalone::new(plan, &args.file, args.actor.as_deref(), &run_id);
+    let standalone = Standalone::new(plan, &args.file.path(), args.actor.as_deref(), &run_id);
     let host = match standalone.host(store, &drill.secrets, runtime.handle()) {
         Ok(host) => host,
         Err(message) => return usage_error(&message),

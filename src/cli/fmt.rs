@@ -2,7 +2,6 @@
 //! (`syntax::format`): in place, from stdin to stdout, or, for CI, only saying what would change.
 
 use super::{exit, stderr_color};
-use crate::compilation::MAX_PIPELINE_BYTES;
 use crate::diagnostics::{SourceMap, render_text};
 use crate::syntax::format::format;
 use std::path::{Path, PathBuf};
@@ -93,19 +92,7 @@ fn pipeline_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 fn fmt_stdin(args: &FmtArgs) -> Outcome {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    let read = std::io::stdin()
-        .lock()
-        .take(MAX_PIPELINE_BYTES + 1)
-        .read_to_end(&mut bytes);
-    let text = match read {
-        Err(error) => Err(format!("cannot read stdin: {error}")),
-        Ok(_) if bytes.len() as u64 > MAX_PIPELINE_BYTES => Err(format!(
-            "cannot read stdin: larger than {MAX_PIPELINE_BYTES} bytes"
-        )),
-        Ok(_) => String::from_utf8(bytes).map_err(|_| "cannot read stdin: not UTF-8 text".into()),
-    };
+    let text = crate::compilation::read_stdin();
     let text = match text {
         Ok(text) => text,
         Err(message) => {

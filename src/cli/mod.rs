@@ -44,6 +44,8 @@ enum Command {
     Run(run::RunArgs),
     /// Continue a stopped run: re-runs only the nodes that did not succeed
     Resume(run::ResumeArgs),
+    /// List the recorded runs, newest first: id, started, status, pipeline
+    Runs(run::RunsArgs),
     /// Show the release plan of each promote: version, rollback target, rollout, triggers
     Plan(deliver::PlanArgs),
     /// Roll an environment back to its previous stable release by hand (no gates)
@@ -65,6 +67,7 @@ enum Command {
     Init(init::InitArgs),
     /// Print shell completions
     Completions {
+        /// The shell to write completions for
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
@@ -119,6 +122,7 @@ pub fn main() -> i32 {
         Command::Explain(args) => check::explain(&args),
         Command::Run(args) => run::run(args),
         Command::Resume(args) => run::resume(args),
+        Command::Runs(args) => run::runs(&args),
         Command::Audit(command) => audit::audit(command),
         Command::Plan(args) => deliver::plan(&args),
         Command::Rollback(args) => deliver::rollback(&args),
@@ -132,5 +136,30 @@ pub fn main() -> i32 {
             clap_complete::generate(shell, &mut Cli::command(), "pipe", &mut std::io::stdout());
             exit::SUCCESS
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every flag and argument of every command, walked through clap's own tree.
+    fn undocumented(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for arg in command.get_arguments() {
+            let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+            if !builtin && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                missing.push(format!("{path} {}", arg.get_id()));
+            }
+        }
+        for sub in command.get_subcommands() {
+            undocumented(sub, &format!("{path} {}", sub.get_name()), missing);
+        }
+    }
+
+    #[test]
+    fn every_flag_and_argument_has_help_text() {
+        let mut missing = Vec::new();
+        undocumented(&Cli::command(), "pipe", &mut missing);
+        assert!(missing.is_empty(), "without help text: {missing:#?}");
     }
 }

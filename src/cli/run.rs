@@ -1,8 +1,9 @@
 //! `pipe run` and `pipe resume`: load or compile the plan, run it (or describe it with
 //! `--dry-run`), print the summary and map the outcome to the exit codes of SPEC §13.
 
+use super::OutputFormat;
 use super::exit;
-use super::state::{StateArgs, pipeline_file};
+use super::state::{PipelineFileArg, StateArgs, pipeline_file};
 use crate::compilation::compile_file;
 use crate::compile::plan::Plan;
 use crate::run::console::{Console, LogFormat};
@@ -14,6 +15,7 @@ use crate::run::interrupt::{InterruptLevel, install_signal_handlers, interrupt_p
 use crate::run::process::host_environment;
 use crate::run::redact::Redactor;
 use crate::run::secrets::SecretValues;
+use crate::run::state::{RunState, list_runs};
 use crate::run::{GateOverride, RunError, RunOptions, RunOutcome, selection, summary};
 use crate::store::Store;
 use serde_json::json;
@@ -52,9 +54,8 @@ pub struct CommonRunFlags {
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
-    /// A pipeline file (`.pipe`) or a compiled plan (`.json`)
-    #[arg(default_value = "pipeline.pipe")]
-    pub file: PathBuf,
+    #[command(flatten)]
+    pub file: PipelineFileArg,
     /// Run just these nodes; their predecessors must have succeeded in an earlier run
     #[arg(long, value_name = "NODE", num_args = 1.., conflicts_with = "until")]
     pub only: Vec<String>,
@@ -72,8 +73,12 @@ pub struct RunArgs {
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ResumeArgs {
-    /// The run id (as `pipe run` printed it)
-    pub run: String,
+    /// The run id (as `pipe run` or `pipe runs` printed it)
+    #[arg(required_unless_present = "last")]
+    pub run: Option<String>,
+    /// Resume the newest recorded run (the first line of `pipe runs`)
+    #[arg(long, conflicts_with = "run")]
+    pub last: bool,
     #[command(flatten)]
     pub state: StateArgs,
     /// The pipeline file of this checkout [default: the run's pipeline file name in the
@@ -85,6 +90,18 @@ pub struct ResumeArgs {
     pub force: bool,
     #[command(flatten)]
     pub common: CommonRunFlags,
+}
+
+/// `pipe runs`: the runs recorded in the state, newest first.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunsArgs {
+    #[command(flatten)]
+    pub file: PipelineFileArg,
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// `text`: one line per run; `json`: an array of {id, started, status, pipeline}
+    #[arg(long, value_enum, default_value_t)]
+    pub format: OutputFormat,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -100,7 +117,7 @@ pub fn run(args: RunArgs) -> i32 {
 
 /// `pipe run` with a delivery executor for promotes.
 pub fn run_with(args: RunArgs, delivery: Option<Arc<dyn DeliveryExecutor>>) -> i32 {
-    let (plan, source_path, pipeline_dir) = match load_plan(&args.file) {
+    let (plan, source_path, pipeline_dir) = match load_plan(&args.file.path()) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
@@ -134,13 +151,81 @@ pub fn resume_with(args: ResumeArgs, delivery: Option<Arc<dyn DeliveryExecutor>>
         Ok(opened) => opened,
         Err(code) => return code,
     };
-    let mut options = options(&args.common, store, absolute(Path::new(".")));
+    let mut options = options(&args.common, store.clone(), absolute(Path::new(".")));
     options.source_path = args.file.as_deref().map(absolute);
     options.force = args.force;
-    let run_id = args.run.clone();
+    let Some(run_id) = args.run.clone().or_else(|| newest_run(&store)) else {
+        eprintln!(
+            "error: --last: no run is recorded in {}; start one with `pipe run`",
+            store.describe()
+        );
+        return exit::USAGE;
+    };
     execute(options, move |options| {
         Box::pin(async move { crate::run::resume_run(&run_id, options, delivery).await })
     })
+}
+
+/// `pipe runs`: id, start time, status and pipeline of every stored run, newest first.
+pub fn runs(args: &RunsArgs) -> i32 {
+    let (store, _) = match args.state.open(&args.file.path()) {
+        Ok(opened) => opened,
+        Err(code) => return code,
+    };
+    let rows: Vec<RunState> = list_runs(&store)
+        .iter()
+        .filter_map(|run| run.load_state().ok().flatten())
+        .collect();
+    match args.format {
+        OutputFormat::Json => {
+            let rows: Vec<_> = rows
+                .iter()
+                .map(|state| {
+                    json!({
+                        "id": state.run_id,
+                        "started": state.started_at,
+                        "status": state.status,
+                        "pipeline": state.pipeline,
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::Value::Array(rows));
+        }
+        OutputFormat::Text if rows.is_empty() => {
+            println!("no runs recorded in {}", store.describe());
+        }
+        OutputFormat::Text => print!("{}", runs_table(&rows)),
+    }
+    exit::SUCCESS
+}
+
+/// The id of the newest run in the store (run ids sort by their start time).
+fn newest_run(store: &Store) -> Option<String> {
+    list_runs(store).first().map(|run| run.id().to_string())
+}
+
+fn runs_table(rows: &[RunState]) -> String {
+    let id_width = rows
+        .iter()
+        .map(|r| r.run_id.len())
+        .max()
+        .unwrap_or(2)
+        .max(2);
+    let mut out = format!(
+        "{:<id_width$}  {:<25}  {:<17}  pipeline\n",
+        "id", "started", "status"
+    );
+    for state in rows {
+        let status = serde_json::to_value(state.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "{:<id_width$}  {:<25}  {status:<17}  {}\n",
+            state.run_id, state.started_at, state.pipeline
+        ));
+    }
+    out
 }
 
 fn options(common: &CommonRunFlags, store: Store, pipeline_dir: PathBuf) -> RunOptions {
@@ -210,7 +295,13 @@ fn report(console: &Console, store: &Store, outcome: Result<RunOutcome, RunError
     let run_dir = crate::run::job::display_path(&outcome.run_dir);
     let stored = crate::run::state::RunDir::new(store, &outcome.run_id);
     if let Ok(Some(plan)) = stored.load_plan() {
-        console.text(&summary::render(&plan, &outcome.state, &run_dir));
+        let logs_dir = stored.logs_dir();
+        let target = summary::SummaryTarget {
+            run_dir: &run_dir,
+            logs_dir: &logs_dir,
+            colour: stdout_color(),
+        };
+        console.text(&summary::render(&plan, &outcome.state, &target));
     }
     let meaning = summary::exit_meaning(outcome.status);
     // The text summary already ends with the exit code's meaning; JSON gets an event.
@@ -226,6 +317,11 @@ fn report(console: &Console, store: &Store, outcome: Result<RunOutcome, RunError
         );
     }
     outcome.exit_code
+}
+
+/// Whether to colour the summary's statuses: only on a terminal, and never with `NO_COLOR`.
+fn stdout_color() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// The plan, the source file (for `.pipe` input) and the pipeline directory.

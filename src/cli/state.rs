@@ -55,6 +55,36 @@ impl StateArgs {
     }
 }
 
+/// The pipeline file of a command that reads state: FILE, or `-f/--file FILE` (kept so older
+/// scripts work), else `pipeline.pipe` in the current directory.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct PipelineFileArg {
+    /// The pipeline file [default: pipeline.pipe]; `check` and `compile` read stdin for `-`,
+    /// `run` also takes a compiled plan (`.json`)
+    #[arg(value_name = "FILE")]
+    file: Option<PathBuf>,
+    /// The same as FILE, as a flag
+    #[arg(
+        long = "file",
+        short = 'f',
+        value_name = "FILE",
+        conflicts_with = "file"
+    )]
+    file_flag: Option<PathBuf>,
+}
+
+impl PipelineFileArg {
+    /// The file named, or `pipeline.pipe` in the current directory.
+    pub fn path(&self) -> PathBuf {
+        pipeline_file(self.named())
+    }
+
+    /// The file named, if any.
+    pub fn named(&self) -> Option<&Path> {
+        self.file.as_deref().or(self.file_flag.as_deref())
+    }
+}
+
 /// The pipeline file a command without a FILE argument uses: `-f/--file`, else
 /// `pipeline.pipe` in the current directory.
 pub fn pipeline_file(file: Option<&Path>) -> PathBuf {

@@ -2,6 +2,8 @@
 //! without one, or one JSON event per line (`--log-format json`). Everything given to it has
 //! already been redacted.
 
+use crate::run::state::NodeStatus;
+use crate::run::summary::plain_skip_reason;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -102,11 +104,7 @@ impl Console {
 
     /// A node reached a final state; `message` says why when it did not succeed.
     pub fn node_finished(&self, node: &str, status: &str, duration_ms: u64, message: Option<&str>) {
-        let seconds = duration_ms as f64 / 1000.0;
-        let mut human = format!("[{node}] {status} in {seconds:.2}s");
-        if let Some(message) = message {
-            human.push_str(&format!(": {message}"));
-        }
+        let human = finished_line(node, status, duration_ms, message);
         self.with_view(|view| match view {
             View::Plain => write_stdout(format!("{human}\n").as_bytes()),
             View::Json => write_event(
@@ -227,6 +225,22 @@ impl ProgressView {
     }
 }
 
+/// `[test] failed in 1.20s: why`, or for a node that never ran `[deploy] skipped (needs test,
+/// which failed)`: a skip has no time worth printing.
+fn finished_line(node: &str, status: &str, duration_ms: u64, message: Option<&str>) -> String {
+    if status == NodeStatus::Skipped.word() {
+        return match message {
+            Some(message) => format!("[{node}] {status} ({})", plain_skip_reason(message)),
+            None => format!("[{node}] {status}"),
+        };
+    }
+    let seconds = duration_ms as f64 / 1000.0;
+    match message {
+        Some(message) => format!("[{node}] {status} in {seconds:.2}s: {message}"),
+        None => format!("[{node}] {status} in {seconds:.2}s"),
+    }
+}
+
 fn write_stdout(bytes: &[u8]) {
     // A closed stdout (a pipe whose reader went away) must not stop the run.
     let mut stdout = std::io::stdout().lock();
@@ -282,5 +296,17 @@ mod tests {
     fn prefixes_every_line_with_the_node() {
         assert_eq!(prefix_lines("a", b"x\ny\n"), b"[a] x\n[a] y\n");
         assert_eq!(prefix_lines("a", b"x"), b"[a] x\n");
+    }
+
+    #[test]
+    fn a_skip_is_told_in_plain_words_without_a_time() {
+        assert_eq!(
+            finished_line("deploy", "skipped", 0, Some("skipped: `test` failed")),
+            "[deploy] skipped (needs test, which failed)"
+        );
+        assert_eq!(
+            finished_line("test", "failed", 1200, Some("exit 1")),
+            "[test] failed in 1.20s: exit 1"
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! resolved commands (secrets as `***`), gates and what they read, `when` skips, approvals,
 //! rollout steps, watch conditions and the rollback target from the ledger.
 
+use crate::check::program::SecretSource;
 use crate::compile::plan::{Node, NodeKind, Plan, PromotePlan, StepBlockPlan};
 use crate::run::delivery::{DeliveryExecutor, PreviewRequest, PromotePreview, TargetPreview};
 use crate::run::eval::{self, Bindings, format_duration_ms};
@@ -132,7 +133,7 @@ fn describe_job(out: &mut String, step: usize, input: &DryRunInput<'_>, node: &N
         );
     }
     for secret in &node.secrets {
-        let _ = writeln!(out, "       secret {}=***", secret.to_uppercase());
+        let _ = writeln!(out, "       {}", secret_line(input.plan, secret));
     }
     if !node.outputs.is_empty() {
         let outputs: Vec<String> = node
@@ -231,7 +232,7 @@ fn describe_promote(out: &mut String, step: usize, input: &DryRunInput<'_>, prom
         format_duration_ms(promote.rollout.pause_ms)
     );
     for secret in &promote.secrets {
-        let _ = writeln!(out, "       secret {}=***", secret.to_uppercase());
+        let _ = writeln!(out, "       {}", secret_line(input.plan, secret));
     }
     describe_block(out, "deploy", &promote.deploy, &bindings);
     if let Some(smoke) = &promote.smoke {
@@ -271,6 +272,18 @@ fn describe_promote(out: &mut String, step: usize, input: &DryRunInput<'_>, prom
         "       rollback target: {}",
         preview.rollback_target.describe()
     );
+}
+
+/// `secret API_KEY=*** (api_key, from $DEMO_API_KEY)`: the variable the steps read, and where
+/// its value comes from, which is not a variable the steps receive.
+fn secret_line(plan: &Plan, secret: &str) -> String {
+    let exported = secret.to_uppercase();
+    let source = match plan.secrets.get(secret).map(|s| &s.from) {
+        Some(SecretSource::Env(from)) => format!(", from ${from}"),
+        Some(SecretSource::File(path)) => format!(", from file {path}"),
+        None => String::new(),
+    };
+    format!("secret {exported}=*** ({secret}{source})")
 }
 
 fn describe_block(out: &mut String, name: &str, block: &StepBlockPlan, bindings: &Bindings) {

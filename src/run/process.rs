@@ -150,6 +150,16 @@ struct LogSink {
 
 type LogFile = Arc<Mutex<LogSink>>;
 
+/// A multi-line script is named by its first line (with `…`), so a failure message stays one
+/// line in the console and the summary table.
+fn first_line(command: &str) -> std::borrow::Cow<'_, str> {
+    let trimmed = command.trim();
+    match trimmed.split_once('\n') {
+        Some((first, _)) => format!("{} …", first.trim_end()).into(),
+        None => trimmed.into(),
+    }
+}
+
 impl StepRunner {
     /// Runs every step in order, stopping at the first that fails after its retries.
     pub async fn run_block(&self, request: &BlockRequest) -> BlockResult {
@@ -210,7 +220,7 @@ impl StepRunner {
                 break;
             }
             if let Some(why) = exit.failure() {
-                let shown = self.redactor.text(&command);
+                let shown = self.redactor.text(&first_line(&command));
                 result.outcome =
                     BlockOutcome::Failed(format!("step {} `{shown}` {why}", index + 1));
                 break;

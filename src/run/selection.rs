@@ -3,7 +3,7 @@
 //! always selected whole.
 
 use crate::compile::plan::Plan;
-use crate::diagnostics::suggest;
+use crate::diagnostics::did_you_mean;
 use crate::run::error::RunError;
 use crate::run::state::{NodeRecord, NodeStatus, list_runs};
 use crate::store::Store;
@@ -15,8 +15,8 @@ pub fn known_node(plan: &Plan, name: &str, flag: &'static str) -> Result<(), Run
         return Ok(());
     }
     let ids = plan.nodes.iter().map(|n| n.id.as_str());
-    let hint = suggest(name, ids)
-        .map(|s| format!("; did you mean `{s}`?"))
+    let hint = did_you_mean(name, ids)
+        .map(|help| format!("; {help}"))
         .unwrap_or_default();
     Err(RunError::UnknownNode {
         flag,

@@ -1,26 +1,35 @@
 //! E0504: a `${{ }}` in a shell command where no quoting keeps its value data (a here-document
 //! body, backticks, `$(( ))`, …) or in a job whose `shell` does not quote like `sh`.
 
-use crate::check::program::{Program, StepBlock};
+use crate::check::program::Program;
 use crate::diagnostics::Diagnostic;
 use crate::shell_syntax::{Scanner, quotes_for};
 use crate::syntax::ast::{Expr, ExprKind, Segment, StrLit};
 
 pub(super) fn check(program: &Program, out: &mut Vec<Diagnostic>) {
+    each_command(program, |command, shell| check_command(command, shell, out));
+}
+
+/// Every shell command of the program (job steps, promote and drill blocks, probes), with the
+/// shell of its job when it names one.
+pub(super) fn each_command<'p>(
+    program: &'p Program,
+    mut visit: impl FnMut(&'p StrLit, Option<&'p str>),
+) {
     for job in &program.jobs {
         let shell = job.shell.as_ref().map(|s| s.value.as_str());
         for step in &job.steps {
-            check_command(step, shell, out);
+            visit(step, shell);
         }
     }
     for promote in &program.promotes {
         let blocks = [&promote.deploy, &promote.smoke, &promote.rollback];
         let migrate = promote.migrate.as_ref().map(|m| &m.block);
         for block in blocks.into_iter().flatten().chain(migrate) {
-            check_block(block, out);
+            block.steps.iter().for_each(|step| visit(step, None));
         }
         for probe in promote.watch.iter().flat_map(|w| &w.probes) {
-            check_command(&probe.command, None, out);
+            visit(&probe.command, None);
         }
     }
     for drill in &program.drills {
@@ -28,14 +37,8 @@ pub(super) fn check(program: &Program, out: &mut Vec<Diagnostic>) {
             .into_iter()
             .flatten()
         {
-            check_block(block, out);
+            block.steps.iter().for_each(|step| visit(step, None));
         }
-    }
-}
-
-fn check_block(block: &StepBlock, out: &mut Vec<Diagnostic>) {
-    for step in &block.steps {
-        check_command(step, None, out);
     }
 }
 
