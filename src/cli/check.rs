@@ -50,6 +50,9 @@ pub struct GraphArgs {
     /// `dot` (Graphviz) or `mermaid`
     #[arg(long, value_enum, default_value_t)]
     format: GraphFormat,
+    /// Leave out an edge when another path already orders the two nodes
+    #[arg(long)]
+    hide_implied: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -198,9 +201,12 @@ pub fn graph(args: &GraphArgs) -> i32 {
         report(&compilation, &args.file.path(), DiagnosticFormat::Text);
         return exit::USAGE;
     };
+    let options = graph::GraphOptions {
+        hide_implied: args.hide_implied,
+    };
     match args.format {
-        GraphFormat::Dot => print!("{}", graph::to_dot(plan)),
-        GraphFormat::Mermaid => print!("{}", graph::to_mermaid(plan)),
+        GraphFormat::Dot => print!("{}", graph::to_dot(plan, options)),
+        GraphFormat::Mermaid => print!("{}", graph::to_mermaid(plan, options)),
     }
     exit::SUCCESS
 }
