@@ -68,6 +68,117 @@ fn no_phase_imports_the_cli() {
     );
 }
 
+/// Every CLI error gets its wording, hint and exit code in `cli/report.rs`; a command module
+/// that prints `error:` itself would decide them a second time.
+#[test]
+fn only_the_cli_report_prints_errors() {
+    let printed: Vec<String> = source_texts()
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("cli/") && name != "cli/report.rs")
+        .flat_map(|(name, text)| {
+            error_prints(&text)
+                .into_iter()
+                .map(move |line| format!("{name}:{line}"))
+        })
+        .collect();
+    assert!(
+        printed.is_empty(),
+        "print errors through cli::report instead:\n{}",
+        printed.join("\n")
+    );
+}
+
+/// `String` errors left in the back-end phases, each a user-facing text on purpose: the
+/// quoting reasons of `run/shell_quote.rs` (the same sentences the checker's E0504 gives).
+const BACK_END_STRING_ERRORS: usize = 3;
+
+#[test]
+fn back_end_errors_are_typed() {
+    let back_end = ["run/", "deliver/", "store/", "audit/"];
+    let sites: Vec<String> = source_texts()
+        .into_iter()
+        .filter(|(name, _)| back_end.iter().any(|phase| name.starts_with(phase)))
+        .flat_map(|(name, text)| {
+            string_error_lines(&text)
+                .into_iter()
+                .map(move |line| format!("{name}:{line}"))
+        })
+        .collect();
+    assert!(
+        sites.len() <= BACK_END_STRING_ERRORS,
+        "{} `Result<_, String>` in run/, deliver/, store/, audit/ (at most {BACK_END_STRING_ERRORS}); \
+         give them a thiserror type:\n{}",
+        sites.len(),
+        sites.join("\n")
+    );
+}
+
+/// The two text checks themselves find what they look for, and only that.
+#[test]
+fn the_error_checks_find_planted_sites() {
+    let text = "fn a() -> Result<Vec<String>, StoreError> {}\n\
+                fn b() -> Result<BTreeMap<String, String>,\n    String> {}\n\
+                fn c(x: Result<(), String>) {}\n\
+                // eprintln!(\"error: in a comment\");\n\
+                eprintln!(\"error: {x}\");\n";
+    assert_eq!(string_error_lines(text), vec![3, 4]);
+    assert_eq!(error_prints(text), vec![6]);
+}
+
+/// 1-based lines where an `error:` message is written out (comments aside).
+fn error_prints(text: &str) -> Vec<usize> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim_start().starts_with("//") && line.contains("\"error:"))
+        .map(|(i, _)| i + 1)
+        .collect()
+}
+
+/// 1-based lines where a `Result<…, String>` ends: its last type argument is `String`.
+fn string_error_lines(text: &str) -> Vec<usize> {
+    let bytes = text.as_bytes();
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(offset) = text[from..].find("Result<") {
+        let open = from + offset + "Result<".len();
+        from = open;
+        let (mut depth, mut last_arg, mut end) = (1, open, None);
+        for (i, &byte) in bytes.iter().enumerate().skip(open) {
+            match byte {
+                b'<' => depth += 1,
+                b'>' if i > 0 && bytes[i - 1] == b'-' => {}
+                b'>' => depth -= 1,
+                b',' if depth == 1 => last_arg = i + 1,
+                _ => {}
+            }
+            if depth == 0 {
+                end = Some(i);
+                break;
+            }
+        }
+        if let Some(end) = end.filter(|&end| text[last_arg..end].trim() == "String") {
+            found.push(text[..end].lines().count());
+        }
+    }
+    found
+}
+
+/// Every file of `src/`, by its name relative to `src/`.
+fn source_texts() -> Vec<(String, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    rust_files(&root)
+        .into_iter()
+        .map(|path| {
+            let name = path
+                .strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            (name, std::fs::read_to_string(&path).unwrap())
+        })
+        .collect()
+}
+
 /// The checker itself: a planted cycle and a planted upward import are found.
 #[test]
 fn the_import_reader_resolves_use_trees_super_and_re_exports() {

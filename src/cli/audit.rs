@@ -9,6 +9,7 @@ use clap::{Subcommand, ValueEnum};
 use serde_json::Value;
 
 use super::exit;
+use super::report::{self, CliError};
 use super::state::{PipelineFileArg, StateArgs};
 use crate::audit::{self, AuditRecord, VerifyError};
 use crate::store::{Location, Store};
@@ -84,16 +85,11 @@ fn verify(store: &Store) -> i32 {
             );
             exit::SUCCESS
         }
-        Err(error) => {
-            match error {
-                VerifyError::BadLine { .. } => {
-                    let log = store.state().describe_audit();
-                    eprintln!("error: audit log {log} is broken: {error}")
-                }
-                VerifyError::Missing(_) | VerifyError::Io(_) => eprintln!("error: {error}"),
-            }
-            exit::FAILED
-        }
+        Err(source @ VerifyError::BadLine { .. }) => report::error(CliError::AuditBroken {
+            log: store.state().describe_audit(),
+            source,
+        }),
+        Err(error) => report::error(CliError::AuditVerify(error)),
     }
 }
 
@@ -101,13 +97,9 @@ fn show(store: &Store, run: Option<&str>, env: Option<&str>, format: ShowFormat)
     let bytes = match store.state().read_audit() {
         Ok(Some(bytes)) => bytes,
         Ok(None) => {
-            eprintln!("error: no audit log at {}", store.state().describe_audit());
-            return exit::FAILED;
+            return report::error(CliError::NoAuditLog(store.state().describe_audit()));
         }
-        Err(error) => {
-            eprintln!("error: cannot read the audit log: {error}");
-            return exit::FAILED;
-        }
+        Err(error) => return report::error(CliError::AuditUnreadable(error)),
     };
     let records = audit::records_of(&bytes);
     let selected: Vec<&AuditRecord> = records
@@ -128,9 +120,11 @@ fn show(store: &Store, run: Option<&str>, env: Option<&str>, format: ShowFormat)
     match std::io::stdout().lock().write_all(text.as_bytes()) {
         Ok(()) => {}
         Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {}
-        Err(error) => {
-            eprintln!("error: cannot write the timeline: {error}");
-            return exit::FAILED;
+        Err(source) => {
+            return report::error(CliError::Output {
+                what: "timeline",
+                source,
+            });
         }
     }
     exit::SUCCESS
@@ -161,7 +155,12 @@ pub enum EvidenceFormat {
 }
 
 /// `2026-11-01` (midnight UTC) or a full RFC 3339 time.
-fn parse_since(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+/// A `--since` value that is neither form.
+#[derive(Debug, thiserror::Error)]
+#[error("`{0}` is not a date (2026-11-01) or an RFC 3339 time")]
+struct NotADate(String);
+
+fn parse_since(text: &str) -> Result<chrono::DateTime<chrono::Utc>, NotADate> {
     if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
         return Ok(time.with_timezone(&chrono::Utc));
     }
@@ -169,7 +168,7 @@ fn parse_since(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
         .ok()
         .and_then(|day| day.and_hms_opt(0, 0, 0))
         .map(|time| time.and_utc())
-        .ok_or_else(|| format!("`{text}` is not a date (2026-11-01) or an RFC 3339 time"))
+        .ok_or_else(|| NotADate(text.to_string()))
 }
 
 /// `pipe evidence`: refuses a log whose chain does not verify (the report would vouch for
@@ -181,17 +180,11 @@ pub fn evidence(args: &EvidenceArgs) -> i32 {
     };
     let summary = match store.verify_audit() {
         Ok(summary) => summary,
-        Err(error) => {
-            eprintln!("error: no evidence report from an unverified audit log: {error}");
-            return exit::FAILED;
-        }
+        Err(error) => return report::error(CliError::EvidenceUnverified(error)),
     };
     let records = match store.audit_records() {
         Ok(records) => records,
-        Err(error) => {
-            eprintln!("error: cannot read the audit log: {error}");
-            return exit::FAILED;
-        }
+        Err(error) => return report::error(CliError::AuditUnreadable(error)),
     };
     let chain = audit::evidence::Chain {
         events: summary.events,
@@ -199,10 +192,7 @@ pub fn evidence(args: &EvidenceArgs) -> i32 {
     };
     let now = match super::drill_schedule::clock_from_env() {
         Ok(clock) => clock.now(),
-        Err(message) => {
-            eprintln!("error: {message}");
-            return exit::USAGE;
-        }
+        Err(error) => return report::error(error),
     };
     let plan = declared_plan(&args.source.file.path());
     let declared = plan.as_ref().map(|plan| audit::drills::DeclaredDrills {
@@ -226,10 +216,10 @@ pub fn evidence(args: &EvidenceArgs) -> i32 {
     match std::io::stdout().lock().write_all(text.as_bytes()) {
         Ok(()) => exit::SUCCESS,
         Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => exit::SUCCESS,
-        Err(error) => {
-            eprintln!("error: cannot write the report: {error}");
-            exit::FAILED
-        }
+        Err(source) => report::error(CliError::Output {
+            what: "report",
+            source,
+        }),
     }
 }
 

@@ -180,13 +180,12 @@ fn write_plan(compilation: &Compilation, args: &CompileArgs) -> i32 {
     };
     match written {
         Ok(()) => exit::SUCCESS,
-        Err(error) => {
+        Err(source) => {
             let target = args
                 .output
                 .as_ref()
                 .map_or("standard output".to_string(), |p| p.display().to_string());
-            eprintln!("error: cannot write {target}: {error}");
-            exit::USAGE
+            super::report::error(super::report::CliError::WriteCompiled { target, source })
         }
     }
 }
@@ -232,8 +231,10 @@ pub fn explain(args: &ExplainArgs) -> i32 {
                 crate::diagnostics::did_you_mean(&code.to_uppercase(), codes.iter().copied())
                     .map(|h| format!(" ({h})"))
                     .unwrap_or_default();
-            eprintln!("error: unknown code `{code}`{hint}; `pipe explain` lists them all");
-            exit::USAGE
+            super::report::error(super::report::CliError::UnknownCode {
+                code: code.clone(),
+                hint,
+            })
         }
     }
 }

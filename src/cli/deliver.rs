@@ -3,6 +3,8 @@
 
 use super::OutputFormat;
 use super::exit;
+use super::report::{self, CliError, known_names};
+use super::run::parse_duration;
 use super::state::{PipelineFileArg, StateArgs};
 use crate::compilation::compile_file;
 use crate::compile::plan::Plan;
@@ -21,7 +23,7 @@ use crate::run::eval;
 use crate::run::interrupt::{install_signal_handlers, interrupt_pair};
 use crate::run::process::{KILL_GRACE, StepRunner, host_environment};
 use crate::run::redact::Redactor;
-use crate::run::secrets::SecretValues;
+use crate::run::secrets::{SecretUnavailable, SecretValues};
 use crate::run::state::list_runs;
 use crate::store::Store;
 use std::collections::BTreeMap;
@@ -72,12 +74,6 @@ pub struct ReleasesArgs {
     format: OutputFormat,
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    eval::parse_duration_ms(text)
-        .map(Duration::from_millis)
-        .ok_or_else(|| format!("`{text}` is not a duration (e.g. 30s, 2m)"))
-}
-
 fn pipeline_dir(file: &Path) -> PathBuf {
     match file.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
@@ -87,12 +83,14 @@ fn pipeline_dir(file: &Path) -> PathBuf {
 
 /// The plan from the pipeline file, or (when the file is missing) the newest run's stored plan:
 /// during an incident the checkout may not be at hand, the state directory is.
-fn load_plan(file: &Path, store: &Store) -> Result<Plan, String> {
+fn load_plan(file: &Path, store: &Store) -> Result<Plan, CliError> {
     if file.exists() {
         let compilation = compile_file(file);
         return match compilation.plan {
             Some(plan) if !compilation.has_errors() => Ok(plan),
-            _ => Err(compilation.render(super::stderr_color())),
+            _ => Err(CliError::Diagnostics(
+                compilation.render(super::stderr_color()),
+            )),
         };
     }
     // Run ids sort by start time, so the first run with a plan is the newest.
@@ -101,15 +99,14 @@ fn load_plan(file: &Path, store: &Store) -> Result<Plan, String> {
         .map(|run| (run.load_plan(), run));
     match newest_plan.find(|(plan, _)| !matches!(plan, Ok(None))) {
         Some((Ok(Some(plan)), _)) => Ok(plan),
-        Some((Err(error), run)) => Err(format!(
-            "the plan of run {} is not valid: {error}",
-            run.id()
-        )),
-        _ => Err(format!(
-            "{} not found and no stored run plan in {}",
-            file.display(),
-            store.describe()
-        )),
+        Some((Err(source), run)) => Err(CliError::InvalidStoredPlan {
+            run: run.id().to_string(),
+            source,
+        }),
+        _ => Err(CliError::NoPlan {
+            file: file.to_path_buf(),
+            state: store.describe(),
+        }),
     }
 }
 
@@ -121,7 +118,7 @@ pub fn plan(args: &PlanArgs) -> i32 {
     };
     let plan = match load_plan(&args.file.path(), &store) {
         Ok(plan) => plan,
-        Err(message) => return usage_error(&message),
+        Err(error) => return report::error(error),
     };
     let pipeline_dir = pipeline_dir(&args.file.path());
     let git = GitInfo::read(&pipeline_dir);
@@ -135,7 +132,7 @@ pub fn plan(args: &PlanArgs) -> i32 {
     };
     let release = match release_plan(&plan, &places, &bindings) {
         Ok(release) => release,
-        Err(error) => return failure(&format!("cannot read the ledgers: {error}")),
+        Err(error) => return report::error(CliError::Ledgers(error)),
     };
     match args.format {
         OutputFormat::Text => print!("{}", render_text(&release)),
@@ -155,15 +152,13 @@ pub fn releases(args: &ReleasesArgs) -> i32 {
     };
     let pipeline = match load_plan(&args.file.path(), &store) {
         Ok(plan) => plan.pipeline,
-        Err(message) => return usage_error(&message),
+        Err(error) => return report::error(error),
     };
     let environments = match &args.environment {
         Some(environment) => vec![environment.clone()],
         None => match store.state().ledger_environments(&pipeline) {
             Ok(environments) => environments,
-            Err(error) => {
-                return usage_error(&format!("cannot read the ledgers of {pipeline}: {error}"));
-            }
+            Err(source) => return report::error(CliError::LedgerList { pipeline, source }),
         },
     };
     let mut rows = Vec::new();
@@ -182,8 +177,12 @@ pub fn releases(args: &ReleasesArgs) -> i32 {
                         .map(|r| (environment.clone(), r.clone())),
                 )
             }
-            Err(error) => {
-                return failure(&format!("cannot read the ledger of {environment}: {error}"));
+            Err(source) => {
+                let environment = environment.clone();
+                return report::error(CliError::Ledger {
+                    environment,
+                    source,
+                });
             }
         }
     }
@@ -250,16 +249,16 @@ pub fn rollback(args: &RollbackArgs) -> i32 {
     };
     let plan = match load_plan(&args.file.path(), &store) {
         Ok(plan) => plan,
-        Err(message) => return usage_error(&message),
+        Err(error) => return report::error(error),
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
-        Err(error) => return failure(&format!("cannot start: {error}")),
+        Err(error) => return report::error(CliError::Runtime(error)),
     };
     let _entered = runtime.enter();
     let prepared = match prepare_rollback(args, &plan, store, runtime.handle()) {
         Ok(prepared) => prepared,
-        Err(message) => return usage_error(&message),
+        Err(error) => return report::error(error),
     };
     // The host blocks on the runtime, so the rollback runs off the runtime's own thread.
     let outcome = std::thread::scope(|scope| {
@@ -275,7 +274,7 @@ pub fn rollback(args: &RollbackArgs) -> i32 {
             );
             exit::SUCCESS
         }
-        Ok(Err(error)) => super::report::error(error),
+        Ok(Err(error)) => report::error(error),
         Err(_) => exit::ROLLBACK_FAILED,
     }
 }
@@ -305,19 +304,15 @@ fn prepare_rollback(
     plan: &Plan,
     store: Store,
     handle: &tokio::runtime::Handle,
-) -> Result<PreparedRollback, String> {
+) -> Result<PreparedRollback, CliError> {
     let promote = plan
         .promotes
         .get(&args.environment)
         .cloned()
-        .ok_or_else(|| {
-            let known: Vec<&str> = plan.promotes.keys().map(String::as_str).collect();
-            format!(
-                "pipeline {} has no promote {} (promotes: {})",
-                plan.pipeline,
-                args.environment,
-                known.join(", ")
-            )
+        .ok_or_else(|| CliError::UnknownPromote {
+            pipeline: plan.pipeline.clone(),
+            environment: args.environment.clone(),
+            known: known_names(plan.promotes.keys()),
         })?;
     let run_id = standalone_run_id("rollback");
     let standalone = Standalone::new(plan, &args.file.path(), args.approver.as_deref(), &run_id);
@@ -382,11 +377,11 @@ pub fn drill(args: &DrillArgs) -> i32 {
     };
     let plan = match load_plan(&args.file.path(), &store) {
         Ok(plan) => plan,
-        Err(message) => return usage_error(&message),
+        Err(error) => return report::error(error),
     };
     let clock = match super::drill_schedule::clock_from_env() {
         Ok(clock) => clock,
-        Err(message) => return usage_error(&message),
+        Err(error) => return report::error(error),
     };
     if args.status {
         return super::drill_schedule::status(&plan, &store, clock, args.format);
@@ -394,7 +389,7 @@ pub fn drill(args: &DrillArgs) -> i32 {
     if args.due {
         let due = match super::drill_schedule::due_drills(&plan, &store, clock) {
             Ok(due) => due,
-            Err(message) => return failure(&message),
+            Err(error) => return report::error(error),
         };
         if due.is_empty() {
             println!("no drill is due");
@@ -411,39 +406,38 @@ pub fn drill(args: &DrillArgs) -> i32 {
         return worst;
     }
     let Some(name) = &args.name else {
-        return usage_error("name a drill, or pass --due or --status");
+        return report::error(CliError::NoDrillNamed);
     };
     run_one_drill(args, &plan, &store, name, clock)
 }
 
 fn run_one_drill(args: &DrillArgs, plan: &Plan, store: &Store, name: &str, clock: Clock) -> i32 {
     let Some(drill) = plan.drills.get(name) else {
-        let known: Vec<&str> = plan.drills.keys().map(String::as_str).collect();
-        return usage_error(&format!(
-            "pipeline {} has no drill {} (drills: {})",
-            plan.pipeline,
-            name,
-            if known.is_empty() {
+        let known = known_names(plan.drills.keys());
+        return report::error(CliError::UnknownDrill {
+            pipeline: plan.pipeline.clone(),
+            name: name.to_string(),
+            known: if known.is_empty() {
                 "none".to_string()
             } else {
-                known.join(", ")
-            }
-        ));
+                known
+            },
+        });
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
-        Err(error) => return failure(&format!("cannot start: {error}")),
+        Err(error) => return report::error(CliError::Runtime(error)),
     };
     let _entered = runtime.enter();
     let run_id = standalone_run_id("drill");
     let standalone = Standalone::new(plan, &args.file.path(), args.actor.as_deref(), &run_id);
     let host = match standalone.host(store, &drill.secrets, runtime.handle()) {
         Ok(host) => host,
-        Err(message) => return usage_error(&message),
+        Err(error) => return report::error(error),
     };
     let audit = match store.audit() {
         Ok(audit) => audit,
-        Err(error) => return failure(&format!("cannot open the audit log: {error}")),
+        Err(error) => return report::error(CliError::AuditUnopenable(error)),
     };
     audit.set_secrets(standalone.secrets.all_values());
     let mut bindings = standalone.bindings.clone();
@@ -475,8 +469,8 @@ fn run_one_drill(args: &DrillArgs, plan: &Plan, store: &Store, name: &str, clock
         std::thread::scope(|scope| scope.spawn(|| run_drill(&request, &runner, &audit)).join());
     match outcome {
         Ok(Ok((report, path))) => report_drill(&report, &path, args.format),
-        Ok(Err(error)) => super::report::error(error),
-        Err(_) => failure("the drill stopped unexpectedly"),
+        Ok(Err(error)) => report::error(error),
+        Err(_) => report::error(CliError::DrillPanicked),
     }
 }
 
@@ -484,7 +478,7 @@ fn report_drill(report: &DrillReport, path: &str, format: OutputFormat) -> i32 {
     match format {
         OutputFormat::Json => match serde_json::to_string(report) {
             Ok(line) => println!("{line}"),
-            Err(error) => return failure(&error.to_string()),
+            Err(error) => return report::error(error),
         },
         OutputFormat::Text => {
             let shown = |ms: Option<u64>| ms.map_or("-".to_string(), format_duration);
@@ -575,7 +569,7 @@ impl Standalone {
         store: &Store,
         wanted: &[String],
         handle: &tokio::runtime::Handle,
-    ) -> Result<RunnerHost, String> {
+    ) -> Result<RunnerHost, SecretUnavailable> {
         let secrets = self.secrets.select(wanted)?;
         let (trigger, interrupt) = interrupt_pair();
         let _ = install_signal_handlers(trigger);
@@ -596,21 +590,4 @@ impl Standalone {
             secrets,
         ))
     }
-}
-
-fn usage_error(message: &str) -> i32 {
-    eprint!(
-        "{}",
-        if message.ends_with('\n') {
-            message.to_string()
-        } else {
-            format!("error: {message}\n")
-        }
-    );
-    exit::USAGE
-}
-
-fn failure(message: &str) -> i32 {
-    eprintln!("error: {message}");
-    exit::FAILED
 }

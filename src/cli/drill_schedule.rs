@@ -3,6 +3,7 @@
 
 use super::OutputFormat;
 use super::exit;
+use super::report::{self, CliError};
 use crate::audit::drills::{Declared, DrillStanding, parse_time, standings};
 use crate::audit::{AuditRecord, VerifyError};
 use crate::compile::plan::Plan;
@@ -13,26 +14,24 @@ use chrono::{DateTime, Utc};
 
 /// The real clock, or with `PIPE_NOW=RFC3339` one that starts at that instant: how tests walk
 /// drills through a simulated month without sleeping.
-pub fn clock_from_env() -> Result<Clock, String> {
+pub(super) fn clock_from_env() -> Result<Clock, CliError> {
     match std::env::var("PIPE_NOW") {
         Err(_) => Ok(Clock::default()),
         Ok(text) => parse_time(&text)
             .map(Clock::starting_at)
-            .ok_or_else(|| format!("PIPE_NOW=`{text}` is not an RFC 3339 time")),
+            .ok_or(CliError::BadClock(text)),
     }
 }
 
 /// The `drill_finished` records of a log whose chain verifies (none when there is no log yet):
 /// a schedule must not trust a pass that was written in by hand.
-fn verified_records(store: &Store) -> Result<Vec<AuditRecord>, String> {
+fn verified_records(store: &Store) -> Result<Vec<AuditRecord>, CliError> {
     match store.verify_audit() {
         Ok(_) => {}
         Err(VerifyError::Missing(_)) => return Ok(Vec::new()),
-        Err(error) => return Err(format!("the audit log does not verify: {error}")),
+        Err(error) => return Err(CliError::AuditUnverified(error)),
     }
-    store
-        .audit_records()
-        .map_err(|e| format!("cannot read the audit log: {e}"))
+    store.audit_records().map_err(CliError::AuditUnreadable)
 }
 
 fn plan_standings(plan: &Plan, records: &[AuditRecord], now: DateTime<Utc>) -> Vec<DrillStanding> {
@@ -49,7 +48,11 @@ fn plan_standings(plan: &Plan, records: &[AuditRecord], now: DateTime<Utc>) -> V
 }
 
 /// The drills `--due` runs, by name.
-pub fn due_drills(plan: &Plan, store: &Store, clock: Clock) -> Result<Vec<String>, String> {
+pub(super) fn due_drills(
+    plan: &Plan,
+    store: &Store,
+    clock: Clock,
+) -> Result<Vec<String>, CliError> {
     let records = verified_records(store)?;
     Ok(plan_standings(plan, &records, clock.now())
         .into_iter()
@@ -62,20 +65,14 @@ pub fn due_drills(plan: &Plan, store: &Store, clock: Clock) -> Result<Vec<String
 pub fn status(plan: &Plan, store: &Store, clock: Clock, format: OutputFormat) -> i32 {
     let records = match verified_records(store) {
         Ok(records) => records,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return exit::FAILED;
-        }
+        Err(error) => return report::error(error),
     };
     let now = clock.now();
     let standings = plan_standings(plan, &records, now);
     match format {
         OutputFormat::Json => match serde_json::to_string(&status_json(&standings, now)) {
             Ok(line) => println!("{line}"),
-            Err(error) => {
-                eprintln!("error: {error}");
-                return exit::FAILED;
-            }
+            Err(error) => return report::error(error),
         },
         OutputFormat::Text => print!("{}", status_table(&standings, now)),
     }

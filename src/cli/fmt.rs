@@ -1,6 +1,7 @@
 //! `pipe fmt [PATH…|-] [--check] [--diff]`: lays pipeline files out the canonical way
 //! (`syntax::format`): in place, from stdin to stdout, or, for CI, only saying what would change.
 
+use super::report::{self, CliError};
 use super::{exit, stderr_color};
 use crate::diagnostics::{SourceMap, render_text};
 use crate::syntax::format::format;
@@ -20,12 +21,19 @@ pub struct FmtArgs {
     diff: bool,
 }
 
-/// What happened to one file.
+/// What happened to one file; a failure carries the exit code its error means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Outcome {
     Unchanged,
     Changed,
-    Failed,
+    Failed(i32),
+}
+
+impl From<CliError> for Outcome {
+    /// Reports the error now: later files are still formatted.
+    fn from(error: CliError) -> Outcome {
+        Outcome::Failed(report::error(error))
+    }
 }
 
 pub fn fmt(args: &FmtArgs) -> i32 {
@@ -41,7 +49,7 @@ pub fn fmt(args: &FmtArgs) -> i32 {
         worst = worst.max(outcome);
     }
     match worst {
-        Outcome::Failed => exit::USAGE,
+        Outcome::Failed(code) => code,
         Outcome::Changed if args.check => exit::FAILED,
         _ => exit::SUCCESS,
     }
@@ -50,9 +58,9 @@ pub fn fmt(args: &FmtArgs) -> i32 {
 fn fmt_dir(dir: &Path, args: &FmtArgs) -> Outcome {
     let files = match pipeline_files(dir) {
         Ok(files) => files,
-        Err(error) => {
-            eprintln!("error: cannot read {}: {error}", dir.display());
-            return Outcome::Failed;
+        Err(source) => {
+            let dir = dir.to_path_buf();
+            return CliError::FmtUnreadableDir { dir, source }.into();
         }
     };
     if files.is_empty() {
@@ -92,16 +100,13 @@ fn pipeline_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 fn fmt_stdin(args: &FmtArgs) -> Outcome {
-    let text = crate::compilation::read_stdin();
-    let text = match text {
+    let text = match crate::compilation::read_stdin() {
         Ok(text) => text,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return Outcome::Failed;
-        }
+        Err(message) => return CliError::Source(message).into(),
     };
-    let Some(formatted) = formatted("<stdin>", &text) else {
-        return Outcome::Failed;
+    let formatted = match formatted("<stdin>", &text) {
+        Ok(formatted) => formatted,
+        Err(error) => return error.into(),
     };
     let changed = formatted != text;
     if changed && args.check {
@@ -124,14 +129,12 @@ fn fmt_stdin(args: &FmtArgs) -> Outcome {
 fn fmt_file(file: &Path, args: &FmtArgs) -> Outcome {
     let text = match crate::compilation::read_entry(file) {
         Ok(text) => text,
-        Err(failure) => {
-            eprintln!("error: {failure}");
-            return Outcome::Failed;
-        }
+        Err(failure) => return CliError::Source(failure).into(),
     };
     let shown = file.display().to_string();
-    let Some(formatted) = formatted(&shown, &text) else {
-        return Outcome::Failed;
+    let formatted = match formatted(&shown, &text) {
+        Ok(formatted) => formatted,
+        Err(error) => return error.into(),
     };
     if formatted == text {
         return Outcome::Unchanged;
@@ -151,33 +154,29 @@ fn fmt_file(file: &Path, args: &FmtArgs) -> Outcome {
             println!("formatted {shown}");
             Outcome::Changed
         }
-        Err(error) => {
-            eprintln!("error: cannot write {shown}: {error}");
-            Outcome::Failed
+        Err(source) => CliError::FmtUnwritable {
+            file: shown,
+            source,
         }
+        .into(),
     }
 }
 
-/// The formatted text, or `None` once the reason it cannot be formatted has been printed.
-fn formatted(name: &str, text: &str) -> Option<String> {
+/// The formatted text, or why the file cannot be formatted.
+fn formatted(name: &str, text: &str) -> Result<String, CliError> {
     let mut sources = SourceMap::new();
     let id = sources.add(name.to_string(), text);
-    let formatted = match format(id, text) {
-        Ok(formatted) => formatted,
-        Err(diagnostic) => {
-            eprint!("{}", render_text(&diagnostic, &sources, stderr_color()));
-            eprintln!("{name}: not formatted: fix the syntax error first");
-            return None;
-        }
-    };
+    let formatted = format(id, text).map_err(|diagnostic| {
+        CliError::Diagnostics(format!(
+            "{}{name}: not formatted: fix the syntax error first\n",
+            render_text(&diagnostic, &sources, stderr_color())
+        ))
+    })?;
     // Formatting twice must change nothing more; a result that does is a bug: keep the file.
     if format(id, &formatted).as_ref() != Ok(&formatted) {
-        eprintln!(
-            "error: {name}: formatting is not stable here (a bug in `pipe fmt`); the file is unchanged"
-        );
-        return None;
+        return Err(CliError::FmtUnstable(name.to_string()));
     }
-    Some(formatted)
+    Ok(formatted)
 }
 
 /// `diff -u` of the file as it is (`a/NAME`) and as it would be formatted (`b/NAME`).

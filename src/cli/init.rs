@@ -3,6 +3,7 @@
 //! `.pipe/` out of git.
 
 use super::exit;
+use super::report::{self, CliError};
 use crate::compilation::{FileLoader, compile_source};
 use crate::syntax::format::format;
 use std::path::{Path, PathBuf};
@@ -31,12 +32,7 @@ enum Project {
 pub fn init(args: &InitArgs) -> i32 {
     let target = args.dir.join("pipeline.pipe");
     if target.exists() && !args.force {
-        eprintln!(
-            "error: {} already exists; `pipe check {}` checks it (--force replaces it)",
-            target.display(),
-            target.display()
-        );
-        return exit::USAGE;
+        return report::error(CliError::AlreadyExists(target));
     }
     let project = detect(&args.dir);
     let name = match args
@@ -45,25 +41,18 @@ pub fn init(args: &InitArgs) -> i32 {
         .map_or_else(|| default_name(&args.dir, project), Ok)
     {
         Ok(name) if is_identifier(&name) => name,
-        Ok(name) => {
-            eprintln!("error: `{name}` is not a pipeline name: use letters, digits, `_` and `-`");
-            return exit::USAGE;
-        }
-        Err(message) => {
-            eprintln!("error: {message}");
-            return exit::USAGE;
-        }
+        Ok(name) => return report::error(CliError::NotPipelineName(name)),
+        Err(error) => return report::error(error),
     };
     let text = match generate(project, &name, &target) {
         Ok(text) => text,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return exit::FAILED;
-        }
+        Err(error) => return report::error(error),
     };
-    if let Err(error) = crate::fsutil::write_atomic(&target, text.as_bytes()) {
-        eprintln!("error: cannot write {}: {error}", target.display());
-        return exit::FAILED;
+    if let Err(source) = crate::fsutil::write_atomic(&target, text.as_bytes()) {
+        return report::error(CliError::Unwritable {
+            file: target,
+            source,
+        });
     }
     println!(
         "wrote {} ({}) for pipeline `{name}`",
@@ -81,25 +70,18 @@ pub fn init(args: &InitArgs) -> i32 {
 
 /// The starter in `pipe fmt`'s layout (so it passes `pipe fmt --check` as written), checked.
 /// The text is generated, so a problem in it is this tool's bug: it is never written.
-fn generate(project: Project, name: &str, target: &Path) -> Result<String, String> {
-    let text = format(0, &starter(project, name)).map_err(|diagnostic| {
-        format!(
-            "the generated pipeline does not parse (a bug in `pipe init`): {}",
-            diagnostic.message
-        )
-    })?;
+fn generate(project: Project, name: &str, target: &Path) -> Result<String, CliError> {
+    let text = format(0, &starter(project, name))
+        .map_err(|diagnostic| CliError::InitUnparsable(diagnostic.message))?;
     let checked = compile_source(&target.display().to_string(), &text, &FileLoader);
     if checked.has_errors() {
-        return Err(format!(
-            "the generated pipeline does not check (a bug in `pipe init`):\n{}",
-            checked.render(false)
-        ));
+        return Err(CliError::InitUnchecked(checked.render(false)));
     }
     Ok(text)
 }
 
 /// The project's own name (the crate's or the npm package's), else the directory's.
-fn default_name(dir: &Path, project: Project) -> Result<String, String> {
+fn default_name(dir: &Path, project: Project) -> Result<String, CliError> {
     let declared = match project {
         Project::Cargo => std::fs::read_to_string(dir.join("Cargo.toml"))
             .ok()
@@ -112,7 +94,10 @@ fn default_name(dir: &Path, project: Project) -> Result<String, String> {
     if let Some(name) = declared {
         return Ok(identifier_from(&name));
     }
-    let absolute = std::path::absolute(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let absolute = std::path::absolute(dir).map_err(|source| CliError::UnresolvableDir {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
     let base = absolute
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -2,6 +2,7 @@
 //! and maps the outcome to an exit code.
 
 use super::exit;
+use super::report::{self, CliError};
 use lsp_server::Connection;
 
 pub fn lsp() -> i32 {
@@ -11,13 +12,7 @@ pub fn lsp() -> i32 {
     let joined = io_threads.join();
     match (served, joined) {
         (Ok(()), Ok(())) => exit::SUCCESS,
-        (Err(error), _) => {
-            eprintln!("error: language server: {error}");
-            exit::FAILED
-        }
-        (_, Err(error)) => {
-            eprintln!("error: language server I/O: {error}");
-            exit::FAILED
-        }
+        (Err(error), _) => report::error(CliError::Lsp(error)),
+        (_, Err(error)) => report::error(CliError::LspIo(error)),
     }
 }

@@ -82,14 +82,9 @@ pub fn stderr_color() -> bool {
 /// error (exit 2): read through, it would look like "nothing recorded yet".
 pub(crate) fn require_state_dir(dir: &std::path::Path) -> Result<(), i32> {
     match std::fs::metadata(dir) {
-        Ok(metadata) if !metadata.is_dir() => {
-            eprintln!(
-                "error: the state directory {} is not a directory; move the file away or pass \
-                 --state-dir",
-                dir.display()
-            );
-            Err(exit::USAGE)
-        }
+        Ok(metadata) if !metadata.is_dir() => Err(report::error(
+            report::CliError::StateNotDirectory(dir.to_path_buf()),
+        )),
         _ => Ok(()),
     }
 }

@@ -3,6 +3,7 @@
 
 use super::OutputFormat;
 use super::exit;
+use super::report::{self, CliError};
 use super::state::{PipelineFileArg, StateArgs, pipeline_file};
 use crate::compilation::compile_file;
 use crate::compile::plan::Plan;
@@ -104,10 +105,15 @@ pub struct RunsArgs {
     pub format: OutputFormat,
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
+/// A flag's value that is not a duration (clap prints it with the flag's name).
+#[derive(Debug, thiserror::Error)]
+#[error("`{0}` is not a duration (e.g. 30s, 10m, 1h)")]
+pub(super) struct NotADuration(String);
+
+pub(super) fn parse_duration(text: &str) -> Result<Duration, NotADuration> {
     parse_duration_ms(text)
         .map(Duration::from_millis)
-        .ok_or_else(|| format!("`{text}` is not a duration (e.g. 30s, 10m, 1h)"))
+        .ok_or_else(|| NotADuration(text.to_string()))
 }
 
 /// `pipe run`: returns the exit code.
@@ -155,11 +161,7 @@ pub fn resume_with(args: ResumeArgs, delivery: Option<Arc<dyn DeliveryExecutor>>
     options.source_path = args.file.as_deref().map(absolute);
     options.force = args.force;
     let Some(run_id) = args.run.clone().or_else(|| newest_run(&store)) else {
-        eprintln!(
-            "error: --last: no run is recorded in {}; start one with `pipe run`",
-            store.describe()
-        );
-        return exit::USAGE;
+        return report::error(CliError::NoRunRecorded(store.describe()));
     };
     execute(options, move |options| {
         Box::pin(async move { crate::run::resume_run(&run_id, options, delivery).await })
@@ -262,10 +264,7 @@ fn execute(mut options: RunOptions, start: impl FnOnce(RunOptions) -> RunFuture)
         .build()
     {
         Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return exit::FAILED;
-        }
+        Err(e) => return report::error(CliError::Runtime(e)),
     };
     let console = Arc::clone(&options.console);
     let store = options.store.clone();
@@ -290,7 +289,7 @@ fn report(console: &Console, store: &Store, outcome: Result<RunOutcome, RunError
     console.finish();
     let outcome = match outcome {
         Ok(outcome) => outcome,
-        Err(error) => return super::report::error(error),
+        Err(error) => return report::error(error),
     };
     let run_dir = crate::run::job::display_path(&outcome.run_dir);
     let stored = crate::run::state::RunDir::new(store, &outcome.run_id);
@@ -328,33 +327,34 @@ fn stdout_color() -> bool {
 fn load_plan(file: &Path) -> Result<(Plan, Option<PathBuf>, PathBuf), i32> {
     let is_json = file.extension().is_some_and(|ext| ext == "json");
     if is_json {
-        let text = crate::compilation::read_entry(file).map_err(|failure| {
-            eprintln!("error: {failure}");
-            exit::USAGE
-        })?;
-        let plan = Plan::from_json(&text).map_err(|e| {
-            eprintln!(
-                "error: {} is not a valid pipe.plan/v1 plan: {e}",
-                file.display()
-            );
-            exit::USAGE
+        let text = crate::compilation::read_entry(file)
+            .map_err(|failure| report::error(CliError::Source(failure)))?;
+        let plan = Plan::from_json(&text).map_err(|source| {
+            report::error(CliError::InvalidPlanFile {
+                file: file.to_path_buf(),
+                source,
+            })
         })?;
         let dir = plan_pipeline_dir(&plan, file);
         return Ok((plan, None, dir));
     }
     let compilation = compile_file(file);
-    if !compilation.diagnostics.is_empty() || compilation.failure.is_some() {
-        eprint!("{}", compilation.render(super::stderr_color()));
-    }
+    let rendered = (!compilation.diagnostics.is_empty() || compilation.failure.is_some())
+        .then(|| compilation.render(super::stderr_color()));
     match compilation.plan {
         Some(plan) if !compilation.has_errors() => {
+            if let Some(warnings) = rendered {
+                eprint!("{warnings}");
+            }
             let absolute = absolute(file);
             let dir = absolute
                 .parent()
                 .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
             Ok((plan, Some(absolute), dir))
         }
-        _ => Err(exit::USAGE),
+        _ => Err(report::error(CliError::Diagnostics(
+            rendered.unwrap_or_default(),
+        ))),
     }
 }
 
@@ -384,12 +384,12 @@ fn dry(
     let selected = match (&args.until, args.only.is_empty()) {
         (Some(until), _) => match selection::until(plan, until) {
             Ok(selected) => Some(selected),
-            Err(e) => return super::report::error(e),
+            Err(e) => return report::error(e),
         },
         (None, false) => {
             for name in &args.only {
                 if let Err(e) = selection::known_node(plan, name, "--only") {
-                    return super::report::error(e);
+                    return report::error(e);
                 }
             }
             Some(selection::with_whole_groups(

@@ -1,7 +1,6 @@
 //! The one rule that finds a command's state, shared by every command that reads or writes it:
 //! `--state-dir DIR` or `--state URL`, else `$PIPE_STATE`, else `.pipe` beside the pipeline file.
 
-use super::exit;
 use crate::store::{Location, Store};
 use std::path::{Path, PathBuf};
 
@@ -47,10 +46,9 @@ impl StateArgs {
         }
         match location.open() {
             Ok(store) => Ok((store, location)),
-            Err(error) => {
-                eprintln!("error: {error}");
-                Err(exit::USAGE)
-            }
+            Err(error) => Err(super::report::error(
+                super::report::CliError::StateLocation(error),
+            )),
         }
     }
 }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 mod validate;
+pub use validate::PlanError;
 
 pub const PLAN_SCHEMA: &str = "pipe.plan/v1";
 

@@ -15,6 +15,7 @@ use crate::run::delivery::{
     DeliveryExecutor, PreviewRequest, PromoteOutcome, PromotePreview, PromoteReporter,
     PromoteRequest,
 };
+use crate::run::error::EnvError;
 use crate::run::eval;
 use crate::run::interrupt::{Interrupt, InterruptLevel, interrupt_pair};
 use crate::run::process::{BlockOutcome, BlockRequest, StepRunner};
@@ -235,13 +236,18 @@ impl RunnerHost {
         node: &str,
         block: &StepBlockPlan,
         context: &StepContext,
-    ) -> Result<BlockRequest, String> {
+    ) -> Result<BlockRequest, EnvError> {
         let mut env = self.pipeline_env.clone();
         for (key, template) in &block.env {
             let value = match eval::render(template, &context.bindings) {
                 Ok(value) => value,
                 // A redacted value is never handed on as its mask.
-                Err(e @ eval::EvalError::Redacted(_)) => return Err(format!("env `{key}`: {e}")),
+                Err(source @ eval::EvalError::Redacted(_)) => {
+                    return Err(EnvError {
+                        name: key.clone(),
+                        source,
+                    });
+                }
                 Err(_) => eval::render_lenient(template, &context.bindings),
             };
             env.insert(key.clone(), value);
@@ -274,7 +280,7 @@ impl RunnerHost {
     ) -> BlockResult {
         let request = match self.block_request(node, block, context) {
             Ok(request) => request,
-            Err(why) => return BlockResult::Failed(why),
+            Err(why) => return BlockResult::Failed(why.to_string()),
         };
         match self.handle.block_on(runner.run_block(&request)).outcome {
             BlockOutcome::Succeeded => BlockResult::Succeeded,
@@ -353,7 +359,7 @@ impl DrillHost for DrillRunner {
         }
         let request = match self.host.block_request(node, block, &context) {
             Ok(request) => request,
-            Err(why) => return DrillBlock::Failed(why),
+            Err(why) => return DrillBlock::Failed(why.to_string()),
         };
         let result = self
             .host
@@ -403,7 +409,7 @@ impl PromoteHost for RunnerHost {
             Err(why) => {
                 return ProbeRun {
                     succeeded: false,
-                    status: why,
+                    status: why.to_string(),
                     stdout: String::new(),
                 };
             }

@@ -57,6 +57,19 @@ pub fn format_duration(ms: u64) -> String {
     eval::format_duration_ms(ms)
 }
 
+/// Why a probe gave no value: the sample is a breach, and this is its evidence.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProbeError {
+    /// The command failed: its status ("exit status 7", "timed out after 5s").
+    #[error("probe failed ({0})")]
+    Failed(String),
+    /// The last non-empty line of its output, shortened.
+    #[error("unreadable output {line:?}, expected a {ty}")]
+    Unreadable { line: String, ty: Type },
+    #[error("probe runner panicked")]
+    RunnerPanicked,
+}
+
 /// How one run of a probe's command ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeRun {
@@ -69,12 +82,12 @@ pub struct ProbeRun {
 /// Reads a probe run as a value of `ty`. A bool probe is its exit status; any other probe
 /// must succeed and print one literal (its last non-empty line is read, so tools that print
 /// a banner first still work). The error says what was wrong, for the breach evidence.
-pub fn read_probe(ty: &Type, run: &ProbeRun) -> Result<ProbeValue, String> {
+pub fn read_probe(ty: &Type, run: &ProbeRun) -> Result<ProbeValue, ProbeError> {
     if *ty == Type::Bool {
         return Ok(ProbeValue::Bool(run.succeeded));
     }
     if !run.succeeded {
-        return Err(format!("probe failed ({})", run.status));
+        return Err(ProbeError::Failed(run.status.clone()));
     }
     let line = run
         .stdout
@@ -82,8 +95,10 @@ pub fn read_probe(ty: &Type, run: &ProbeRun) -> Result<ProbeValue, String> {
         .map(str::trim)
         .rfind(|line| !line.is_empty())
         .unwrap_or("");
-    parse_literal(ty, line)
-        .ok_or_else(|| format!("unreadable output {:?}, expected a {ty}", shorten(line)))
+    parse_literal(ty, line).ok_or_else(|| ProbeError::Unreadable {
+        line: shorten(line),
+        ty: ty.clone(),
+    })
 }
 
 fn shorten(text: &str) -> String {
@@ -152,7 +167,9 @@ mod tests {
 
     #[test]
     fn unreadable_or_failed_output_is_an_error_that_says_why() {
-        let error = read_probe(&Type::Percent, &ok_run("oops")).unwrap_err();
+        let error = read_probe(&Type::Percent, &ok_run("oops"))
+            .unwrap_err()
+            .to_string();
         assert_eq!(error, "unreadable output \"oops\", expected a percent");
         assert!(read_probe(&Type::Percent, &ok_run("0.8")).is_err());
         assert!(read_probe(&Type::Percent, &ok_run("120%")).is_err());
@@ -165,7 +182,7 @@ mod tests {
             stdout: "0.1%".to_string(),
         };
         assert_eq!(
-            read_probe(&Type::Percent, &failed).unwrap_err(),
+            read_probe(&Type::Percent, &failed).unwrap_err().to_string(),
             "probe failed (exit status 7)"
         );
     }

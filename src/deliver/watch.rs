@@ -8,7 +8,7 @@
 //! where C holds. A failed or unreadable sample is a breach of every rule that reads its probe.
 
 use crate::compile::plan::{ConditionPlan, ExprTree, WatchPlan};
-use crate::deliver::probe_value::{ProbeValue, format_duration};
+use crate::deliver::probe_value::{ProbeError, ProbeValue, format_duration};
 use crate::syntax::ast::BinaryOp;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -66,7 +66,7 @@ struct Rule {
 /// The state of one watch: latest reading per probe, all samples, and each rule's window.
 #[derive(Debug, Clone)]
 pub struct Monitor {
-    latest: BTreeMap<String, Result<ProbeValue, String>>,
+    latest: BTreeMap<String, Result<ProbeValue, ProbeError>>,
     /// Values of names other than probes (`env.replicas`), joined with dots.
     context: BTreeMap<String, ProbeValue>,
     rules: Vec<Rule>,
@@ -113,13 +113,13 @@ impl Monitor {
         &mut self,
         probe: &str,
         at_ms: u64,
-        reading: Result<ProbeValue, String>,
+        reading: Result<ProbeValue, ProbeError>,
     ) -> Vec<Decision> {
         self.samples.push(Sample {
             probe: probe.to_string(),
             at_ms,
             value: reading.as_ref().ok().map(ToString::to_string),
-            error: reading.as_ref().err().cloned(),
+            error: reading.as_ref().err().map(ToString::to_string),
         });
         self.latest.insert(probe.to_string(), reading);
         let mut fired = Vec::new();
@@ -187,7 +187,7 @@ impl Monitor {
     fn describe_probe(&self, name: &str) -> String {
         match self.latest.get(name) {
             Some(Ok(value)) => value.to_string(),
-            Some(Err(reason)) => reason.clone(),
+            Some(Err(reason)) => reason.to_string(),
             None => "no sample".to_string(),
         }
     }
@@ -198,13 +198,13 @@ impl Monitor {
         !matches!(self.evaluate(tree), Ok(ProbeValue::Bool(false)))
     }
 
-    fn evaluate(&self, tree: &ExprTree) -> Result<ProbeValue, String> {
+    fn evaluate(&self, tree: &ExprTree) -> Result<ProbeValue, Unevaluable> {
         match tree {
             ExprTree::Lit(literal) => Ok(ProbeValue::from(literal)),
             ExprTree::Name(path) => self.lookup(path),
             ExprTree::Not(inner) => match self.evaluate(inner)? {
                 ProbeValue::Bool(b) => Ok(ProbeValue::Bool(!b)),
-                other => Err(format!("`not` needs a bool, got a {}", other.type_name())),
+                other => Err(Unevaluable::NotNeedsBool(other.type_name())),
             },
             ExprTree::Binary { op, lhs, rhs } => {
                 let (lhs, rhs) = (self.evaluate(lhs)?, self.evaluate(rhs)?);
@@ -213,15 +213,15 @@ impl Monitor {
         }
     }
 
-    fn lookup(&self, path: &[String]) -> Result<ProbeValue, String> {
+    fn lookup(&self, path: &[String]) -> Result<ProbeValue, Unevaluable> {
         let name = path.join(".");
         match self.latest.get(&name) {
-            Some(reading) => reading.clone(),
+            Some(reading) => reading.clone().map_err(Unevaluable::Reading),
             None => self
                 .context
                 .get(&name)
                 .cloned()
-                .ok_or_else(|| format!("no value for {name}")),
+                .ok_or(Unevaluable::NoValue(name)),
         }
     }
 
@@ -267,7 +267,30 @@ fn collect_probe_names(tree: &ExprTree, probes: &BTreeSet<String>, into: &mut BT
     }
 }
 
-fn apply(op: BinaryOp, lhs: &ProbeValue, rhs: &ProbeValue) -> Result<bool, String> {
+/// Why a condition has no value (so the watch counts it as a breach).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+enum Unevaluable {
+    #[error(transparent)]
+    Reading(ProbeError),
+    #[error("no value for {0}")]
+    NoValue(String),
+    #[error("`not` needs a bool, got a {0}")]
+    NotNeedsBool(&'static str),
+    #[error("`{0}` needs bools")]
+    NeedsBools(&'static str),
+    #[error("`{op}` cannot compare {kind}")]
+    CannotCompare {
+        op: &'static str,
+        kind: &'static str,
+    },
+    #[error("cannot compare a {lhs} with a {rhs}")]
+    Mixed {
+        lhs: &'static str,
+        rhs: &'static str,
+    },
+}
+
+fn apply(op: BinaryOp, lhs: &ProbeValue, rhs: &ProbeValue) -> Result<bool, Unevaluable> {
     use ProbeValue as V;
     let ordered = |a: f64, b: f64| match op {
         BinaryOp::Eq => Ok(a == b),
@@ -276,7 +299,7 @@ fn apply(op: BinaryOp, lhs: &ProbeValue, rhs: &ProbeValue) -> Result<bool, Strin
         BinaryOp::Le => Ok(a <= b),
         BinaryOp::Gt => Ok(a > b),
         BinaryOp::Ge => Ok(a >= b),
-        BinaryOp::And | BinaryOp::Or => Err(format!("`{}` needs bools", op.symbol())),
+        BinaryOp::And | BinaryOp::Or => Err(Unevaluable::NeedsBools(op.symbol())),
     };
     match (lhs, rhs) {
         (V::Bool(a), V::Bool(b)) => match op {
@@ -284,20 +307,25 @@ fn apply(op: BinaryOp, lhs: &ProbeValue, rhs: &ProbeValue) -> Result<bool, Strin
             BinaryOp::Or => Ok(*a || *b),
             BinaryOp::Eq => Ok(a == b),
             BinaryOp::Ne => Ok(a != b),
-            _ => Err(format!("`{}` cannot compare bools", op.symbol())),
+            _ => Err(Unevaluable::CannotCompare {
+                op: op.symbol(),
+                kind: "bools",
+            }),
         },
         (V::Number(a), V::Number(b)) | (V::Percent(a), V::Percent(b)) => ordered(*a, *b),
         (V::Duration(a), V::Duration(b)) => ordered(*a as f64, *b as f64),
         (V::String(a), V::String(b)) => match op {
             BinaryOp::Eq => Ok(a == b),
             BinaryOp::Ne => Ok(a != b),
-            _ => Err(format!("`{}` cannot compare strings", op.symbol())),
+            _ => Err(Unevaluable::CannotCompare {
+                op: op.symbol(),
+                kind: "strings",
+            }),
         },
-        _ => Err(format!(
-            "cannot compare a {} with a {}",
-            lhs.type_name(),
-            rhs.type_name()
-        )),
+        _ => Err(Unevaluable::Mixed {
+            lhs: lhs.type_name(),
+            rhs: rhs.type_name(),
+        }),
     }
 }
 
@@ -348,7 +376,7 @@ mod tests {
         }
     }
 
-    fn percent(p: f64) -> Result<ProbeValue, String> {
+    fn percent(p: f64) -> Result<ProbeValue, ProbeError> {
         Ok(ProbeValue::Percent(p))
     }
 
@@ -396,7 +424,10 @@ mod tests {
     #[test]
     fn an_unreadable_sample_is_a_breach() {
         let mut monitor = Monitor::new(&error_rate_watch(Some(400)), BTreeMap::new());
-        let unreadable = Err("unreadable output \"oops\", expected a percent".to_string());
+        let unreadable = Err(ProbeError::Unreadable {
+            line: "oops".to_string(),
+            ty: Type::Percent,
+        });
         assert!(
             monitor
                 .record("error_rate", 0, unreadable.clone())
@@ -447,7 +478,11 @@ mod tests {
         let mut monitor = Monitor::new(&watch, BTreeMap::new());
         assert!(
             monitor
-                .record("p95", 0, Err("probe failed".to_string()))
+                .record(
+                    "p95",
+                    0,
+                    Err(ProbeError::Failed("exit status 1".to_string()))
+                )
                 .is_empty()
         );
         assert!(

@@ -8,7 +8,7 @@ use super::{actions, completion, hover, navigation, rename};
 use crate::compilation::MAX_RENDERED;
 use crate::diagnostics::{Diagnostic, Severity, Span};
 use crate::syntax::format::format;
-use lsp_server::{Connection, Message, Notification, Request, Response};
+use lsp_server::{Connection, Message, Notification, ProtocolError, Request, Response};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -17,13 +17,11 @@ const REQUEST_FAILED: i32 = -32803;
 const METHOD_NOT_FOUND: i32 = -32601;
 
 /// The handshake, then messages until `shutdown`.
-pub fn serve(connection: &Connection) -> Result<(), String> {
-    let (id, params) = connection.initialize_start().map_err(|e| e.to_string())?;
+pub fn serve(connection: &Connection) -> Result<(), ProtocolError> {
+    let (id, params) = connection.initialize_start()?;
     let encoding = negotiate(&params);
     let result = json!({"capabilities": capabilities(encoding), "serverInfo": {"name": "pipe"}});
-    connection
-        .initialize_finish(id, result)
-        .map_err(|e| e.to_string())?;
+    connection.initialize_finish(id, result)?;
     let mut server = Server {
         connection,
         encoding,
@@ -33,10 +31,7 @@ pub fn serve(connection: &Connection) -> Result<(), String> {
     for message in &connection.receiver {
         match message {
             Message::Request(request) => {
-                if connection
-                    .handle_shutdown(&request)
-                    .map_err(|e| e.to_string())?
-                {
+                if connection.handle_shutdown(&request)? {
                     return Ok(());
                 }
                 server.request(request);

@@ -167,6 +167,11 @@ fn git(dir: &Path, args: &[&str]) -> String {
     }
 }
 
+/// A `version` template that did not evaluate: the run goes on with an empty version.
+#[derive(Debug, thiserror::Error)]
+#[error("`version` could not be evaluated: {0}")]
+pub struct VersionUnevaluated(#[source] eval::EvalError);
+
 /// The bindings of a run before any job has finished. `version` is `None` at run start (then
 /// the plan's `version` template is evaluated) and the stored version on resume.
 pub fn base_bindings(
@@ -174,7 +179,7 @@ pub fn base_bindings(
     run_id: &str,
     git: &GitInfo,
     version: Option<&str>,
-) -> (Bindings, Result<String, String>) {
+) -> (Bindings, Result<String, VersionUnevaluated>) {
     let mut bindings = Bindings::new();
     bindings.set_string("git.sha", &git.sha);
     bindings.set_string("git.short_sha", &git.short_sha);
@@ -185,11 +190,11 @@ pub fn base_bindings(
     bindings.set_string("pipeline.name", &plan.pipeline);
     let version = match (version, &plan.version) {
         (Some(stored), _) => Ok(stored.to_string()),
-        (None, Some(template)) => eval::render(template, &bindings)
-            .map_err(|e| format!("`version` could not be evaluated: {e}")),
+        (None, Some(template)) => eval::render(template, &bindings).map_err(VersionUnevaluated),
         (None, None) => Ok(String::new()),
     };
-    bindings.set_string("pipeline.version", version.clone().unwrap_or_default());
+    let shown = version.as_deref().unwrap_or_default();
+    bindings.set_string("pipeline.version", shown);
     (bindings, version)
 }
 

@@ -1,8 +1,11 @@
-//! Why a run could not start or resume: [`RunError`], each a usage problem (exit 2) that the
-//! CLI prints once; failures of the run's own steps are node messages, not errors.
+//! Why a run could not start or resume ([`RunError`], each a usage problem (exit 2) that the
+//! CLI prints once), and why a job failed around its steps ([`JobError`], a node's message).
 
+use crate::run::eval::{EvalError, NotALiteral};
+use crate::run::secrets::SecretUnavailable;
 use crate::store::StoreError;
 use std::io;
+use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -72,4 +75,56 @@ pub enum RunError {
     /// quote a secret's value.
     #[error("{0}")]
     PipelineEnv(String),
+}
+
+/// An item's `env` value that did not evaluate.
+#[derive(Debug, thiserror::Error)]
+#[error("env `{name}`: {source}")]
+pub struct EnvError {
+    pub name: String,
+    pub source: EvalError,
+}
+
+/// Why a job failed before its steps ran or after they succeeded; the runner redacts the
+/// message before it is kept, since a value may quote a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error(transparent)]
+    Env(#[from] EnvError),
+    #[error(transparent)]
+    Secret(#[from] SecretUnavailable),
+    #[error(
+        "workdir `{workdir}` resolves to {resolved}, outside the workspace {workspace} (set `outside_workspace = true` on the job to allow it)"
+    )]
+    OutsideWorkspace {
+        workdir: String,
+        resolved: PathBuf,
+        workspace: PathBuf,
+    },
+    #[error("declared output `{0}` was not written to $PIPE_OUTPUT")]
+    MissingOutput(String),
+    #[error("output `{key}`: {source}")]
+    IllTypedOutput { key: String, source: NotALiteral },
+    #[error("artifact `{0}` is not declared in the plan")]
+    UndeclaredArtifact(String),
+    #[error("artifact `{name}` could not be stored: {source}")]
+    ArtifactTask {
+        name: String,
+        source: tokio::task::JoinError,
+    },
+    #[error("artifact `{name}` could not be stored from `{path}`: {source}")]
+    ArtifactUnstored {
+        name: String,
+        path: String,
+        source: io::Error,
+    },
+}
+
+/// Why a promote group could not be handed to the delivery executor; its first node's message.
+#[derive(Debug, thiserror::Error)]
+pub enum PromoteSetupError {
+    #[error("no promote `{0}`")]
+    NoPromote(String),
+    #[error(transparent)]
+    Secret(#[from] SecretUnavailable),
 }

@@ -108,6 +108,8 @@ impl fmt::Display for EvalError {
     }
 }
 
+impl std::error::Error for EvalError {}
+
 pub fn eval(tree: &ExprTree, bindings: &Bindings) -> Result<Literal, EvalError> {
     match tree {
         ExprTree::Lit(literal) => Ok(literal.clone()),
@@ -295,7 +297,16 @@ pub fn names_read(tree: &ExprTree, out: &mut Vec<String>) {
 }
 
 /// Parses process output as a literal of `ty`: `83.5%`, `250ms`, `1h30m`, `42`, `true`.
-pub fn parse_typed(text: &str, ty: &Type) -> Result<Literal, String> {
+/// A value that is not a literal of its declared type, with an example of one.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("`{text}` is not a {ty} (expected {example})")]
+pub struct NotALiteral {
+    pub text: String,
+    pub ty: Type,
+    pub example: &'static str,
+}
+
+pub fn parse_typed(text: &str, ty: &Type) -> Result<Literal, NotALiteral> {
     let text = text.trim();
     let example = match ty {
         Type::String => return Ok(Literal::String(text.to_string())),
@@ -325,7 +336,11 @@ pub fn parse_typed(text: &str, ty: &Type) -> Result<Literal, String> {
         Type::List(item) => parse_list(text, item),
         Type::String => None,
     };
-    parsed.ok_or_else(|| format!("`{text}` is not a {ty} (expected {example})"))
+    parsed.ok_or_else(|| NotALiteral {
+        text: text.to_string(),
+        ty: ty.clone(),
+        example,
+    })
 }
 
 /// Lists have no literal form at run time; a list output is kept as its comma-separated text
@@ -470,6 +485,7 @@ mod tests {
         assert!(
             parse_typed("83.5", &Type::Percent)
                 .unwrap_err()
+                .to_string()
                 .contains("not a percent")
         );
         assert!(parse_typed("yes", &Type::Bool).is_err());

@@ -3,6 +3,7 @@
 
 use crate::compile::plan::{Literal, Node, Plan, Template};
 use crate::run::artifact::{ArtifactRecord, Provenance, Replaced, Stored};
+use crate::run::error::{EnvError, JobError};
 use crate::run::eval::{self, Bindings};
 use crate::run::process::{BlockOutcome, BlockRequest, StepRunner};
 use crate::run::redact::Redactor;
@@ -48,7 +49,7 @@ pub struct JobResult {
 pub async fn run_job(context: JobContext, index: usize) -> JobResult {
     let plan = Arc::clone(&context.plan);
     let node = &plan.nodes[index];
-    let failed = |message: String| JobResult {
+    let failed = |message: JobError| JobResult {
         message: Some(
             context
                 .runner
@@ -59,11 +60,11 @@ pub async fn run_job(context: JobContext, index: usize) -> JobResult {
     };
     let env = match evaluate_env(&context.pipeline_env, &node.env, &context.bindings) {
         Ok(env) => env,
-        Err(e) => return failed(e),
+        Err(e) => return failed(e.into()),
     };
     let secrets = match context.secrets.select(&node.secrets) {
         Ok(secrets) => secrets,
-        Err(e) => return failed(e),
+        Err(e) => return failed(e.into()),
     };
     let workdir = match confined_workdir(&context.pipeline_dir, node) {
         Ok(workdir) => workdir,
@@ -134,11 +135,11 @@ pub async fn run_job(context: JobContext, index: usize) -> JobResult {
     result
 }
 
-async fn store_artifacts(context: &JobContext, node: &Node) -> Result<Vec<Stored>, String> {
+async fn store_artifacts(context: &JobContext, node: &Node) -> Result<Vec<Stored>, JobError> {
     let mut stored = Vec::new();
     for name in &node.produces {
         let Some(artifact) = context.plan.artifacts.get(name) else {
-            return Err(format!("artifact `{name}` is not declared in the plan"));
+            return Err(JobError::UndeclaredArtifact(name.clone()));
         };
         let source = context.pipeline_dir.join(&artifact.path);
         let store = context.store.clone();
@@ -150,12 +151,14 @@ async fn store_artifacts(context: &JobContext, node: &Node) -> Result<Vec<Stored
             store.put(&artifact_name, &source, &provenance, workspace.as_deref())
         })
         .await
-        .map_err(|e| format!("artifact `{name}` could not be stored: {e}"))?
-        .map_err(|e| {
-            format!(
-                "artifact `{name}` could not be stored from `{}`: {e}",
-                artifact.path
-            )
+        .map_err(|source| JobError::ArtifactTask {
+            name: name.clone(),
+            source,
+        })?
+        .map_err(|source| JobError::ArtifactUnstored {
+            name: name.clone(),
+            path: artifact.path.clone(),
+            source,
         })?;
         stored.push(record);
     }
@@ -179,10 +182,13 @@ pub fn evaluate_env(
     pipeline_env: &BTreeMap<String, String>,
     item_env: &BTreeMap<String, Template>,
     bindings: &Bindings,
-) -> Result<BTreeMap<String, String>, String> {
+) -> Result<BTreeMap<String, String>, EnvError> {
     let mut env = pipeline_env.clone();
     for (name, template) in item_env {
-        let value = eval::render(template, bindings).map_err(|e| format!("env `{name}`: {e}"))?;
+        let value = eval::render(template, bindings).map_err(|source| EnvError {
+            name: name.clone(),
+            source,
+        })?;
         env.insert(name.clone(), value);
     }
     Ok(env)
@@ -199,7 +205,7 @@ pub fn workdir(pipeline_dir: &Path, workdir: Option<&str>) -> PathBuf {
 /// pipeline's directory without `outside_workspace = true`: a plan file written by hand gets
 /// the same confinement `pipe check` gives a `.pipe` file. A directory that does not exist is
 /// left to the step runner, which reports it.
-fn confined_workdir(pipeline_dir: &Path, node: &Node) -> Result<PathBuf, String> {
+fn confined_workdir(pipeline_dir: &Path, node: &Node) -> Result<PathBuf, JobError> {
     let dir = workdir(pipeline_dir, node.workdir.as_deref());
     if node.outside_workspace {
         return Ok(dir);
@@ -210,12 +216,11 @@ fn confined_workdir(pipeline_dir: &Path, node: &Node) -> Result<PathBuf, String>
     if resolved.starts_with(&workspace) {
         return Ok(dir);
     }
-    Err(format!(
-        "workdir `{}` resolves to {}, outside the workspace {} (set `outside_workspace = true` on the job to allow it)",
-        node.workdir.as_deref().unwrap_or("."),
-        resolved.display(),
-        workspace.display()
-    ))
+    Err(JobError::OutsideWorkspace {
+        workdir: node.workdir.as_deref().unwrap_or(".").to_string(),
+        resolved,
+        workspace,
+    })
 }
 
 /// A job's declared outputs, typed and redacted.
@@ -232,7 +237,7 @@ pub fn parse_outputs(
     text: &str,
     declared: &BTreeMap<String, Type>,
     redactor: &Redactor,
-) -> Result<ParsedOutputs, String> {
+) -> Result<ParsedOutputs, JobError> {
     let mut raw: BTreeMap<&str, &str> = BTreeMap::new();
     for line in text.lines() {
         if let Some((key, value)) = line.split_once('=') {
@@ -242,12 +247,12 @@ pub fn parse_outputs(
     let mut outputs = ParsedOutputs::default();
     for (key, ty) in declared {
         let Some(value) = raw.get(key.as_str()) else {
-            return Err(format!(
-                "declared output `{key}` was not written to $PIPE_OUTPUT"
-            ));
+            return Err(JobError::MissingOutput(key.clone()));
         };
-        let literal = eval::parse_typed(value, ty)
-            .map_err(|why| redactor.text(&format!("output `{key}`: {why}")))?;
+        let literal = eval::parse_typed(value, ty).map_err(|source| JobError::IllTypedOutput {
+            key: key.clone(),
+            source,
+        })?;
         let literal = match literal {
             Literal::String(text) => {
                 let shown = redactor.text(&text);
@@ -300,9 +305,13 @@ mod tests {
     fn a_missing_or_ill_typed_output_is_named() {
         let declared = BTreeMap::from([("coverage".to_string(), Type::Percent)]);
         let redactor = Redactor::default();
-        let missing = parse_outputs("", &declared, &redactor).unwrap_err();
+        let missing = parse_outputs("", &declared, &redactor)
+            .unwrap_err()
+            .to_string();
         assert!(missing.contains("`coverage` was not written"), "{missing}");
-        let wrong = parse_outputs("coverage=lots", &declared, &redactor).unwrap_err();
+        let wrong = parse_outputs("coverage=lots", &declared, &redactor)
+            .unwrap_err()
+            .to_string();
         assert!(
             wrong.contains("output `coverage`") && wrong.contains("not a percent"),
             "{wrong}"

@@ -9,6 +9,7 @@ use crate::run::console::Console;
 use crate::run::delivery::{
     DeliveryExecutor, DeliveryReport, PromoteOutcome, PromoteReporter, PromoteRequest,
 };
+use crate::run::error::PromoteSetupError;
 use crate::run::eval::{self, Bindings, JobFacts};
 use crate::run::gate::{evaluate_gate, values_read};
 use crate::run::graph::Graph;
@@ -653,7 +654,7 @@ impl Scheduler {
                 self.task_nodes.insert(handle.id(), (first, Instant::now()));
             }
             Err(reason) => {
-                self.fail_node(&first, reason);
+                self.fail_node(&first, reason.to_string());
                 self.end_group(
                     env,
                     NodeStatus::Skipped,
@@ -701,13 +702,13 @@ impl Scheduler {
         }
     }
 
-    fn promote_request(&self, env: &str) -> Result<PromoteRequest, String> {
+    fn promote_request(&self, env: &str) -> Result<PromoteRequest, PromoteSetupError> {
         let setup = &self.setup;
         let promote = setup
             .plan
             .promotes
             .get(env)
-            .ok_or_else(|| format!("no promote `{env}`"))?;
+            .ok_or_else(|| PromoteSetupError::NoPromote(env.to_string()))?;
         let secrets = setup.secrets.select(&promote.secrets)?;
         let state = self.state();
         let artifact_digests = state

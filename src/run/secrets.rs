@@ -6,6 +6,15 @@ use crate::compile::plan::Plan;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// A secret a step needs whose value could not be read (the reason is the source's own, e.g.
+/// "environment variable X is not set").
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("secret `{name}` is not available: {why}")]
+pub struct SecretUnavailable {
+    pub name: String,
+    pub why: String,
+}
+
 /// The secret values of a run, and why the missing ones are missing.
 #[derive(Default)]
 pub struct SecretValues {
@@ -59,8 +68,8 @@ impl SecretValues {
         self.values.values().cloned().collect()
     }
 
-    /// The values of `names`, or a message naming the first one that is unavailable.
-    pub fn select(&self, names: &[String]) -> Result<BTreeMap<String, String>, String> {
+    /// The values of `names`, or the first one that is unavailable and why.
+    pub fn select(&self, names: &[String]) -> Result<BTreeMap<String, String>, SecretUnavailable> {
         let mut selected = BTreeMap::new();
         for name in names {
             match self.values.get(name) {
@@ -72,7 +81,10 @@ impl SecretValues {
                         .missing
                         .get(name)
                         .map_or("it is not declared", String::as_str);
-                    return Err(format!("secret `{name}` is not available: {why}"));
+                    return Err(SecretUnavailable {
+                        name: name.clone(),
+                        why: why.to_string(),
+                    });
                 }
             }
         }

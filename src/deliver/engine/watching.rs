@@ -6,7 +6,7 @@ use super::Promotion;
 use crate::audit::AuditEvent;
 use crate::compile::plan::{ProbePlan, WatchPlan};
 use crate::deliver::host::StepContext;
-use crate::deliver::probe_value::{ProbeValue, read_probe};
+use crate::deliver::probe_value::{ProbeError, ProbeValue, read_probe};
 use crate::deliver::watch::{Decision, Monitor, RuleKind};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -73,7 +73,7 @@ fn record(
     monitor: &mut Monitor,
     probe: &str,
     at_ms: u64,
-    reading: Result<ProbeValue, String>,
+    reading: Result<ProbeValue, ProbeError>,
 ) -> Option<Decision> {
     let fired = monitor.record(probe, at_ms, reading);
     if let Some(sample) = monitor.samples().last() {
@@ -100,7 +100,7 @@ fn sample_all(
     due: &[usize],
     context: &StepContext,
     origin: Instant,
-) -> Vec<(u64, Result<ProbeValue, String>)> {
+) -> Vec<(u64, Result<ProbeValue, ProbeError>)> {
     std::thread::scope(|scope| {
         let handles: Vec<_> = due
             .iter()
@@ -117,7 +117,7 @@ fn sample_all(
             .map(|handle| {
                 handle
                     .join()
-                    .unwrap_or_else(|_| (0, Err("probe runner panicked".to_string())))
+                    .unwrap_or((0, Err(ProbeError::RunnerPanicked)))
             })
             .collect()
     })
@@ -149,7 +149,7 @@ fn sample(
     node: &str,
     probe: &ProbePlan,
     context: &StepContext,
-) -> Result<ProbeValue, String> {
+) -> Result<ProbeValue, ProbeError> {
     let timeout =
         Duration::from_millis(probe.every_ms).clamp(PROBE_TIMEOUT_FLOOR, PROBE_TIMEOUT_CEILING);
     let run = promotion.host.run_probe(node, probe, context, timeout);
