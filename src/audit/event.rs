@@ -37,6 +37,8 @@ audit_events! {
     RunFinished => "run_finished",
     /// `pipe resume --force` resumed a run whose plan or state was questioned.
     ResumeForced => "resume_forced",
+    /// `pipe gc` removed finished runs and artifacts no ledger references.
+    GcFinished => "gc_finished",
     GatePassed => "gate_passed",
     GateFailed => "gate_failed",
     /// A failed gate was let through, with a reason and an approver.

@@ -72,6 +72,7 @@ fn section_of(event: AuditEvent) -> Option<Section> {
         E::RunStarted
         | E::RunFinished
         | E::ResumeForced
+        | E::GcFinished
         | E::ArtifactStored
         | E::LockAcquired
         | E::PreviousStableRecorded

@@ -1,6 +1,7 @@
 //! The command line: argument parsing (clap) and one module per command family, each a thin
 //! shell that reads files, calls the phases, prints, and maps outcomes to exit codes.
 
+mod agents;
 pub mod audit;
 mod check;
 pub mod deliver;
@@ -54,6 +55,10 @@ enum Command {
     Drill(deliver::DrillArgs),
     /// List the release ledger: version, digest, status, when, run
     Releases(deliver::ReleasesArgs),
+    /// Record an approval of RUN's promote to ENV; a later resume of RUN counts it once
+    Approve(agents::ApproveArgs),
+    /// Remove old finished runs and artifacts no ledger or kept run references (--dry-run)
+    Gc(agents::GcArgs),
     /// Verify the audit log's hash chain, or show it as a timeline
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -127,6 +132,8 @@ pub fn main() -> i32 {
         Command::Fmt(args) => fmt::fmt(&args),
         Command::Lsp => lsp::lsp(),
         Command::Releases(args) => deliver::releases(&args),
+        Command::Approve(args) => agents::approve(&args),
+        Command::Gc(args) => agents::collect(&args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "pipe", &mut std::io::stdout());
             exit::SUCCESS

@@ -66,6 +66,10 @@ pub struct RunArgs {
     /// Print what would run, in order, and execute nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Start the run under ID, or join run ID when another agent started it with the same
+    /// plan: with --only, predecessors' results (outputs, artifacts) come from that run
+    #[arg(long, value_name = "ID")]
+    pub run_id: Option<String>,
     #[command(flatten)]
     pub state: StateArgs,
     #[command(flatten)]
@@ -141,6 +145,7 @@ pub fn run_with(args: RunArgs, delivery: Option<Arc<dyn DeliveryExecutor>>) -> i
     let mut options = options(&args.common, store, pipeline_dir);
     options.only = args.only.clone();
     options.until = args.until.clone();
+    options.run_id = args.run_id.clone();
     options.source_path = source_path;
     execute(options, |options| {
         Box::pin(crate::run::run_plan(plan, options, delivery))

@@ -3,6 +3,7 @@
 //! `engine` runs a promote through a [`host::PromoteHost`] that the runner provides.
 
 pub mod approval;
+pub mod approve_later;
 pub mod drill;
 pub mod drill_backup;
 pub mod engine;

@@ -24,6 +24,32 @@ pub enum RunError {
          and it has not; run it first or add it to --only"
     )]
     NeedNeverSucceeded { need: String, state: String },
+    #[error(
+        "--only: `{need}` has not succeeded in run {run}; run it in that run first (another \
+         agent, or add it to --only)"
+    )]
+    NeedNotSucceededInRun { need: String, run: String },
+    #[error(
+        "--run-id `{run}`: a run id is letters, digits, `.`, `_` and `-` (at most 128, not \
+         starting with `.`)"
+    )]
+    BadRunId { run: String },
+    #[error(
+        "refusing to join run {run}: it runs another plan ({stored}; this one is {this}); \
+         pick another --run-id, or run the same pipeline file"
+    )]
+    RunPlanDiffers {
+        run: String,
+        stored: String,
+        this: String,
+    },
+    #[error("cannot record run {run} in {state}: {source}")]
+    RunUncreatable {
+        run: String,
+        state: String,
+        #[source]
+        source: StoreError,
+    },
     #[error("--override `{gate}`: no such gate{hint}")]
     UnknownGate { gate: String, hint: String },
     #[error("--override `{gate}` needs --reason \"why\"")]

@@ -15,6 +15,7 @@ pub mod dry_run;
 pub mod error;
 pub mod eval;
 pub mod gate;
+pub mod gc;
 pub mod graph;
 pub mod interrupt;
 pub mod job;

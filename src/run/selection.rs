@@ -78,6 +78,48 @@ pub fn until(plan: &Plan, node: &str) -> Result<BTreeSet<String>, RunError> {
     Ok(selected)
 }
 
+/// The selected set for `--only`.
+pub fn only_selected(plan: &Plan, names: &[String]) -> Result<BTreeSet<String>, RunError> {
+    for name in names {
+        known_node(plan, name, "--only")?;
+    }
+    Ok(with_whole_groups(plan, names.iter().cloned().collect()))
+}
+
+/// The predecessors of `selected` that are not selected themselves.
+pub fn outside_needs(plan: &Plan, selected: &BTreeSet<String>) -> BTreeSet<String> {
+    selected
+        .iter()
+        .filter_map(|id| plan.node(id))
+        .flat_map(|node| node.needs.iter())
+        .filter(|need| !selected.contains(*need))
+        .cloned()
+        .collect()
+}
+
+/// `--only` in a shared run (`--run-id`): every outside predecessor must have succeeded in
+/// that run (`stored`: its node records), not in whichever run last ran it.
+pub fn only_in_run(
+    plan: &Plan,
+    run: &str,
+    stored: &BTreeMap<String, NodeRecord>,
+    names: &[String],
+) -> Result<BTreeSet<String>, RunError> {
+    let selected = only_selected(plan, names)?;
+    for need in outside_needs(plan, &selected) {
+        let succeeded = stored
+            .get(&need)
+            .is_some_and(|record| record.status == NodeStatus::Succeeded);
+        if !succeeded {
+            return Err(RunError::NeedNotSucceededInRun {
+                need,
+                run: run.to_string(),
+            });
+        }
+    }
+    Ok(selected)
+}
+
 /// The selected set for `--only`, and the records of their outside predecessors, each taken
 /// from the newest earlier run of this pipeline where it succeeded.
 pub fn only(
@@ -85,17 +127,8 @@ pub fn only(
     store: &Store,
     names: &[String],
 ) -> Result<(BTreeSet<String>, BTreeMap<String, NodeRecord>), RunError> {
-    for name in names {
-        known_node(plan, name, "--only")?;
-    }
-    let selected = with_whole_groups(plan, names.iter().cloned().collect());
-    let outside: BTreeSet<String> = selected
-        .iter()
-        .filter_map(|id| plan.node(id))
-        .flat_map(|node| node.needs.iter())
-        .filter(|need| !selected.contains(*need))
-        .cloned()
-        .collect();
+    let selected = only_selected(plan, names)?;
+    let outside = outside_needs(plan, &selected);
     let mut reused = BTreeMap::new();
     let earlier: Vec<_> = list_runs(store)
         .into_iter()

@@ -20,9 +20,9 @@ use crate::run::state::{
     NodeRecord, NodeStatus, OverrideRecord, RunDir, RunState, RunStatus, list_runs, new_run_id,
 };
 use crate::run::{preflight, selection};
-use crate::store::{Store, StoreError};
+use crate::store::{RunCreated, RunHeader, Store, StoreError};
 use serde_json::json;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,6 +57,8 @@ pub struct RunOptions {
     pub host_env: BTreeMap<String, String>,
     /// `resume --force`: resume the stored plan although the checkout's pipeline file differs.
     pub force: bool,
+    /// `--run-id`: start the run under this id, or join it when it exists with the same plan.
+    pub run_id: Option<String>,
 }
 
 impl RunOptions {
@@ -77,6 +79,7 @@ impl RunOptions {
             interrupt: Interrupt::never(),
             host_env: host_environment(),
             force: false,
+            run_id: None,
         }
     }
 }
@@ -99,9 +102,12 @@ pub async fn run_plan(
     options: RunOptions,
     delivery: Option<Arc<dyn DeliveryExecutor>>,
 ) -> Result<RunOutcome, RunError> {
-    let run_id = new_run_id();
+    let run_id = match &options.run_id {
+        Some(id) => checked_run_id(id)?,
+        None => new_run_id(),
+    };
     let git = GitInfo::read(&options.pipeline_dir);
-    let (bindings, version) = base_bindings(&plan, &run_id, &git, None);
+    let (mut bindings, version) = base_bindings(&plan, &run_id, &git, None);
     let version = version.unwrap_or_else(|why| {
         let human = format!("warning: {why}");
         options.console.notice("warning", None, &human, json!({}));
@@ -112,15 +118,29 @@ pub async fn run_plan(
         .get("USER")
         .cloned()
         .unwrap_or_else(|| "unknown".into());
+    let joined = claim_run(&plan, &options, &run_id, &initiator)?;
+    let initiator = joined
+        .as_ref()
+        .map_or(initiator, |j| j.header.initiator.clone());
     let mut state = RunState::new(&plan, &run_id, &initiator, &version);
     state.pipeline_dir = options.pipeline_dir.display().to_string();
     state.source_path = options
         .source_path
         .as_ref()
         .map(|p| p.display().to_string());
-    apply_selection(&plan, &options, &mut state)?;
+    let run_dir = match &joined {
+        Some(joined) => {
+            state.started_at = joined.header.started_at.clone();
+            let foreign = join_selection(&plan, &options, &mut state, joined)?;
+            RunDir::shared(&options.store, &run_id, foreign)
+        }
+        None => {
+            apply_selection(&plan, &options, &mut state)?;
+            RunDir::new(&options.store, &run_id)
+        }
+    };
+    bind_finished_jobs(&mut bindings, &state);
     state.overrides = validate_overrides(&plan, &options, &initiator)?;
-    let run_dir = RunDir::new(&options.store, &run_id);
     // The state (with its `--until`/`--only` selection) is written before the plan: a run
     // killed in between is refused by `resume` (no plan), never resumed as the whole pipeline.
     run_dir.save_state(&state)?;
@@ -131,6 +151,113 @@ pub async fn run_plan(
         resumed: false,
     };
     launch(plan, state, run, options, delivery).await
+}
+
+/// A run this agent joined (`--run-id` of an existing run with the same plan).
+struct Joined {
+    header: RunHeader,
+    /// The node records the run's agents have stored so far.
+    nodes: BTreeMap<String, NodeRecord>,
+}
+
+/// A `--run-id` is used as a name in the store: plain characters only.
+fn checked_run_id(id: &str) -> Result<String, RunError> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if id.is_empty() || id.len() > 128 || id.starts_with('.') || !id.chars().all(plain) {
+        return Err(RunError::BadRunId {
+            run: id.to_string(),
+        });
+    }
+    Ok(id.to_string())
+}
+
+/// `sha256:HEX` of the plan's JSON: two agents run the same plan when these agree.
+pub fn plan_digest(plan: &Plan) -> String {
+    use sha2::Digest;
+    format!(
+        "sha256:{}",
+        hex::encode(sha2::Sha256::digest(plan.to_json().as_bytes()))
+    )
+}
+
+/// Records the run's header, or joins the run another agent created under this id: `None`
+/// for a new run, the stored header and nodes for a joined one; another plan is refused.
+fn claim_run(
+    plan: &Plan,
+    options: &RunOptions,
+    run_id: &str,
+    initiator: &str,
+) -> Result<Option<Joined>, RunError> {
+    let header = RunHeader {
+        plan_digest: plan_digest(plan),
+        pipeline: plan.pipeline.clone(),
+        initiator: initiator.to_string(),
+        started_at: crate::run::state::now_rfc3339(),
+    };
+    let uncreatable = |source| RunError::RunUncreatable {
+        run: run_id.to_string(),
+        state: options.store.describe(),
+        source,
+    };
+    let created = options
+        .store
+        .state()
+        .create_run(run_id, &header)
+        .map_err(uncreatable)?;
+    let RunCreated::Exists(stored) = created else {
+        return Ok(None);
+    };
+    if stored.plan_digest != header.plan_digest {
+        return Err(RunError::RunPlanDiffers {
+            run: run_id.to_string(),
+            stored: stored.plan_digest,
+            this: header.plan_digest,
+        });
+    }
+    let nodes = RunDir::new(&options.store, run_id)
+        .load_nodes()
+        .map_err(unreadable)?;
+    Ok(Some(Joined {
+        header: stored,
+        nodes,
+    }))
+}
+
+/// The selection of an agent joining a shared run; returns the nodes it must not write.
+/// With `--only`, the rest keep what the run's other agents stored (predecessors must have
+/// succeeded there); without, the nodes that succeeded already are kept and the rest run.
+fn join_selection(
+    plan: &Plan,
+    options: &RunOptions,
+    state: &mut RunState,
+    joined: &Joined,
+) -> Result<BTreeSet<String>, RunError> {
+    let selected: BTreeSet<String> = match (&options.until, options.only.is_empty()) {
+        (Some(_), false) => return Err(RunError::OnlyWithUntil),
+        (Some(until), true) => selection::until(plan, until)?,
+        (None, false) => selection::only_in_run(plan, &state.run_id, &joined.nodes, &options.only)?,
+        (None, true) => plan.nodes.iter().map(|n| n.id.clone()).collect(),
+    };
+    let mut foreign = BTreeSet::new();
+    for (id, record) in state.nodes.iter_mut() {
+        let stored = joined.nodes.get(id);
+        let done = stored.is_some_and(|r| r.status == NodeStatus::Succeeded);
+        if selected.contains(id) && !(done && options.only.is_empty()) {
+            continue;
+        }
+        foreign.insert(id.clone());
+        *record = match stored {
+            Some(stored) => stored.clone(),
+            None => NodeRecord {
+                status: NodeStatus::Excluded,
+                ..NodeRecord::pending()
+            },
+        };
+    }
+    if !options.only.is_empty() || options.until.is_some() {
+        state.selection = Some(selected.into_iter().collect());
+    }
+    Ok(foreign)
 }
 
 /// Continues a stored run: nodes that did not succeed run again, from the stored plan.

@@ -1,5 +1,6 @@
-//! Run state: each node's status, result and message, saved through the store (whole, atomically)
-//! after every transition so `resume` can continue after a crash or `kill -9`.
+//! Run state: each node's status, result and message, saved through the store after every
+//! transition (run-level fields as one document, each changed node as its own record) so
+//! `resume` can continue after a crash or `kill -9`, and agents sharing a run keep each other's.
 
 use crate::compile::plan::{Literal, Plan};
 use crate::exit;
@@ -9,6 +10,7 @@ use sha2::Digest;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 pub const STATE_SCHEMA: &str = "pipe.state/v1";
 
@@ -156,6 +158,9 @@ pub struct RunState {
     /// The nodes this run was asked to run (`--only`/`--until`); `None`: all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selection: Option<Vec<String>>,
+    /// Also stored per node ([`StateStore::write_node`](crate::store::StateStore::write_node)),
+    /// which a load lays over these: a state document from before per-node records still loads.
+    #[serde(default)]
     pub nodes: BTreeMap<String, NodeRecord>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overrides: Vec<OverrideRecord>,
@@ -205,6 +210,16 @@ pub fn now_rfc3339() -> String {
 pub struct RunDir {
     store: Store,
     id: String,
+    /// The bytes of each node record as last written or loaded: only changed nodes are written.
+    written: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
+    /// Nodes this agent never writes: in a shared run (`--run-id`), the ones another agent owns.
+    foreign: Arc<BTreeSet<String>>,
+}
+
+/// A run state serialised for the store: the run-level document and each node's record.
+pub struct StateSnapshot {
+    run: Vec<u8>,
+    nodes: BTreeMap<String, Vec<u8>>,
 }
 
 impl RunDir {
@@ -212,6 +227,17 @@ impl RunDir {
         RunDir {
             store: store.clone(),
             id: run_id.to_string(),
+            written: Arc::default(),
+            foreign: Arc::default(),
+        }
+    }
+
+    /// This run as one agent of several: the `foreign` nodes (run by other agents) are never
+    /// written from here, so their records are never overwritten by this agent's view.
+    pub fn shared(store: &Store, run_id: &str, foreign: BTreeSet<String>) -> RunDir {
+        RunDir {
+            foreign: Arc::new(foreign),
+            ..RunDir::new(store, run_id)
         }
     }
 
@@ -234,24 +260,42 @@ impl RunDir {
     }
 
     pub fn save_state(&self, state: &RunState) -> Result<(), StoreError> {
-        let json = self
+        let snapshot = self
             .state_json(state)
             .map_err(|e| StoreError::io("write", "the run state", e))?;
-        self.save_state_json(&json)
+        self.save_state_json(&snapshot)
     }
 
-    /// Stores state already serialised by [`RunDir::state_json`].
-    pub fn save_state_json(&self, json: &[u8]) -> Result<(), StoreError> {
-        self.store
-            .state()
-            .write_run_doc(&self.id, &RunDoc::State, json)
+    /// Stores state serialised by [`RunDir::state_json`]: each node whose record changed since
+    /// this agent last wrote or loaded it, then the run-level document.
+    pub fn save_state_json(&self, snapshot: &StateSnapshot) -> Result<(), StoreError> {
+        let state = self.store.state();
+        for (node, bytes) in &snapshot.nodes {
+            if self.foreign.contains(node) {
+                continue;
+            }
+            let unchanged = lock_cache(&self.written).get(node) == Some(bytes);
+            if !unchanged {
+                state.write_node(&self.id, node, bytes)?;
+                lock_cache(&self.written).insert(node.clone(), bytes.clone());
+            }
+        }
+        state.write_run_doc(&self.id, &RunDoc::State, &snapshot.run)
     }
 
-    /// The bytes of the stored state.
-    pub fn state_json(&self, state: &RunState) -> io::Result<Vec<u8>> {
-        let mut json = serde_json::to_vec_pretty(state).map_err(io::Error::other)?;
-        json.push(b'\n');
-        Ok(json)
+    /// The state serialised for the store (cheap enough to do under the scheduler's lock).
+    /// The run-level document still holds every node as this agent sees it, for readers of
+    /// `state.json`; the per-node records are what a load trusts.
+    pub fn state_json(&self, state: &RunState) -> io::Result<StateSnapshot> {
+        let mut run = serde_json::to_vec_pretty(state).map_err(io::Error::other)?;
+        run.push(b'\n');
+        let nodes = state
+            .nodes
+            .iter()
+            .map(|(id, record)| serde_json::to_vec(record).map(|bytes| (id.clone(), bytes)))
+            .collect::<Result<_, _>>()
+            .map_err(io::Error::other)?;
+        Ok(StateSnapshot { run, nodes })
     }
 
     /// The stored plan; `Ok(None)` when the run has none.
@@ -265,14 +309,37 @@ impl RunDir {
             .map_err(|reason| self.corrupt(&RunDoc::Plan, reason.to_string()))
     }
 
-    /// The stored state; `Ok(None)` when the run has none.
+    /// The stored state: the run-level document with every node record written since laid
+    /// over the nodes it holds itself (a state saved whole by an older `pipe`). `Ok(None)`
+    /// when the run has no state document.
     pub fn load_state(&self) -> Result<Option<RunState>, StoreError> {
         let Some(bytes) = self.store.state().read_run_doc(&self.id, &RunDoc::State)? else {
             return Ok(None);
         };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|reason| self.corrupt(&RunDoc::State, reason.to_string()))
+        let mut state: RunState = serde_json::from_slice(&bytes)
+            .map_err(|reason| self.corrupt(&RunDoc::State, reason.to_string()))?;
+        state.nodes.extend(self.load_nodes()?);
+        Ok(Some(state))
+    }
+
+    /// The node records stored one by one, remembered as this agent's last written bytes.
+    pub fn load_nodes(&self) -> Result<BTreeMap<String, NodeRecord>, StoreError> {
+        let stored = self.store.state().read_nodes(&self.id)?;
+        let mut nodes = BTreeMap::new();
+        for (node, bytes) in stored {
+            let record = serde_json::from_slice(&bytes).map_err(|reason| StoreError::Invalid {
+                what: format!(
+                    "the record of node `{node}` in {}",
+                    self.store
+                        .state()
+                        .describe_run_doc(&self.id, &RunDoc::State)
+                ),
+                reason: reason.to_string(),
+            })?;
+            lock_cache(&self.written).insert(node.clone(), bytes);
+            nodes.insert(node, record);
+        }
+        Ok(nodes)
     }
 
     fn corrupt(&self, doc: &RunDoc, reason: String) -> StoreError {
@@ -280,6 +347,15 @@ impl RunDir {
             what: self.store.state().describe_run_doc(&self.id, doc),
             reason,
         }
+    }
+}
+
+fn lock_cache(
+    cache: &Mutex<BTreeMap<String, Vec<u8>>>,
+) -> std::sync::MutexGuard<'_, BTreeMap<String, Vec<u8>>> {
+    match cache.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
     }
 }
 

@@ -19,6 +19,7 @@ impl Promotion<'_> {
         };
         let node = self.node_id("approval");
         self.merge_granted();
+        self.count_recorded(&policy)?;
         if let Some(approver) = self.request.approval.approver.clone() {
             self.consider(&policy, &approver)?;
         }
@@ -42,6 +43,61 @@ impl Promotion<'_> {
                 self.record.approvals.push(name.clone());
             }
         }
+    }
+
+    /// Approvals recorded by `pipe approve` for this run's promote: taken once (marked consumed
+    /// by this attempt, so no other attempt counts them again) and checked against the policy
+    /// again. They were audited as granted when recorded; only a refusal now is audited.
+    fn count_recorded(&mut self, policy: &ApprovalPlan) -> Result<(), DeliveryError> {
+        let attempt = format!(
+            "{}@{}",
+            self.request.run_id,
+            crate::run::state::now_rfc3339()
+        );
+        let recorded = self
+            .request
+            .store
+            .state()
+            .consume_approvals(
+                &self.request.run_id,
+                &self.request.promote.environment,
+                &attempt,
+            )
+            .map_err(DeliveryError::RecordUnsaved)?;
+        let initiator = self.request.approval.initiator.clone();
+        for approval in recorded {
+            let approver = approval.approver;
+            match approval::evaluate(
+                policy,
+                initiator.as_deref(),
+                &self.record.approvals,
+                &approver,
+            ) {
+                Ok(accepted) => {
+                    self.record.approvals.push(approver.clone());
+                    self.host.say(&format!(
+                        "[{}] approved by {approver} via {} ({}/{})",
+                        self.node_id("approval"),
+                        approval.source,
+                        accepted.count,
+                        accepted.quorum
+                    ));
+                }
+                Err(approval::Refusal::AlreadyApproved { .. }) => {}
+                Err(refusal) => {
+                    log_event(
+                        self.audit,
+                        self.request,
+                        &approver,
+                        AuditEvent::ApprovalRefused,
+                        json!({"reason": refusal.to_string(), "source": approval.source}),
+                    )?;
+                    self.host
+                        .say(&format!("error: approval refused: {refusal}"));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn quorum_met(&self, policy: &ApprovalPlan) -> bool {
