@@ -235,7 +235,8 @@ pub fn verify_path(path: &Path, digest: &str) -> Result<(), VerifyError> {
     }
 }
 
-fn hex_part(digest: &str) -> &str {
+/// The `HEX` of `sha256:HEX` (a bare `HEX` is returned as it is).
+pub(crate) fn hex_part(digest: &str) -> &str {
     digest.strip_prefix("sha256:").unwrap_or(digest)
 }
 
