@@ -290,3 +290,45 @@ fn an_s3_url_without_a_bucket_is_a_usage_error() {
     assert_eq!(code(&output), 2, "{}", text(&output));
     assert!(text(&output).contains("names no bucket"));
 }
+
+#[test]
+fn a_directory_named_by_pipe_artifacts_holds_the_artifacts_of_every_agent() {
+    let shared = tempfile::tempdir().unwrap();
+    let project = Project::new();
+    let release = |release: &str| {
+        project
+            .command(
+                release,
+                &["run", "--approve", "production", "--approver", "alice"],
+            )
+            .env("PIPE_ARTIFACTS", shared.path())
+            .output()
+            .unwrap()
+    };
+    for name in [GOOD, GOOD2] {
+        let output = release(name);
+        assert_eq!(code(&output), 0, "{}", text(&output));
+    }
+    let first = staging_digests(&project)[0].clone();
+    let stored = shared
+        .path()
+        .join("sha256")
+        .join(first.trim_start_matches("sha256:"));
+    assert_eq!(
+        std::fs::read_to_string(&stored).unwrap(),
+        "name=good\nerror_rate=0%\n"
+    );
+    assert!(!project.root().join(".pipe/artifacts/sha256").exists());
+
+    let agent = Agent::beside(&project);
+    let output = Command::new(env!("CARGO_BIN_EXE_pipe"))
+        .args(["rollback", "staging", "--approver", "dave"])
+        .args(["--state-dir", &agent.state_dir.display().to_string()])
+        .args(["--artifacts", &shared.path().display().to_string()])
+        .current_dir(agent.dir.path())
+        .env("SVC_TOKEN", deliver_common::SECRET)
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 0, "{}", text(&output));
+    assert!(project.serving("staging").contains("name=good\n"));
+}
