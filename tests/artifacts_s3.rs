@@ -85,6 +85,16 @@ fn objects_are_written_once_by_digest_and_every_fetch_is_verified() {
         b"h1{}"
     );
 
+    // Called from inside a tokio runtime (as the runner's threads call it): the S3 client
+    // runs on its own runtime, so this neither panics nor deadlocks on one worker.
+    let inside = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let fresh = s3_store(&server, &work.path().join("agent-d/cache"));
+    let in_runtime = inside.block_on(async { fresh.materialise(&digest).map(std::fs::read) });
+    assert_eq!(in_runtime.unwrap().unwrap(), b"release one");
+
     // The same digest again: nothing is rewritten, the first record stays.
     builder
         .put("app", &source, &provenance("run-2"), None)
