@@ -9,7 +9,7 @@
 use super::Artifacts;
 use crate::run::artifact::{
     ArtifactKind, ArtifactRecord, ArtifactStore, Mismatch, Provenance, Stored, VerifyError,
-    hash_path, hex_part,
+    hash_path, hex_part, verify_path,
 };
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 
@@ -227,7 +227,7 @@ impl S3Artifacts {
         if hex != hex_part(digest) {
             return Err(mismatch(format!("sha256:{hex}")));
         }
-        replace_cached(&copy, &target).map_err(VerifyError::Io)?;
+        replace_cached(&copy, &target, digest).map_err(VerifyError::Io)?;
         if let Some(record) = record {
             let json = serde_json::to_vec_pretty(&record).map_err(io::Error::other);
             let written = json.and_then(|json| {
@@ -316,7 +316,11 @@ fn unpack(bytes: &[u8], target: &Path, is_dir: bool) -> io::Result<()> {
 }
 
 /// Files a verified download under its digest, removing a stale or corrupt cached copy first.
-fn replace_cached(copy: &Path, target: &Path) -> io::Result<()> {
+/// A valid copy another process filed meanwhile is kept: a step may be reading it.
+fn replace_cached(copy: &Path, target: &Path, digest: &str) -> io::Result<()> {
+    if verify_path(target, digest).is_ok() {
+        return Ok(());
+    }
     match fs::symlink_metadata(target) {
         Ok(metadata) if metadata.is_dir() => fs::remove_dir_all(target)?,
         Ok(_) => fs::remove_file(target)?,
