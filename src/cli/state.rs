@@ -1,11 +1,15 @@
 //! The one rule that finds a command's state, shared by every command that reads or writes it:
 //! `--state-dir DIR` or `--state URL`, else `$PIPE_STATE`, else `.pipe` beside the pipeline file.
 
-use crate::store::{Location, Store};
+use super::exit;
+use crate::store::{ArtifactLocation, Location, Store};
 use std::path::{Path, PathBuf};
 
 /// The environment variable that names the state when no flag does.
 pub const STATE_ENV: &str = "PIPE_STATE";
+
+/// The environment variable that names the artifact store when `--artifacts` does not.
+pub const ARTIFACTS_ENV: &str = "PIPE_ARTIFACTS";
 
 /// `--state` / `--state-dir`, flattened into every state command.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -17,6 +21,12 @@ pub struct StateArgs {
     /// The state directory [default: `.pipe` beside the pipeline file]
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Where built artifacts are kept (read by commands that store, deploy or restore them): a
+    /// directory (a shared mount works) or s3://BUCKET/PREFIX, with credentials, region and
+    /// endpoint from the AWS_* environment [env: PIPE_ARTIFACTS; default: `artifacts/` in the
+    /// state directory]
+    #[arg(long, value_name = "URL")]
+    pub artifacts: Option<String>,
 }
 
 impl StateArgs {
@@ -44,11 +54,24 @@ impl StateArgs {
         if let Some(dir) = location.directory() {
             super::require_state_dir(dir)?;
         }
-        match location.open() {
+        match location.open().and_then(|store| self.with_artifacts(store)) {
             Ok(store) => Ok((store, location)),
             Err(error) => Err(super::report::error(
                 super::report::CliError::StateLocation(error),
             )),
+        }
+    }
+
+    /// `store` with the artifact store `--artifacts` or `$PIPE_ARTIFACTS` names, if any.
+    fn with_artifacts(&self, store: Store) -> Result<Store, crate::store::StoreError> {
+        let named = self.artifacts.clone().or_else(|| {
+            std::env::var(ARTIFACTS_ENV)
+                .ok()
+                .filter(|value| !value.is_empty())
+        });
+        match named {
+            Some(text) => ArtifactLocation::parse(&text)?.apply(store),
+            None => Ok(store),
         }
     }
 }

@@ -156,8 +156,9 @@ fn artifact_ref(request: &PromoteRequest, name: &str) -> Result<ArtifactRef, Del
             environment: request.environment.clone(),
         }
     })?;
-    let path = request.store.artifacts().local_path(&digest);
-    if !path.exists() {
+    let artifacts = request.store.artifacts().as_ref();
+    let path = artifacts.local_path(&digest);
+    if !super::integrity::stored_copy_present(artifacts, &path.display().to_string(), &digest) {
         return Err(DeliveryError::StoredCopyMissing {
             artifact: name.to_string(),
             digest,

@@ -10,7 +10,6 @@ use crate::deliver::recovery::{self, Recovery};
 use crate::deliver::request::{ArtifactRef, DeliveryError, DeliveryRequest, log_event};
 use crate::store::{LockError, StoreError};
 use serde_json::json;
-use std::path::Path;
 
 /// Rolls `request.promote.environment` back by hand. `request.artifact` is ignored: the
 /// release rolled away from is the ledger's newest. Ok: verified; Err: why not (the message
@@ -44,7 +43,7 @@ pub fn rollback_by_hand(
     let target = choose_target(&ledger, &from, to_version)?;
     let artifacts = request.store.artifacts().as_ref();
     let stored = ArtifactRef::stored(&target, artifacts);
-    if !Path::new(&stored.path).exists() {
+    if !crate::deliver::integrity::stored_copy_present(artifacts, &stored.path, &target.digest) {
         return Err(ManualError::TargetMissing {
             version: target.version,
             path: stored.path,

@@ -15,7 +15,6 @@ use crate::run::state::NodeStatus;
 use crate::store::{Artifacts, Lease};
 use serde_json::json;
 use std::fmt::Display;
-use std::path::Path;
 
 /// How a recovery ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,8 +68,9 @@ impl Recovery<'_> {
         if let Err(why) = started {
             return self.fail(ledger, from, why);
         }
-        let stored = ArtifactRef::stored(target, self.request.store.artifacts().as_ref());
-        if !Path::new(&stored.path).exists() {
+        let artifacts = self.request.store.artifacts().as_ref();
+        let stored = ArtifactRef::stored(target, artifacts);
+        if !integrity::stored_copy_present(artifacts, &stored.path, &target.digest) {
             let missing = DeliveryError::RollbackTargetMissing {
                 version: target.version.clone(),
                 digest: target.digest.clone(),

@@ -284,7 +284,8 @@ fn make_dirs_writable(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-fn hex_part(digest: &str) -> &str {
+/// The `HEX` of `sha256:HEX` (a bare `HEX` is returned as it is).
+pub(crate) fn hex_part(digest: &str) -> &str {
     digest.strip_prefix("sha256:").unwrap_or(digest)
 }
 

@@ -1,8 +1,12 @@
 //! Location: where a command's state lives, as given by `--state URL`, `--state-dir DIR` or
-//! the default `.pipe` beside the pipeline file, and the one place a [`Store`] is built from it.
+//! the default `.pipe` beside the pipeline file, and the one place a [`Store`] is built from it;
+//! [`ArtifactLocation`] does the same for `--artifacts`.
 
+use super::s3::{S3Artifacts, S3Url};
 use super::{Store, StoreError};
+use crate::run::artifact::ArtifactStore;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
@@ -65,6 +69,50 @@ impl Location {
     }
 }
 
+/// Where artifacts live when `--artifacts` / `PIPE_ARTIFACTS` says: a directory (a shared
+/// mount works; it holds `sha256/HEX`) or an S3 bucket and prefix. Without either, the
+/// state's own `artifacts/` keeps them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArtifactLocation {
+    Directory(PathBuf),
+    S3(S3Url),
+}
+
+impl ArtifactLocation {
+    /// An `s3://` URL must name a bucket; anything else is a directory path.
+    pub fn parse(text: &str) -> Result<ArtifactLocation, StoreError> {
+        if !text.starts_with("s3://") {
+            return Ok(ArtifactLocation::Directory(PathBuf::from(text)));
+        }
+        S3Url::parse(text).map(ArtifactLocation::S3).ok_or_else(|| {
+            StoreError::Refused(format!(
+                "`{text}` names no bucket: the artifact store URL is s3://BUCKET/PREFIX"
+            ))
+        })
+    }
+
+    /// `store` with its artifacts here; an S3 store caches its local copies in the store's
+    /// agent-local directory.
+    pub fn apply(&self, store: Store) -> Result<Store, StoreError> {
+        match self {
+            ArtifactLocation::Directory(dir) => {
+                let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+                Ok(store.with_artifacts(Arc::new(ArtifactStore::new(&absolute.join("sha256")))))
+            }
+            ArtifactLocation::S3(url) => {
+                let cache = store
+                    .local_dir()
+                    .join("artifacts")
+                    .join("cache")
+                    .join("sha256");
+                let remote = S3Artifacts::open(url, &cache)
+                    .map_err(|e| StoreError::Refused(e.to_string()))?;
+                Ok(store.with_artifacts(Arc::new(remote)))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +149,22 @@ mod tests {
         let error = Location::parse(secret).open().unwrap_err().to_string();
         assert!(error.contains("not supported"), "{error}");
         assert!(!error.contains("hunter2"), "{error}");
+    }
+
+    #[test]
+    fn artifact_urls_select_s3_and_a_bucketless_url_is_refused() {
+        assert_eq!(
+            ArtifactLocation::parse("/mnt/shared/artifacts").unwrap(),
+            ArtifactLocation::Directory(PathBuf::from("/mnt/shared/artifacts"))
+        );
+        let Ok(ArtifactLocation::S3(url)) = ArtifactLocation::parse("s3://bucket/team") else {
+            panic!("an s3 URL selects S3");
+        };
+        assert_eq!(
+            (url.bucket.as_str(), url.prefix.as_str()),
+            ("bucket", "team")
+        );
+        let error = ArtifactLocation::parse("s3:///x").unwrap_err().to_string();
+        assert!(error.contains("names no bucket"), "{error}");
     }
 }

@@ -13,9 +13,10 @@ mod location;
 pub mod lock;
 pub mod mem;
 mod shared_run;
+pub mod s3;
 
 pub use ledger::{LedgerDoc, Release, ReleaseStatus, RollbackTarget};
-pub use location::Location;
+pub use location::{ArtifactLocation, Location};
 pub use lock::{Lease, LockError, LockHolder, LockRequest};
 pub use shared_run::{ApprovalRecord, RunCreated, RunHeader};
 
@@ -223,6 +224,18 @@ impl Store {
             artifacts: Arc::new(ArtifactStore::new(&local.join("artifacts").join("sha256"))),
             local: local.to_path_buf(),
         }
+    }
+
+    /// The same state with another artifact store (`--artifacts`): a directory elsewhere, or
+    /// a remote store whose local copies go under [`Store::local_dir`].
+    pub fn with_artifacts(mut self, artifacts: Arc<dyn Artifacts>) -> Store {
+        self.artifacts = artifacts;
+        self
+    }
+
+    /// The agent's own directory: job logs and the cache of a remote artifact store.
+    pub fn local_dir(&self) -> &Path {
+        &self.local
     }
 
     pub fn state(&self) -> &dyn StateStore {
