@@ -1,7 +1,6 @@
 //! The one rule that finds a command's state, shared by every command that reads or writes it:
 //! `--state-dir DIR` or `--state URL`, else `$PIPE_STATE`, else `.pipe` beside the pipeline file.
 
-use super::exit;
 use crate::store::{ArtifactLocation, Location, Store};
 use std::path::{Path, PathBuf};
 
