@@ -88,6 +88,7 @@ impl MemStore {
             pid: std::process::id(),
             since: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             supervisor: None,
+            host: None,
         };
         table.held.insert(key.clone(), (token, holder));
         let held = MemHeld {
@@ -197,7 +198,7 @@ impl StateStore for MemStore {
             if waited >= request.timeout {
                 return Err(LockError::Busy {
                     environment: request.environment.clone(),
-                    holder,
+                    holder: holder.map(Box::new),
                     waited: request.timeout,
                 });
             }
