@@ -323,6 +323,42 @@ fn a_holder_whose_connection_was_killed_can_never_write_the_ledger() {
 }
 
 #[test]
+fn reads_reconnect_after_a_restart_and_a_stopped_server_is_named_in_the_error() {
+    let mut server = Postgres::start();
+    let scratch = tempfile::tempdir().unwrap();
+    let store = open(&server.conninfo("postgres"), scratch.path());
+    let state = store.state();
+    state.write_run_doc("r1", &RunDoc::Plan, b"{}").unwrap();
+    server.stop();
+    let error = state.read_run_doc("r1", &RunDoc::Plan).unwrap_err();
+    assert!(matches!(error, StoreError::Database { .. }), "{error}");
+    let message = error.to_string();
+    assert!(
+        message.starts_with("cannot read the plan of run r1 in PostgreSQL pipe@"),
+        "{message}"
+    );
+    let error = state
+        .write_run_doc("r1", &RunDoc::State, b"{}")
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("cannot write the state of run r1"),
+        "{error}"
+    );
+    server.start_again();
+    // The old session died with the server; the store connects again by itself.
+    assert_eq!(
+        state.read_run_doc("r1", &RunDoc::Plan).unwrap().unwrap(),
+        b"{}"
+    );
+    state
+        .write_run_doc("r1", &RunDoc::State, b"{\"n\":1}")
+        .unwrap();
+    assert!(state.read_run_doc("r1", &RunDoc::State).unwrap().is_some());
+}
+
+#[test]
 fn the_schema_is_versioned_and_a_newer_one_is_refused() {
     let server = Postgres::start();
     let scratch = tempfile::tempdir().unwrap();
@@ -331,8 +367,11 @@ fn the_schema_is_versioned_and_a_newer_one_is_refused() {
     // Opening again migrates nothing twice.
     drop(open(&location, scratch.path()));
     assert_eq!(
-        server.psql("postgres", "SELECT version FROM team_a.schema_migrations"),
-        "1"
+        server.psql(
+            "postgres",
+            "SELECT string_agg(version::text, ',' ORDER BY version) FROM team_a.schema_migrations"
+        ),
+        "1,2"
     );
     server.psql(
         "postgres",

@@ -154,6 +154,44 @@ impl ArtifactStore {
         Ok(moved)
     }
 
+    /// Every stored object's digest, sorted: names of 64 hex digits (not `quarantine/`, not a
+    /// half-written `.incoming-*`, not the `HEX.json` metadata).
+    pub fn digests(&self) -> io::Result<Vec<String>> {
+        let entries = match fs::read_dir(&self.root) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => return Err(error),
+        };
+        let mut digests = Vec::new();
+        for entry in entries {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+                digests.push(format!("sha256:{name}"));
+            }
+        }
+        digests.sort();
+        Ok(digests)
+    }
+
+    /// Removes the object of `digest` and its metadata; a stored directory's read-only
+    /// subdirectories are made writable first so they can be emptied.
+    pub fn remove_object(&self, digest: &str) -> io::Result<()> {
+        let object = self.stored_path(digest);
+        match fs::symlink_metadata(&object) {
+            Ok(metadata) if metadata.is_dir() => {
+                make_dirs_writable(&object)?;
+                fs::remove_dir_all(&object)?;
+            }
+            Ok(_) => fs::remove_file(&object)?,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error),
+        }
+        match fs::remove_file(self.metadata_path(digest)) {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
+            _ => Ok(()),
+        }
+    }
+
     /// Re-hashes the stored object of `digest`; `Ok` is its path, proven to hold those bytes
     /// at the time of the call.
     pub fn verify(&self, digest: &str) -> Result<PathBuf, VerifyError> {
@@ -233,6 +271,17 @@ pub fn verify_path(path: &Path, digest: &str) -> Result<(), VerifyError> {
     } else {
         Err(mismatch(format!("sha256:{hex}")))
     }
+}
+
+fn make_dirs_writable(dir: &Path) -> io::Result<()> {
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            make_dirs_writable(&entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 fn hex_part(digest: &str) -> &str {

@@ -1,15 +1,17 @@
 //! The directory backend (`.pipe/`): every state path is built here and nowhere else.
-//! Layout: `runs/RUN/{plan.json,state.json,delivery/ENV.json}`, `ledger/PIPELINE/ENV.json`,
-//! `locks/`, `audit.jsonl`; every rewritten file is replaced atomically.
+//! Layout: `runs/RUN/{run.json,plan.json,state.json,delivery/ENV.json,nodes/NODE.json,
+//! approvals/ENV/APPROVER.json}`, `ledger/PIPELINE/ENV.json`, `locks/`, `audit.jsonl`; every
+//! rewritten file is replaced atomically, every created-once file is linked into place.
 
 use super::fs_lock;
 use super::{
-    Artifacts, Lease, LedgerDoc, LockError, LockHolder, LockRequest, RunDoc, StateStore, StoreError,
+    ApprovalRecord, Artifacts, Lease, LedgerDoc, LockError, LockHolder, LockRequest, RunCreated,
+    RunDoc, RunHeader, StateStore, StoreError,
 };
 use crate::audit::{AUDIT_FILE, AuditFile, AuditSink};
 use crate::fsutil::write_atomic;
 use crate::run::artifact::{ArtifactRecord, ArtifactStore, Provenance, Stored, VerifyError};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -47,6 +49,105 @@ impl FsStore {
     fn audit_path(&self) -> PathBuf {
         self.dir.join(AUDIT_FILE)
     }
+
+    fn run_dir(&self, run: &str) -> PathBuf {
+        self.dir.join("runs").join(run)
+    }
+
+    fn header_path(&self, run: &str) -> PathBuf {
+        self.run_dir(run).join("run.json")
+    }
+
+    fn approvals_dir(&self, run: &str, environment: &str) -> PathBuf {
+        self.run_dir(run)
+            .join("approvals")
+            .join(file_stem_of(environment))
+    }
+}
+
+/// A name as a file stem that decodes back to it: safe characters stay, every other byte is
+/// `%XX` (`test[linux]` → `test%5Blinux%5D`), so two names never share a file.
+fn file_stem_of(name: &str) -> String {
+    let mut stem = String::new();
+    for (index, byte) in name.bytes().enumerate() {
+        let safe = byte.is_ascii_alphanumeric()
+            || matches!(byte, b'_' | b'-')
+            || (byte == b'.' && index > 0);
+        if safe {
+            stem.push(char::from(byte));
+        } else {
+            stem.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    stem
+}
+
+/// The name [`file_stem_of`] encoded; `None` for a file it did not write.
+fn name_of_stem(stem: &str) -> Option<String> {
+    let mut bytes = Vec::new();
+    let mut rest = stem.as_bytes();
+    while let Some((&first, tail)) = rest.split_first() {
+        if first == b'%' {
+            let hex = std::str::from_utf8(tail.get(..2)?).ok()?;
+            bytes.push(u8::from_str_radix(hex, 16).ok()?);
+            rest = &tail[2..];
+        } else {
+            bytes.push(first);
+            rest = tail;
+        }
+    }
+    String::from_utf8(bytes).ok()
+}
+
+/// Writes `bytes` to `path` only if nothing is there, whole or not at all: a temp file is
+/// completed first and then hard-linked into place (the link fails if the name exists).
+/// `Ok(false)`: the file existed.
+fn create_once(path: &Path, bytes: &[u8]) -> Result<bool, StoreError> {
+    let parent = path.parent().unwrap_or(Path::new("."));
+    let io_error = |e: io::Error| StoreError::io("create", path.display(), e);
+    std::fs::create_dir_all(parent).map_err(io_error)?;
+    let temp = tempfile::NamedTempFile::new_in(parent).map_err(io_error)?;
+    std::fs::write(temp.path(), bytes).map_err(io_error)?;
+    temp.as_file().sync_all().map_err(io_error)?;
+    match std::fs::hard_link(temp.path(), path) {
+        Ok(()) => {
+            crate::fsutil::sync_dir(parent).map_err(io_error)?;
+            Ok(true)
+        }
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(error) => Err(io_error(error)),
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T, what: &str) -> Result<Vec<u8>, StoreError> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| StoreError::Corrupt {
+        what: what.to_string(),
+        reason: e.to_string(),
+    })?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(bytes: &[u8], path: &Path) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        what: path.display().to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// The approval files of one directory (`*.json`), parsed.
+fn approval_files(dir: &Path) -> Result<BTreeMap<String, ApprovalRecord>, StoreError> {
+    let mut found = BTreeMap::new();
+    for name in entry_names(dir)? {
+        let Some(stem) = name.strip_suffix(".json") else {
+            continue;
+        };
+        let path = dir.join(&name);
+        if let Some(bytes) = read_optional(&path)? {
+            found.insert(stem.to_string(), from_json(&bytes, &path)?);
+        }
+    }
+    Ok(found)
 }
 
 /// The file's bytes, `None` when it does not exist.
@@ -207,6 +308,113 @@ impl StateStore for FsStore {
         write_atomic(&path, bytes).map_err(|e| StoreError::io("write", path.display(), e))?;
         Ok(path.display().to_string())
     }
+
+    fn create_run(&self, run: &str, header: &RunHeader) -> Result<RunCreated, StoreError> {
+        let path = self.header_path(run);
+        if create_once(&path, &to_json(header, "the run header")?)? {
+            return Ok(RunCreated::Created);
+        }
+        match self.read_run_header(run)? {
+            Some(existing) => Ok(RunCreated::Exists(existing)),
+            None => Err(StoreError::Invalid {
+                what: path.display().to_string(),
+                reason: "exists but cannot be read back".to_string(),
+            }),
+        }
+    }
+
+    fn read_run_header(&self, run: &str) -> Result<Option<RunHeader>, StoreError> {
+        let path = self.header_path(run);
+        read_optional(&path)?
+            .map(|bytes| from_json(&bytes, &path))
+            .transpose()
+    }
+
+    fn write_node(&self, run: &str, node: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let path = self
+            .run_dir(run)
+            .join("nodes")
+            .join(format!("{}.json", file_stem_of(node)));
+        write_atomic(&path, bytes).map_err(|e| StoreError::io("write", path.display(), e))
+    }
+
+    fn read_nodes(&self, run: &str) -> Result<BTreeMap<String, Vec<u8>>, StoreError> {
+        let dir = self.run_dir(run).join("nodes");
+        let mut nodes = BTreeMap::new();
+        for name in entry_names(&dir)? {
+            let Some(node) = name.strip_suffix(".json").and_then(name_of_stem) else {
+                continue;
+            };
+            if let Some(bytes) = read_optional(&dir.join(&name))? {
+                nodes.insert(node, bytes);
+            }
+        }
+        Ok(nodes)
+    }
+
+    fn record_approval(
+        &self,
+        run: &str,
+        environment: &str,
+        approval: &ApprovalRecord,
+    ) -> Result<(), StoreError> {
+        let dir = self.approvals_dir(run, environment);
+        let file = format!("{}.json", file_stem_of(&approval.approver));
+        let already = dir.join("consumed").join(&file).exists();
+        if already || !create_once(&dir.join(&file), &to_json(approval, "the approval")?)? {
+            return Err(StoreError::Refused(format!(
+                "{} has already approved {environment} in run {run}; the quorum needs distinct \
+                 approvers",
+                approval.approver
+            )));
+        }
+        Ok(())
+    }
+
+    fn approvals(&self, run: &str, environment: &str) -> Result<Vec<ApprovalRecord>, StoreError> {
+        let dir = self.approvals_dir(run, environment);
+        let mut all = approval_files(&dir)?;
+        // A consumed copy wins over a pending file a crashed consumer left behind.
+        all.extend(approval_files(&dir.join("consumed"))?);
+        let mut approvals: Vec<ApprovalRecord> = all.into_values().collect();
+        approvals.sort_by(|a, b| (&a.at, &a.approver).cmp(&(&b.at, &b.approver)));
+        Ok(approvals)
+    }
+
+    fn consume_approvals(
+        &self,
+        run: &str,
+        environment: &str,
+        by: &str,
+    ) -> Result<Vec<ApprovalRecord>, StoreError> {
+        let dir = self.approvals_dir(run, environment);
+        let mut claimed = Vec::new();
+        for (stem, mut approval) in approval_files(&dir)? {
+            let pending = dir.join(format!("{stem}.json"));
+            let consumed = dir.join("consumed").join(format!("{stem}.json"));
+            approval.consumed_by = Some(by.to_string());
+            // Creating the consumed copy is the claim: of two consumers, one link succeeds.
+            if create_once(&consumed, &to_json(&approval, "the approval")?)? {
+                claimed.push(approval);
+            }
+            match std::fs::remove_file(&pending) {
+                Ok(()) => {}
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(error) => return Err(StoreError::io("remove", pending.display(), error)),
+            }
+        }
+        claimed.sort_by(|a, b| (&a.at, &a.approver).cmp(&(&b.at, &b.approver)));
+        Ok(claimed)
+    }
+
+    fn remove_run(&self, run: &str) -> Result<(), StoreError> {
+        let dir = self.run_dir(run);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(error) => Err(StoreError::io("remove", dir.display(), error)),
+        }
+    }
 }
 
 /// The directory artifact store (`artifacts/sha256/HEX`): its objects are already local.
@@ -231,5 +439,13 @@ impl Artifacts for ArtifactStore {
 
     fn materialise(&self, digest: &str) -> Result<PathBuf, VerifyError> {
         self.verify(digest)
+    }
+
+    fn list(&self) -> io::Result<Vec<String>> {
+        self.digests()
+    }
+
+    fn remove(&self, digest: &str) -> io::Result<()> {
+        self.remove_object(digest)
     }
 }

@@ -2,7 +2,10 @@
 //! (engine tests). Its lock table checks fencing tokens for real: a ledger write with a lease
 //! that is no longer the holder's is refused.
 
-use super::{Lease, LedgerDoc, LockError, LockHolder, LockRequest, RunDoc, StateStore, StoreError};
+use super::{
+    ApprovalRecord, Lease, LedgerDoc, LockError, LockHolder, LockRequest, RunCreated, RunDoc,
+    RunHeader, StateStore, StoreError,
+};
 use crate::audit::{AuditSink, AuditTail, tail_of};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -16,6 +19,11 @@ struct Tables {
     run_docs: BTreeMap<(String, String), Vec<u8>>,
     ledgers: BTreeMap<Key, LedgerDoc>,
     evidence: BTreeMap<Key, Vec<u8>>,
+    headers: BTreeMap<String, RunHeader>,
+    /// (run, node) → the node's record.
+    nodes: BTreeMap<Key, Vec<u8>>,
+    /// (run, environment) → approvals in recording order.
+    approvals: BTreeMap<Key, Vec<ApprovalRecord>>,
 }
 
 /// Held locks by (pipeline, environment): the holder and its token.
@@ -133,7 +141,13 @@ impl StateStore for MemStore {
 
     fn run_ids(&self) -> Result<Vec<String>, StoreError> {
         let tables = guard(&self.tables);
-        let ids: BTreeSet<String> = tables.run_docs.keys().map(|(run, _)| run.clone()).collect();
+        let ids: BTreeSet<String> = tables
+            .run_docs
+            .keys()
+            .chain(tables.nodes.keys())
+            .map(|(run, _)| run.clone())
+            .chain(tables.headers.keys().cloned())
+            .collect();
         Ok(ids.into_iter().collect())
     }
 
@@ -240,6 +254,91 @@ impl StateStore for MemStore {
         let key = (kind.to_string(), name.to_string());
         guard(&self.tables).evidence.insert(key, bytes.to_vec());
         Ok(format!("in-memory evidence {kind}/{name}"))
+    }
+
+    fn create_run(&self, run: &str, header: &RunHeader) -> Result<RunCreated, StoreError> {
+        let mut tables = guard(&self.tables);
+        if let Some(existing) = tables.headers.get(run) {
+            return Ok(RunCreated::Exists(existing.clone()));
+        }
+        tables.headers.insert(run.to_string(), header.clone());
+        Ok(RunCreated::Created)
+    }
+
+    fn read_run_header(&self, run: &str) -> Result<Option<RunHeader>, StoreError> {
+        Ok(guard(&self.tables).headers.get(run).cloned())
+    }
+
+    fn write_node(&self, run: &str, node: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let key = (run.to_string(), node.to_string());
+        guard(&self.tables).nodes.insert(key, bytes.to_vec());
+        Ok(())
+    }
+
+    fn read_nodes(&self, run: &str) -> Result<BTreeMap<String, Vec<u8>>, StoreError> {
+        let tables = guard(&self.tables);
+        Ok(tables
+            .nodes
+            .iter()
+            .filter(|((r, _), _)| r == run)
+            .map(|((_, node), bytes)| (node.clone(), bytes.clone()))
+            .collect())
+    }
+
+    fn record_approval(
+        &self,
+        run: &str,
+        environment: &str,
+        approval: &ApprovalRecord,
+    ) -> Result<(), StoreError> {
+        let mut tables = guard(&self.tables);
+        let key = (run.to_string(), environment.to_string());
+        let recorded = tables.approvals.entry(key).or_default();
+        if recorded.iter().any(|a| a.approver == approval.approver) {
+            return Err(StoreError::Refused(format!(
+                "{} has already approved {environment} in run {run}; the quorum needs distinct \
+                 approvers",
+                approval.approver
+            )));
+        }
+        recorded.push(approval.clone());
+        Ok(())
+    }
+
+    fn approvals(&self, run: &str, environment: &str) -> Result<Vec<ApprovalRecord>, StoreError> {
+        let key = (run.to_string(), environment.to_string());
+        Ok(guard(&self.tables)
+            .approvals
+            .get(&key)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    fn consume_approvals(
+        &self,
+        run: &str,
+        environment: &str,
+        by: &str,
+    ) -> Result<Vec<ApprovalRecord>, StoreError> {
+        let mut tables = guard(&self.tables);
+        let key = (run.to_string(), environment.to_string());
+        let mut claimed = Vec::new();
+        for approval in tables.approvals.entry(key).or_default() {
+            if approval.consumed_by.is_none() {
+                approval.consumed_by = Some(by.to_string());
+                claimed.push(approval.clone());
+            }
+        }
+        Ok(claimed)
+    }
+
+    fn remove_run(&self, run: &str) -> Result<(), StoreError> {
+        let mut tables = guard(&self.tables);
+        tables.run_docs.retain(|(r, _), _| r != run);
+        tables.nodes.retain(|(r, _), _| r != run);
+        tables.approvals.retain(|(r, _), _| r != run);
+        tables.headers.remove(run);
+        Ok(())
     }
 }
 

@@ -14,16 +14,18 @@ mod location;
 pub mod lock;
 pub mod mem;
 pub mod pg;
+mod shared_run;
 
 pub use ledger::{LedgerDoc, Release, ReleaseStatus, RollbackTarget};
 pub use location::Location;
 pub use lock::{Lease, LockError, LockHolder, LockRequest};
+pub use shared_run::{ApprovalRecord, RunCreated, RunHeader};
 
 use crate::audit::{AuditLog, AuditRecord, AuditSink, VerifyError, VerifySummary};
 use crate::run::artifact::{
     ArtifactRecord, ArtifactStore, Provenance, Stored, VerifyError as ArtifactVerifyError,
 };
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -138,6 +140,39 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     fn describe_audit(&self) -> String;
     /// Keeps an evidence document (`kind`: `drills`) under `name`; returns where it went.
     fn write_evidence(&self, kind: &str, name: &str, bytes: &[u8]) -> Result<String, StoreError>;
+
+    /// Creates the run with `header` unless it exists (one atomic create-if-absent); an
+    /// existing run's header is returned untouched, so two agents starting one run id agree.
+    fn create_run(&self, run: &str, header: &RunHeader) -> Result<RunCreated, StoreError>;
+    /// The run's header; `None` for a run created before headers existed, or no such run.
+    fn read_run_header(&self, run: &str) -> Result<Option<RunHeader>, StoreError>;
+    /// Replaces one node's record (its JSON) in the run, touching no other node: agents running
+    /// different nodes of one run never lose each other's updates.
+    fn write_node(&self, run: &str, node: &str, bytes: &[u8]) -> Result<(), StoreError>;
+    /// Every node record written with [`StateStore::write_node`], by node id.
+    fn read_nodes(&self, run: &str) -> Result<BTreeMap<String, Vec<u8>>, StoreError>;
+    /// Records one approval of the promote of `environment` in `run`. Refused
+    /// ([`StoreError::Refused`]) when that approver already has an approval there: quorum counts
+    /// distinct people. The caller checks the policy first.
+    fn record_approval(
+        &self,
+        run: &str,
+        environment: &str,
+        approval: &ApprovalRecord,
+    ) -> Result<(), StoreError>;
+    /// Every approval recorded for (run, environment), consumed or not, in recording order.
+    fn approvals(&self, run: &str, environment: &str) -> Result<Vec<ApprovalRecord>, StoreError>;
+    /// Marks every unconsumed approval of (run, environment) consumed by `by` in one step and
+    /// returns them (marked): two promotes racing for the same approvals never both count one.
+    fn consume_approvals(
+        &self,
+        run: &str,
+        environment: &str,
+        by: &str,
+    ) -> Result<Vec<ApprovalRecord>, StoreError>;
+    /// Removes everything stored for the run: header, documents, nodes, approvals (`pipe gc`;
+    /// the caller has checked the run is finished and holds no lock). Absent: no error.
+    fn remove_run(&self, run: &str) -> Result<(), StoreError>;
 }
 
 /// Content-addressed storage of built artifacts: objects are written by digest, never
@@ -159,6 +194,12 @@ pub trait Artifacts: Send + Sync + fmt::Debug {
     fn local_path(&self, digest: &str) -> PathBuf;
     /// The local copy of `digest`, re-hashed now: `Ok` only when it holds those bytes.
     fn materialise(&self, digest: &str) -> Result<PathBuf, ArtifactVerifyError>;
+    /// Every stored digest (`sha256:HEX`), sorted; quarantined and half-written objects are not
+    /// listed.
+    fn list(&self) -> std::io::Result<Vec<String>>;
+    /// Removes the object of `digest` and its metadata (`pipe gc`: the caller has checked no
+    /// ledger references it). Absent: no error. A local copy materialised elsewhere stays.
+    fn remove(&self, digest: &str) -> std::io::Result<()>;
 }
 
 /// The handle every phase receives: shared state, the artifact store, and the agent's own

@@ -9,14 +9,18 @@ mod audit;
 mod config;
 mod conn;
 mod lock;
+mod runs;
 mod schema;
 
 pub use config::Target;
 
-use super::{Lease, LedgerDoc, LockError, LockHolder, LockRequest, RunDoc, StateStore, StoreError};
+use super::{
+    ApprovalRecord, Lease, LedgerDoc, LockError, LockHolder, LockRequest, RunCreated, RunDoc,
+    RunHeader, StateStore, StoreError,
+};
 use crate::audit::AuditSink;
 use conn::Connection;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// Shared state in a PostgreSQL schema.
@@ -145,7 +149,10 @@ impl StateStore for PgStore {
     }
 
     fn run_ids(&self) -> Result<Vec<String>, StoreError> {
-        let sql = self.sql("SELECT DISTINCT run FROM {s}.run_docs ORDER BY run");
+        let sql = self.sql(
+            "SELECT run FROM {s}.run_docs UNION SELECT run FROM {s}.run_nodes \
+             UNION SELECT run FROM {s}.runs ORDER BY run",
+        );
         self.read("the list of runs", move |client| {
             let rows = client.query(&sql, &[])?;
             Ok(rows.iter().map(|row| row.get(0)).collect())
@@ -310,5 +317,70 @@ impl StateStore for PgStore {
             tx.execute(&sql, &[&k, &n, &body]).map(drop)
         })?;
         Ok(format!("{what} in {}", self.target.describe()))
+    }
+
+    fn create_run(&self, run: &str, header: &RunHeader) -> Result<RunCreated, StoreError> {
+        self.create_run_row(run, header)
+    }
+
+    fn read_run_header(&self, run: &str) -> Result<Option<RunHeader>, StoreError> {
+        self.run_header(run)
+    }
+
+    fn write_node(&self, run: &str, node: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.write_node_row(run, node, bytes)
+    }
+
+    fn read_nodes(&self, run: &str) -> Result<BTreeMap<String, Vec<u8>>, StoreError> {
+        self.node_rows(run)
+    }
+
+    fn record_approval(
+        &self,
+        run: &str,
+        environment: &str,
+        approval: &ApprovalRecord,
+    ) -> Result<(), StoreError> {
+        self.insert_approval(run, environment, approval)
+    }
+
+    fn approvals(&self, run: &str, environment: &str) -> Result<Vec<ApprovalRecord>, StoreError> {
+        self.approval_rows(run, environment, None)
+    }
+
+    fn consume_approvals(
+        &self,
+        run: &str,
+        environment: &str,
+        by: &str,
+    ) -> Result<Vec<ApprovalRecord>, StoreError> {
+        self.approval_rows(run, environment, Some(by))
+    }
+
+    fn remove_run(&self, run: &str) -> Result<(), StoreError> {
+        self.delete_run(run)
+    }
+}
+
+/// The integration tests' throwaway cluster, reused by the unit tests below.
+#[cfg(test)]
+#[path = "../../../tests/support/postgres.rs"]
+mod harness;
+
+#[cfg(test)]
+mod tests {
+    use super::PgStore;
+    use super::harness;
+    use crate::store::shared_run::conformance::check_backend;
+
+    #[test]
+    fn the_postgres_backend_conforms_to_the_shared_run_checks() {
+        let server = harness::Postgres::start();
+        let counter = std::cell::Cell::new(0);
+        check_backend(&|| {
+            counter.set(counter.get() + 1);
+            let location = format!("{} schema=s{}", server.conninfo("postgres"), counter.get());
+            Box::new(PgStore::connect(&location).unwrap())
+        });
     }
 }

@@ -40,6 +40,25 @@ const MIGRATIONS: &[&str] = &[
         name text NOT NULL,
         body bytea NOT NULL,
         PRIMARY KEY (kind, name));",
+    // 2: runs shared by agents: the header (created once), node records, approvals.
+    "CREATE TABLE {s}.runs (
+        run text PRIMARY KEY,
+        header jsonb NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now());
+     CREATE TABLE {s}.run_nodes (
+        run text NOT NULL,
+        node text NOT NULL,
+        body bytea NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (run, node));
+     CREATE TABLE {s}.approvals (
+        run text NOT NULL,
+        environment text NOT NULL,
+        approver text NOT NULL,
+        position bigserial NOT NULL,
+        record jsonb NOT NULL,
+        consumed_by text,
+        PRIMARY KEY (run, environment, approver));",
 ];
 
 /// The schema version this `pipe` writes.
