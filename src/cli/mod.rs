@@ -59,7 +59,7 @@ enum Command {
     Approve(agents::ApproveArgs),
     /// Remove old finished runs and artifacts no ledger or kept run references (--dry-run)
     Gc(agents::GcArgs),
-    /// Verify the audit log's hash chain, or show it as a timeline
+    /// Verify the audit log's hash chain, show it as a timeline, or export it
     #[command(subcommand)]
     Audit(audit::AuditCommand),
     /// Gather releases, gates, approvals, overrides, rollbacks and drills into one report

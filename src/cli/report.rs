@@ -149,6 +149,10 @@ impl CliError {
         match self {
             CliError::Rollback(error) if error.state_unknown() => exit::ROLLBACK_FAILED,
             CliError::Rollback(_) | CliError::Drill(_) => exit::FAILED,
+            // The state's server could not be reached or read: not a usage error.
+            CliError::StateLocation(StoreError::Database { .. } | StoreError::Io { .. }) => {
+                exit::FAILED
+            }
             CliError::Run(_)
             | CliError::Diagnostics(_)
             | CliError::Source(_)

@@ -96,6 +96,7 @@ impl MemStore {
             pid: std::process::id(),
             since: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             supervisor: None,
+            host: None,
         };
         table.held.insert(key.clone(), (token, holder));
         let held = MemHeld {
@@ -211,7 +212,7 @@ impl StateStore for MemStore {
             if waited >= request.timeout {
                 return Err(LockError::Busy {
                     environment: request.environment.clone(),
-                    holder,
+                    holder: holder.map(Box::new),
                     waited: request.timeout,
                 });
             }

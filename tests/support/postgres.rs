@@ -96,6 +96,20 @@ impl Postgres {
         }
     }
 
+    /// Stops the server (`pg_ctl -m fast`): every client connection drops.
+    pub fn stop(&mut self) {
+        let data = self.data.display().to_string();
+        let stopped = self.command("pg_ctl", &["-D", &data, "-m", "fast", "-w", "stop"]);
+        assert!(stopped.status.success(), "pg_ctl stop failed");
+        self.running = false;
+    }
+
+    /// Starts the stopped server again on the same socket and data.
+    pub fn start_again(&mut self) {
+        self.pg_ctl_start();
+        self.running = true;
+    }
+
     /// Runs a server program (`initdb`, …) on the data directory as the server's user.
     fn server(&self, args: &[&str]) {
         let (program, rest) = args.split_first().unwrap();
