@@ -181,6 +181,19 @@ fn parallel_agents_on_different_nodes_keep_each_others_records() {
 }
 
 #[test]
+fn a_run_of_one_agent_keeps_its_nodes_in_its_state_document_only() {
+    let project = Project::new(r#"pipeline p { job a { run "true" } }"#);
+    assert_eq!(project.run(&["run"]).code(), 0);
+    let run_dir = project.state_dir().join("runs").join(&project.runs()[0]);
+    assert!(
+        !run_dir.join("nodes").exists(),
+        "no per-node writes without --run-id"
+    );
+    assert!(run_dir.join("run.json").exists(), "the header is recorded");
+    assert_eq!(project.node_status("a"), "succeeded");
+}
+
+#[test]
 fn a_state_saved_whole_by_an_older_pipe_still_resumes() {
     let project = Project::new(
         r#"pipeline p {
@@ -188,8 +201,9 @@ fn a_state_saved_whole_by_an_older_pipe_still_resumes() {
       job b { needs = [a]  run "test -f ok; echo b >> count-b" }
     }"#,
     );
-    assert_eq!(project.run(&["run"]).code(), 1);
+    assert_eq!(project.run(&["run", "--run-id", "old-1"]).code(), 1);
     let run_id = project.runs()[0].clone();
+    assert_eq!(run_id, "old-1");
     let run_dir = project.state_dir().join("runs").join(&run_id);
     // An older pipe kept nodes only inside state.json, and no header.
     std::fs::remove_dir_all(run_dir.join("nodes")).unwrap();

@@ -128,15 +128,21 @@ pub async fn run_plan(
         .source_path
         .as_ref()
         .map(|p| p.display().to_string());
+    state.shared = options.run_id.is_some();
+    let run_dir = RunDir::new(&options.store, &run_id);
     let run_dir = match &joined {
         Some(joined) => {
             state.started_at = joined.header.started_at.clone();
             let foreign = join_selection(&plan, &options, &mut state, joined)?;
-            RunDir::shared(&options.store, &run_id, foreign)
+            run_dir.sharing(foreign)
         }
         None => {
             apply_selection(&plan, &options, &mut state)?;
-            RunDir::new(&options.store, &run_id)
+            if state.shared {
+                run_dir.sharing(BTreeSet::new())
+            } else {
+                run_dir
+            }
         }
     };
     bind_finished_jobs(&mut bindings, &state);
@@ -283,6 +289,11 @@ pub async fn resume_run(
             (plan, state)
         }
         _ => return Err(no_such_run(&options, run_id)),
+    };
+    let run_dir = if state.shared {
+        run_dir.sharing(BTreeSet::new())
+    } else {
+        run_dir
     };
     check_checkout(&plan, &mut state, &mut options)?;
     for record in state.nodes.values_mut() {

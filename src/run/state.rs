@@ -105,6 +105,10 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
+fn is_false(flag: &bool) -> bool {
+    !flag
+}
+
 impl NodeRecord {
     pub fn pending() -> NodeRecord {
         NodeRecord {
@@ -164,6 +168,10 @@ pub struct RunState {
     pub nodes: BTreeMap<String, NodeRecord>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overrides: Vec<OverrideRecord>,
+    /// Started with `--run-id`: agents may share the run, so each node's record is also stored
+    /// on its own (one write per changed node, which a run of one agent does without).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub shared: bool,
     /// Delivery's own records, by environment (approvals so far, watch samples, …).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub delivery: BTreeMap<String, serde_json::Value>,
@@ -189,6 +197,7 @@ impl RunState {
                 .map(|n| (n.id.clone(), NodeRecord::pending()))
                 .collect(),
             overrides: Vec::new(),
+            shared: false,
             delivery: BTreeMap::new(),
         }
     }
@@ -214,6 +223,8 @@ pub struct RunDir {
     written: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
     /// Nodes this agent never writes: in a shared run (`--run-id`), the ones another agent owns.
     foreign: Arc<BTreeSet<String>>,
+    /// Whether node records are stored one by one (a shared run) or only in the run's document.
+    per_node: bool,
 }
 
 /// A run state serialised for the store: the run-level document and each node's record.
@@ -229,15 +240,18 @@ impl RunDir {
             id: run_id.to_string(),
             written: Arc::default(),
             foreign: Arc::default(),
+            per_node: false,
         }
     }
 
-    /// This run as one agent of several: the `foreign` nodes (run by other agents) are never
-    /// written from here, so their records are never overwritten by this agent's view.
-    pub fn shared(store: &Store, run_id: &str, foreign: BTreeSet<String>) -> RunDir {
+    /// This run as one agent of several: node records are stored one by one, and the
+    /// `foreign` nodes (run by other agents) are never written from here, so their records are
+    /// never overwritten by this agent's view.
+    pub fn sharing(self, foreign: BTreeSet<String>) -> RunDir {
         RunDir {
             foreign: Arc::new(foreign),
-            ..RunDir::new(store, run_id)
+            per_node: true,
+            ..self
         }
     }
 
@@ -270,7 +284,12 @@ impl RunDir {
     /// this agent last wrote or loaded it, then the run-level document.
     pub fn save_state_json(&self, snapshot: &StateSnapshot) -> Result<(), StoreError> {
         let state = self.store.state();
-        for (node, bytes) in &snapshot.nodes {
+        let per_node = if self.per_node {
+            &snapshot.nodes
+        } else {
+            &BTreeMap::new()
+        };
+        for (node, bytes) in per_node {
             if self.foreign.contains(node) {
                 continue;
             }
@@ -285,12 +304,16 @@ impl RunDir {
 
     /// The state serialised for the store (cheap enough to do under the scheduler's lock).
     /// The run-level document still holds every node as this agent sees it, for readers of
-    /// `state.json`; the per-node records are what a load trusts.
+    /// `state.json`; in a shared run the per-node records are what a load trusts.
     pub fn state_json(&self, state: &RunState) -> io::Result<StateSnapshot> {
         let mut run = serde_json::to_vec_pretty(state).map_err(io::Error::other)?;
         run.push(b'\n');
-        let nodes = state
-            .nodes
+        let per_node = if self.per_node {
+            &state.nodes
+        } else {
+            &BTreeMap::new()
+        };
+        let nodes = per_node
             .iter()
             .map(|(id, record)| serde_json::to_vec(record).map(|bytes| (id.clone(), bytes)))
             .collect::<Result<_, _>>()

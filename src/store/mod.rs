@@ -7,6 +7,8 @@
 //! Writers of the ledger hold the environment's lock: [`StateStore::write_ledger`] takes the
 //! [`Lease`] that [`Store::lock`] returned, so the compiler enforces it.
 
+#[cfg(test)]
+pub(crate) mod conformance;
 pub mod fs;
 mod fs_lock;
 pub mod ledger;
