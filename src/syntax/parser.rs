@@ -38,6 +38,7 @@ const MAX_SYNTAX_ERRORS: usize = 50;
 pub fn parse(file: FileId, text: &str) -> (Module, Vec<Diagnostic>) {
     let mut repair = recovery::Repair::new(text);
     let mut diagnostics = repair.close_unclosed_blocks(file);
+    let mut skipped = false;
     for _ in 0..MAX_SYNTAX_ERRORS {
         let error = match PipeParser::parse(Rule::file, repair.text()) {
             Ok(pairs) => {
@@ -48,13 +49,16 @@ pub fn parse(file: FileId, text: &str) -> (Module, Vec<Diagnostic>) {
             }
             Err(error) => error,
         };
-        diagnostics.push(syntax_error::from_pest(file, repair.text(), &error));
-        // Nothing follows an error at the end of the file (or past pest's own limits).
-        let position = syntax_error::position(&error);
-        if syntax_error::ends_parsing(repair.text(), &error) || !repair.skip_statement_at(position)
-        {
+        // Nothing follows an error at the end of the file (or past pest's own limits), and
+        // an end reached after a statement was skipped is that statement's doing.
+        let at_end = syntax_error::ends_parsing(repair.text(), &error);
+        if !(at_end && skipped) {
+            diagnostics.push(syntax_error::from_pest(file, repair.text(), &error));
+        }
+        if at_end || !repair.skip_statement_at(syntax_error::position(&error)) {
             break;
         }
+        skipped = true;
     }
     (empty_module(), within(text.len(), diagnostics))
 }

@@ -120,7 +120,8 @@ impl Repair {
         }
         let mut diagnostics = Vec::new();
         let mut closed = Vec::new();
-        for opener in self.openers_ending_a_line(&mask) {
+        let openers = self.openers_ending_a_line(&mask);
+        for &opener in &openers {
             if closed.len() == open.len() {
                 break;
             }
@@ -133,8 +134,13 @@ impl Repair {
             }
         }
         let missing = open.len() - closed.len();
+        // Without a line that shows where the block ended, a `{` that does not end its line
+        // is likely left open by a bracket inside it, which the parser reports itself.
         let innermost = open.iter().rev().find(|o| !closed.contains(o));
-        if let Some(&opener) = innermost.filter(|_| missing > 0) {
+        let brackets_balance = self.brackets_balance(&mask);
+        if let Some(&opener) =
+            innermost.filter(|o| missing > 0 && brackets_balance && openers.contains(o))
+        {
             // What the open block holds may be cut short: checks about it would only guess.
             self.repaired
                 .push((self.line_of(opener).first, self.text.len()));
@@ -142,6 +148,18 @@ impl Repair {
             diagnostics.push(unclosed_at_end(file, opener, missing));
         }
         diagnostics
+    }
+
+    /// Whether every code `[` and `(` is closed: if not, the parser's own error says where.
+    fn brackets_balance(&self, mask: &[bool]) -> bool {
+        let count = |byte: u8| {
+            self.text
+                .iter()
+                .zip(mask)
+                .filter(|(b, code)| **b == byte && **code)
+                .count()
+        };
+        count(b'[') == count(b']') && count(b'(') == count(b')')
     }
 
     fn set(&mut self, at: usize, byte: u8) {
