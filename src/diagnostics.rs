@@ -250,16 +250,39 @@ pub fn sort_diagnostics(diagnostics: &mut Vec<Diagnostic>) {
     diagnostics.dedup();
 }
 
-/// "Did you mean" candidate: the closest name by edit distance, when close enough to be a typo.
+/// "Did you mean" candidate, by the one rule every suggestion follows: the closest name by
+/// edit distance, allowed one edit per three characters (at least one); a name typed short
+/// counts by its distance to the candidate's start (`retry` → `retries`); nothing is
+/// suggested for, or as, a one-letter name.
 pub fn suggest<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (wrong.chars().count() / 3).max(1);
+    let length = wrong.chars().count();
+    if length < 2 {
+        return None;
+    }
+    let limit = (length / 3).max(1);
     candidates
         .into_iter()
-        .filter(|c| *c != wrong)
-        .map(|c| (strsim::damerau_levenshtein(wrong, c), c))
-        .filter(|(distance, _)| *distance <= limit)
+        .filter(|c| *c != wrong && c.chars().count() > 1)
+        .map(|c| (name_distance(wrong, length, c), c))
+        .filter(|((distance, _), _)| *distance <= limit)
         .min_by_key(|(distance, c)| (*distance, *c))
         .map(|(_, c)| c)
+}
+
+/// The edit distance, and whether only a prefix of the candidate matched (a whole-word
+/// match of the same distance wins).
+fn name_distance(wrong: &str, length: usize, candidate: &str) -> (usize, bool) {
+    let whole = strsim::damerau_levenshtein(wrong, candidate);
+    if length < 4 || candidate.chars().count() <= length {
+        return (whole, false);
+    }
+    let start: String = candidate.chars().take(length).collect();
+    let prefix = strsim::damerau_levenshtein(wrong, &start);
+    if prefix < whole {
+        (prefix, true)
+    } else {
+        (whole, false)
+    }
 }
 
 /// The name in a help line that [`did_you_mean`] formatted.
@@ -287,6 +310,27 @@ mod tests {
         assert_eq!(diagnostic.suggestion.as_deref(), Some("build"));
         let plain = Diagnostic::error("E0101", "unknown").help("declare it first");
         assert_eq!(plain.suggestion, None);
+    }
+
+    #[test]
+    fn one_rule_suggests_typos_and_short_forms_but_not_one_letter_names() {
+        assert_eq!(
+            suggest("retry", ["retries", "run", "needs"]),
+            Some("retries")
+        );
+        assert_eq!(suggest("biuld", ["build", "test"]), Some("build"));
+        assert_eq!(suggest("environ", ["environment"]), Some("environment"));
+        assert_eq!(
+            suggest("x", ["y", "xs"]),
+            None,
+            "nothing for a one-letter name"
+        );
+        assert_eq!(
+            suggest("ab", ["a", "b"]),
+            None,
+            "nothing as a one-letter name"
+        );
+        assert_eq!(suggest("deploy", ["test", "lint"]), None);
     }
 
     #[test]

@@ -95,3 +95,56 @@ fn expected_codes_lenient(source: &str) -> Vec<String> {
         Vec::new()
     }
 }
+
+/// Each diagnostic's first `╭─[file:line:column]` in the text, in order: the header's place.
+fn header_locations(rendered: &str) -> Vec<String> {
+    let mut locations = Vec::new();
+    let mut awaiting = false;
+    for line in rendered.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("× error[") || trimmed.starts_with("⚠ warning[") {
+            awaiting = true;
+        } else if awaiting && let Some(at) = trimmed.strip_prefix("╭─[") {
+            locations.push(at.trim_end_matches(']').to_string());
+            awaiting = false;
+        }
+    }
+    locations
+}
+
+#[test]
+fn headers_name_the_severity_and_the_primary_label_in_characters_as_json_does() {
+    for entry in std::fs::read_dir("tests/fixtures").unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "pipe") {
+            continue;
+        }
+        let source = std::fs::read_to_string(&path).unwrap();
+        let name = path.to_string_lossy().replace('\\', "/");
+        let compilation = compile_source(&name, &source, &FileLoader);
+        let from_json: Vec<String> = compilation
+            .render_json()
+            .lines()
+            .map(|line| {
+                let value: serde_json::Value = serde_json::from_str(line).unwrap();
+                format!(
+                    "{}:{}:{}",
+                    value["file"].as_str().unwrap(),
+                    value["line"],
+                    value["column"]
+                )
+            })
+            .collect();
+        let rendered = compilation.render(false);
+        assert_eq!(
+            header_locations(&rendered),
+            from_json,
+            "{name}:\n{rendered}"
+        );
+        let words = rendered
+            .lines()
+            .filter(|l| l.contains("× error[") || l.contains("⚠ warning["))
+            .count();
+        assert_eq!(words, compilation.diagnostics.len(), "{name}:\n{rendered}");
+    }
+}

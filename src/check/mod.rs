@@ -10,6 +10,7 @@ mod templates;
 
 use crate::diagnostics::{Diagnostic, FileId, SourceMap, Span, sort_diagnostics};
 use program::Program;
+use std::collections::HashSet;
 
 /// Reads imported files. The core does no IO itself; the CLI passes a file-system loader and
 /// tests pass in-memory ones. `std/…` imports never reach the loader (they are bundled).
@@ -58,10 +59,13 @@ pub struct Checked {
 /// when none of them is an error.
 pub fn check(sources: &mut SourceMap, entry: FileId, loader: &dyn Loader) -> Checked {
     let mut diagnostics = Vec::new();
-    let program = elaborate_entry(sources, entry, loader, &mut diagnostics);
+    let mut recovered = Vec::new();
+    let program = elaborate_entry(sources, entry, loader, &mut diagnostics, &mut recovered);
     if let Some(program) = &program {
         rules::check_program(program, sources, &mut diagnostics);
     }
+    drop_consequences(&mut diagnostics, &recovered, sources);
+    drop_unused_duplicates(&mut diagnostics);
     sort_diagnostics(&mut diagnostics);
     let failed = diagnostics.iter().any(Diagnostic::is_error);
     Checked {
@@ -71,23 +75,30 @@ pub fn check(sources: &mut SourceMap, entry: FileId, loader: &dyn Loader) -> Che
 }
 
 /// Parses `entry`, resolves its imports and elaborates its one pipeline; everything but the
-/// rules. `None` when there is no pipeline to elaborate or the file does not parse.
+/// rules. `None` when there is no pipeline to elaborate or the file does not parse even after
+/// recovery; `recovered` receives the regions the parser skipped.
 fn elaborate_entry(
     sources: &mut SourceMap,
     entry: FileId,
     loader: &dyn Loader,
     diagnostics: &mut Vec<Diagnostic>,
+    recovered: &mut Vec<Span>,
 ) -> Option<Program> {
     let text = sources.text(entry).to_string();
     let (module, parse_diagnostics) = crate::syntax::parse(entry, &text);
-    let unusable = parse_diagnostics.iter().any(|d| d.code == "E0001");
+    let syntax_errors = parse_diagnostics.iter().any(|d| d.code == "E0001");
     diagnostics.extend(parse_diagnostics);
-    if unusable {
+    let nothing_parsed =
+        module.pipelines.is_empty() && module.templates.is_empty() && module.imports.is_empty();
+    if syntax_errors && nothing_parsed {
         return None;
     }
+    recovered.extend(module.recovered.iter().copied());
     let templates = imports::resolve(sources, entry, &module, loader, diagnostics);
     let Some((pipeline, extra)) = module.pipelines.split_first() else {
-        diagnostics.push(no_pipeline(sources.name(entry), entry));
+        if !syntax_errors {
+            diagnostics.push(no_pipeline(sources.name(entry), entry));
+        }
         return None;
     };
     for other in extra {
@@ -106,6 +117,70 @@ fn elaborate_entry(
     ))
 }
 
+/// Drops what a syntax error already explains: a check whose label touches a region the
+/// parser skipped, an error naming something declared there (the `job lint` that did not
+/// parse is not also "unknown"), or "never used" for a name the skipped text mentions.
+fn drop_consequences(diagnostics: &mut Vec<Diagnostic>, recovered: &[Span], sources: &SourceMap) {
+    if recovered.is_empty() {
+        return;
+    }
+    let skipped = || recovered.iter().map(|span| sources.snippet(*span));
+    let declared: HashSet<&str> = skipped()
+        .flat_map(str::lines)
+        .flat_map(declared_words)
+        .collect();
+    let mentioned: HashSet<&str> = skipped()
+        .flat_map(|text| text.split(|c: char| !is_name_char(c)))
+        .collect();
+    let touches = |span: Span| {
+        recovered
+            .iter()
+            .any(|r| r.file == span.file && span.start <= r.end && r.start <= span.end)
+    };
+    diagnostics.retain(|d| {
+        let names = if d.code == "W0101" {
+            &mentioned
+        } else {
+            &declared
+        };
+        matches!(d.code, "E0001" | "E0002")
+            || !(d.labels.iter().any(|l| touches(l.span))
+                || quoted_names(&d.message).any(|name| names.contains(name)))
+    });
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == '-'
+}
+
+/// A name defined twice (E0102) is not also "never used" (W0101): which of the two is used
+/// means nothing until one is renamed.
+fn drop_unused_duplicates(diagnostics: &mut Vec<Diagnostic>) {
+    let duplicated: Vec<Span> = diagnostics
+        .iter()
+        .filter(|d| d.code == "E0102")
+        .flat_map(|d| d.labels.iter().map(|l| l.span))
+        .collect();
+    diagnostics.retain(|d| {
+        d.code != "W0101" || !d.main_span().is_some_and(|span| duplicated.contains(&span))
+    });
+}
+
+/// What a skipped line declares: its first word (a key or block keyword) and, in
+/// `job lint {`, the name after it. Names it only refers to (`needs = [lint]`) stay checked.
+fn declared_words(line: &str) -> impl Iterator<Item = &str> {
+    let is_name = |word: &&str| !word.is_empty() && word.chars().all(is_name_char);
+    let mut words = line.split_whitespace();
+    let key = words.next().filter(is_name);
+    let name = words.next().filter(is_name);
+    key.into_iter().chain(name)
+}
+
+/// The `…` quoted parts of a message.
+fn quoted_names(message: &str) -> impl Iterator<Item = &str> {
+    message.split('`').skip(1).step_by(2)
+}
+
 fn no_pipeline(file_name: &str, entry: FileId) -> Diagnostic {
     Diagnostic::error("E0104", format!("no pipeline in {file_name}"))
         .primary(
@@ -118,7 +193,7 @@ fn no_pipeline(file_name: &str, entry: FileId) -> Diagnostic {
 /// In-memory sources for the checker's tests.
 #[cfg(test)]
 pub(crate) mod testing {
-    use super::{Checked, Loader, check, elaborate_entry};
+    use super::{Checked, Loader, check, drop_consequences, elaborate_entry};
     use crate::diagnostics::{Diagnostic, SourceMap, sort_diagnostics};
     use std::collections::HashMap;
 
@@ -160,7 +235,15 @@ pub(crate) mod testing {
         let mut sources = SourceMap::new();
         let file = sources.add("pipeline.pipe", entry);
         let mut diagnostics = Vec::new();
-        let program = elaborate_entry(&mut sources, file, &loader(files), &mut diagnostics);
+        let mut recovered = Vec::new();
+        let program = elaborate_entry(
+            &mut sources,
+            file,
+            &loader(files),
+            &mut diagnostics,
+            &mut recovered,
+        );
+        drop_consequences(&mut diagnostics, &recovered, &sources);
         sort_diagnostics(&mut diagnostics);
         let failed = diagnostics.iter().any(Diagnostic::is_error);
         let checked = Checked {

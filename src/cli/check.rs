@@ -61,8 +61,9 @@ pub struct ExplainArgs {
     code: Option<String>,
 }
 
-/// Prints diagnostics to stderr (text) or stdout (json) and a one-line summary for text.
-fn report(compilation: &Compilation, file: &Path, format: DiagnosticFormat) {
+/// Prints diagnostics to stderr (text) or stdout (json) and a one-line summary for text;
+/// for `check` of a file that compiles, its own `ok — …` line is the one summary.
+fn report(compilation: &Compilation, file: &Path, format: DiagnosticFormat, check: bool) {
     if format == DiagnosticFormat::Json {
         print!("{}", compilation.render_json());
         return;
@@ -83,7 +84,7 @@ fn report(compilation: &Compilation, file: &Path, format: DiagnosticFormat) {
             shown(file),
             plural(errors, "error")
         );
-    } else if warnings > 0 {
+    } else if warnings > 0 && !(check && compilation.plan.is_some()) {
         eprintln!("{}: ok, with {}", shown(file), plural(warnings, "warning"));
     }
 }
@@ -125,7 +126,7 @@ fn plural(count: usize, noun: &str) -> String {
 
 pub fn check(args: &CheckArgs) -> i32 {
     let compilation = compile_file(&args.file.path());
-    report(&compilation, &args.file.path(), args.format);
+    report(&compilation, &args.file.path(), args.format, true);
     let code = check_outcome(&compilation, args);
     // The process ends right after: freeing a large plan node by node only costs time.
     std::mem::forget(compilation);
@@ -139,11 +140,15 @@ fn check_outcome(compilation: &Compilation, args: &CheckArgs) -> i32 {
     if args.format == DiagnosticFormat::Text
         && let Some(plan) = &compilation.plan
     {
+        let warnings = match compilation.warning_count() {
+            0 => String::new(),
+            count => format!(", {}", plural(count, "warning")),
+        };
         eprintln!(
-            "{}: ok — pipeline `{}`, {} nodes",
+            "{}: ok — pipeline `{}`, {}{warnings}",
             shown(&args.file.path()),
             plan.pipeline,
-            plan.nodes.len()
+            plural(plan.nodes.len(), "node")
         );
         eprint!("{}", secret_notes(plan));
     }
@@ -164,11 +169,11 @@ fn write_plan(compilation: &Compilation, args: &CompileArgs) -> i32 {
         .as_ref()
         .filter(|_| !compilation.has_errors())
     else {
-        report(compilation, &args.file.path(), args.format);
+        report(compilation, &args.file.path(), args.format, false);
         return exit::USAGE;
     };
     if !compilation.diagnostics.is_empty() {
-        report(compilation, &args.file.path(), args.format);
+        report(compilation, &args.file.path(), args.format, false);
     }
     let written = match &args.output {
         None => {
@@ -197,7 +202,12 @@ pub fn graph(args: &GraphArgs) -> i32 {
         .as_ref()
         .filter(|_| !compilation.has_errors())
     else {
-        report(&compilation, &args.file.path(), DiagnosticFormat::Text);
+        report(
+            &compilation,
+            &args.file.path(),
+            DiagnosticFormat::Text,
+            false,
+        );
         return exit::USAGE;
     };
     let options = graph::GraphOptions {

@@ -5,8 +5,10 @@ use super::{Diagnostic, FileId, Label, SourceMap, Span};
 use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan};
 use std::fmt;
 
-/// Renders one diagnostic as miette's graphical report. Labels in files other than the primary
-/// one become related reports, each with its own source.
+/// Renders one diagnostic as miette's graphical report, headed `error[CODE]: message` or
+/// `warning[CODE]: …` so a log without colour still tells them apart. Labels in files other
+/// than the primary one, or far above it, become related reports, each with its own source,
+/// so the first snippet's `file:line:column` is always the primary label's.
 pub fn render_text(diagnostic: &Diagnostic, sources: &SourceMap, color: bool) -> String {
     let theme = if color {
         GraphicalTheme::unicode()
@@ -71,7 +73,8 @@ pub fn render_json_line(diagnostic: &Diagnostic, sources: &SourceMap) -> String 
 
 /// Adapter from our plain diagnostic to miette's trait, holding the labels of one file.
 struct Report {
-    code: &'static str,
+    /// Shown by miette above a related report only: the main one carries it in its message.
+    code: Option<&'static str>,
     severity: miette::Severity,
     message: String,
     help: Option<String>,
@@ -80,51 +83,72 @@ struct Report {
     related: Vec<Report>,
 }
 
+/// Secondary labels this many lines or more above the primary one would open the report
+/// with their own snippet, whose header would name their line, not the problem's.
+const FAR_ABOVE: usize = 4;
+
 impl Report {
     fn new(diagnostic: &Diagnostic, sources: &SourceMap) -> Report {
-        let main_file = diagnostic.main_span().map(|s| s.file);
+        let main = diagnostic.main_span();
         let severity = if diagnostic.is_error() {
             miette::Severity::Error
         } else {
             miette::Severity::Warning
         };
+        let primary_line = main.map(|span| sources.line_col(span.file, span.start).0);
+        let far_above = |label: &Label| {
+            let line = sources.line_col(label.span.file, label.span.start).0;
+            !label.primary && primary_line.is_some_and(|primary| line + FAR_ABOVE <= primary)
+        };
         let (here, elsewhere): (Vec<&Label>, Vec<&Label>) = diagnostic
             .labels
             .iter()
-            .partition(|l| Some(l.span.file) == main_file);
+            .partition(|l| Some(l.span.file) == main.map(|s| s.file) && !far_above(l));
         let related = elsewhere
             .into_iter()
-            .map(|l| Report {
-                code: diagnostic.code,
-                severity: miette::Severity::Advice,
-                message: format!("see {}", sources.name(l.span.file)),
-                help: None,
-                // In its own report, the related label is where that report points.
-                ..Report::with_labels(
-                    sources,
-                    l.span.file,
-                    &[&Label {
-                        primary: true,
-                        ..l.clone()
-                    }],
-                )
-            })
+            .map(|l| Report::related(diagnostic.code, l, sources))
             .collect();
-        let (source, labels) = match main_file {
-            Some(file) => {
-                let report = Report::with_labels(sources, file, &here);
+        let (source, labels) = match main {
+            Some(span) => {
+                let report = Report::with_labels(sources, span.file, &here);
                 (report.source, report.labels)
             }
             None => (None, Vec::new()),
         };
         Report {
-            code: diagnostic.code,
+            code: None,
             severity,
-            message: diagnostic.message.clone(),
+            message: format!(
+                "{}[{}]: {}",
+                severity_word(diagnostic),
+                diagnostic.code,
+                diagnostic.message
+            ),
             help: diagnostic.help.clone(),
             source,
             labels,
             related,
+        }
+    }
+
+    /// A label shown in a report of its own, after the main one: in another file, or far
+    /// above the problem.
+    fn related(code: &'static str, label: &Label, sources: &SourceMap) -> Report {
+        let (line, _) = sources.line_col(label.span.file, label.span.start);
+        Report {
+            code: Some(code),
+            severity: miette::Severity::Advice,
+            message: format!("see {}:{line}", sources.name(label.span.file)),
+            help: None,
+            // In its own report, the related label is where that report points.
+            ..Report::with_labels(
+                sources,
+                label.span.file,
+                &[&Label {
+                    primary: true,
+                    ..label.clone()
+                }],
+            )
         }
     }
 
@@ -138,7 +162,7 @@ impl Report {
             .map(|(l, range)| labeled(range, &l.text, l.primary))
             .collect();
         Report {
-            code: "",
+            code: None,
             severity: miette::Severity::Advice,
             message: String::new(),
             help: None,
@@ -174,7 +198,8 @@ impl std::error::Error for Report {}
 
 impl miette::Diagnostic for Report {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        Some(Box::new(self.code))
+        self.code
+            .map(|code| Box::new(code) as Box<dyn fmt::Display + 'a>)
     }
 
     fn severity(&self) -> Option<miette::Severity> {

@@ -10,6 +10,9 @@ pub struct Module {
     pub imports: Vec<Import>,
     pub templates: Vec<Template>,
     pub pipelines: Vec<Pipeline>,
+    /// Regions a syntax error made the parser skip or repair: checks about what they held
+    /// would only repeat the syntax error.
+    pub recovered: Vec<Span>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -4,6 +4,7 @@
 mod dedent;
 mod expr;
 mod literal;
+mod recovery;
 mod syntax_error;
 #[cfg(test)]
 mod tests;
@@ -27,15 +28,52 @@ struct PipeParser;
 /// risking the stack; real pipelines nest a handful of levels.
 const MAX_NESTING: usize = 128;
 
-/// Parses one file. On a syntax error the module is empty and the diagnostics say why.
+/// At most this many syntax errors are reported for one file; past it recovery stops.
+const MAX_SYNTAX_ERRORS: usize = 50;
+
+/// Parses one file. After a syntax error the parser recovers (see `recovery`) and carries on,
+/// so several errors are reported at once; the module then holds the statements that parsed
+/// and `recovered` names the regions it skipped or repaired. When recovery gives up, the
+/// module is empty.
 pub fn parse(file: FileId, text: &str) -> (Module, Vec<Diagnostic>) {
-    let pairs = match PipeParser::parse(Rule::file, text) {
-        Ok(pairs) => pairs,
-        Err(error) => {
-            let diagnostic = syntax_error::from_pest(file, text, &error);
-            return (empty_module(), vec![diagnostic]);
+    let mut repair = recovery::Repair::new(text);
+    let mut diagnostics = repair.close_unclosed_blocks(file);
+    let mut skipped = false;
+    for _ in 0..MAX_SYNTAX_ERRORS {
+        let error = match PipeParser::parse(Rule::file, repair.text()) {
+            Ok(pairs) => {
+                let (mut module, lowered) = lower(file, repair.text(), pairs);
+                diagnostics.extend(lowered);
+                module.recovered = repair.repaired(file);
+                return (module, within(text.len(), diagnostics));
+            }
+            Err(error) => error,
+        };
+        // Nothing follows an error at the end of the file (or past pest's own limits), and
+        // an end reached after a statement was skipped is that statement's doing.
+        let at_end = syntax_error::ends_parsing(repair.text(), &error);
+        if !(at_end && skipped) {
+            diagnostics.push(syntax_error::from_pest(file, repair.text(), &error));
         }
-    };
+        if at_end || !repair.skip_statement_at(syntax_error::position(&error)) {
+            break;
+        }
+        skipped = true;
+    }
+    (empty_module(), within(text.len(), diagnostics))
+}
+
+/// Labels clamped to the real text: the working copy may end in added `}`s.
+fn within(length: usize, mut diagnostics: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    for label in diagnostics.iter_mut().flat_map(|d| d.labels.iter_mut()) {
+        let end = u32::try_from(length).unwrap_or(u32::MAX);
+        label.span.start = label.span.start.min(end);
+        label.span.end = label.span.end.min(end);
+    }
+    diagnostics
+}
+
+fn lower<'t>(file: FileId, text: &'t str, pairs: Pairs<'t, Rule>) -> (Module, Vec<Diagnostic>) {
     let mut lowerer = Lowerer {
         file,
         text,
@@ -53,6 +91,7 @@ fn empty_module() -> Module {
         imports: Vec::new(),
         templates: Vec::new(),
         pipelines: Vec::new(),
+        recovered: Vec::new(),
     }
 }
 

@@ -505,7 +505,7 @@ fn no_pipeline_and_two_pipelines() {
 }
 
 #[test]
-fn a_syntax_error_stops_before_checking() {
+fn a_syntax_error_does_not_cascade_into_checks() {
     let (checked, _) = check_source("pipeline p { job { ");
     assert!(codes(&checked).contains(&"E0001"));
     assert!(codes(&checked).iter().all(|c| c.starts_with("E000")));

@@ -15,7 +15,7 @@ pub(super) enum NumberLiteral {
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct LiteralError {
     pub message: String,
-    pub help: &'static str,
+    pub help: String,
     pub placeholder: NumberLiteral,
 }
 
@@ -57,7 +57,7 @@ pub(super) fn classify_number(text: &str) -> Result<NumberLiteral, LiteralError>
 fn number_error(message: String) -> LiteralError {
     LiteralError {
         message,
-        help: NUMBER_HELP,
+        help: NUMBER_HELP.to_string(),
         placeholder: NumberLiteral::Number(0.0),
     }
 }
@@ -65,7 +65,7 @@ fn number_error(message: String) -> LiteralError {
 fn duration_error(message: String) -> LiteralError {
     LiteralError {
         message,
-        help: DURATION_HELP,
+        help: DURATION_HELP.to_string(),
         placeholder: NumberLiteral::Duration(0),
     }
 }
@@ -86,7 +86,7 @@ fn plain_number(text: &str) -> Option<f64> {
 fn classify_percent(text: &str, amount: &str) -> Result<NumberLiteral, LiteralError> {
     let error = |message: String| LiteralError {
         message,
-        help: PERCENT_HELP,
+        help: PERCENT_HELP.to_string(),
         placeholder: NumberLiteral::Percent(0.0),
     };
     match plain_number(amount) {
@@ -118,7 +118,13 @@ fn classify_duration(text: &str) -> Result<NumberLiteral, LiteralError> {
             return Err(duration_error(format!("`{text}` is not a valid duration")));
         };
         let Some(unit_index) = DURATION_UNITS.iter().position(|(name, _)| *name == unit) else {
-            return Err(duration_error(unknown_unit_message(text, unit)));
+            let mut error = duration_error(unknown_unit_message(text, unit));
+            if let Some(unit_meant) = unit_meant(unit) {
+                let written = format!("{amount_text}{unit}");
+                let meant = format!("{amount_text}{unit_meant}");
+                error.help = format!("write `{}`", text.replacen(&written, &meant, 1));
+            }
+            return Err(error);
         };
         if unit_index < smallest_allowed {
             return Err(duration_error(format!(
@@ -137,6 +143,18 @@ fn classify_duration(text: &str) -> Result<NumberLiteral, LiteralError> {
         rest = after_unit;
     }
     Ok(NumberLiteral::Duration(total))
+}
+
+/// The unit a spelled-out or plural unit stands for: `mins` is `m`.
+fn unit_meant(unit: &str) -> Option<&'static str> {
+    Some(match unit.to_ascii_lowercase().as_str() {
+        "ms" | "msec" | "msecs" | "milli" | "millis" | "millisecond" | "milliseconds" => "ms",
+        "sec" | "secs" | "second" | "seconds" | "s" => "s",
+        "min" | "mins" | "minute" | "minutes" | "m" => "m",
+        "hr" | "hrs" | "hour" | "hours" | "h" => "h",
+        "day" | "days" | "d" => "d",
+        _ => return None,
+    })
 }
 
 fn unknown_unit_message(text: &str, unit: &str) -> String {
@@ -207,6 +225,15 @@ mod tests {
         assert_eq!(duration("1d2h3m4s5ms"), 93_784_005);
         assert_eq!(duration("1.5s"), 1_500);
         assert_eq!(duration("0s"), 0);
+    }
+
+    #[test]
+    fn a_spelled_out_unit_gets_the_literal_meant() {
+        let help = |text: &str| classify_number(text).map(|_| ()).unwrap_err().help;
+        assert_eq!(help("5mins"), "write `5m`");
+        assert_eq!(help("1hour30mins"), "write `1h30mins`");
+        assert_eq!(help("30Seconds"), "write `30s`");
+        assert_eq!(help("5x"), DURATION_HELP);
     }
 
     #[test]

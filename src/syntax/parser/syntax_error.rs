@@ -118,12 +118,26 @@ fn join_expected(words: &[&str]) -> String {
     }
 }
 
-/// The E0001 diagnostic for pest's failure.
-pub(super) fn from_pest(file: FileId, text: &str, error: &Error<Rule>) -> Diagnostic {
-    let position = match error.location {
+/// The byte where pest's failure is.
+pub(super) fn position(error: &Error<Rule>) -> usize {
+    match error.location {
         InputLocation::Pos(position) => position,
         InputLocation::Span((start, _)) => start,
-    };
+    }
+}
+
+/// Whether recovery cannot go on: the error is at the end of the file, or pest hit its
+/// stack or call limit.
+pub(super) fn ends_parsing(text: &str, error: &Error<Rule>) -> bool {
+    matches!(error.variant, ErrorVariant::CustomError { .. })
+        || text
+            .get(position(error)..)
+            .is_none_or(|rest| rest.trim().is_empty())
+}
+
+/// The E0001 diagnostic for pest's failure.
+pub(super) fn from_pest(file: FileId, text: &str, error: &Error<Rule>) -> Diagnostic {
+    let position = position(error);
     let positives = match &error.variant {
         ErrorVariant::ParsingError { positives, .. } => positives.as_slice(),
         // pest's own guards ("stack limit reached", "call limit reached").
@@ -132,38 +146,125 @@ pub(super) fn from_pest(file: FileId, text: &str, error: &Error<Rule>) -> Diagno
         }
     };
     let found = Token::at(text, position);
+    if let Some(diagnostic) = non_ascii_identifier(file, &found) {
+        return diagnostic;
+    }
     let words = if positives == [Rule::file] {
         // Nothing of the file parsed: pest names the whole rule.
         vec!["`import`", "`template`", "`pipeline`"]
     } else {
         expected_words(positives)
     };
+    if words == ["`{`"]
+        && let Some(diagnostic) = missing_equals(file, text, found.start)
+    {
+        return diagnostic;
+    }
     let mut diagnostic = Diagnostic::error(
         CODE,
         format!("syntax error: expected {}", join_expected(&words)),
-    )
-    .primary(Span::new(file, found.start, found.end), found.label());
+    );
     if found.is_end() {
-        match unclosed(text) {
-            Unclosed::TripleString(open) => {
-                return diagnostic
-                    .secondary(
-                        Span::new(file, open, open + 3),
-                        "this string is never closed",
-                    )
-                    .help("a `\"\"\"` string runs to the end of the file: close it with `\"\"\"`");
-            }
-            Unclosed::Brace(open) if words.contains(&"`}`") => {
-                diagnostic = diagnostic
-                    .secondary(Span::new(file, open, open + 1), "this `{` is never closed");
-            }
-            _ => {}
+        // Pointing past the last line would show an empty snippet: point at the file's end.
+        let end = text.trim_end().len();
+        diagnostic = diagnostic.primary(Span::new(file, end, end), "the file ends here");
+        if let Some(open) = unclosed_triple_string(text) {
+            return diagnostic
+                .secondary(
+                    Span::new(file, open, open + 3),
+                    "this string is never closed",
+                )
+                .help("a `\"\"\"` string runs to the end of the file: close it with `\"\"\"`");
         }
+    } else {
+        diagnostic = diagnostic.primary(Span::new(file, found.start, found.end), found.label());
     }
     match guess_help(text, &words, &found) {
         Some(help) => diagnostic.help(help),
         None => diagnostic,
     }
+}
+
+/// `pipeline café`: a letter outside ASCII where a name goes (strings may hold any).
+fn non_ascii_identifier(file: FileId, found: &Token<'_>) -> Option<Diagnostic> {
+    let length: usize = found
+        .rest
+        .chars()
+        .take_while(|c| !c.is_ascii() && c.is_alphanumeric())
+        .map(char::len_utf8)
+        .sum();
+    if length == 0 {
+        return None;
+    }
+    let span = Span::new(file, found.start, found.start + length);
+    Some(
+        Diagnostic::error(
+            CODE,
+            "syntax error: identifiers are ASCII letters, digits, `_` and `-`",
+        )
+        .primary(span, "not allowed in an identifier")
+        .help(
+            "rename it with ASCII letters, digits, `_` and `-` only; any text may go in a string",
+        ),
+    )
+}
+
+/// `timeout 10m`: a key and a value with no `=` between, found when the parser, taking it
+/// for a block, wanted a `{` after the value.
+fn missing_equals(file: FileId, text: &str, position: usize) -> Option<Diagnostic> {
+    let before = text.get(..position)?.trim_end();
+    let value_start = if before.ends_with('"') {
+        let line_start = before.rfind('\n').map_or(0, |newline| newline + 1);
+        line_start + before.get(line_start..before.len() - 1)?.rfind('"')?
+    } else {
+        let start = before
+            .rfind(|c: char| !(is_word_byte_char(c) || c == '.' || c == '%'))
+            .map_or(0, |index| index + 1);
+        before
+            .get(start..)?
+            .starts_with(|c: char| c.is_ascii_digit())
+            .then_some(start)?
+    };
+    let value = before.get(value_start..)?;
+    let before_value = before.get(..value_start)?;
+    let key_part = before_value.trim_end();
+    if key_part.len() == before_value.len() {
+        return None;
+    }
+    let key_start = key_part
+        .rfind(|c: char| !is_word_byte_char(c))
+        .map_or(0, |index| index + 1);
+    let key = key_part.get(key_start..)?;
+    let opens_statement = key_part
+        .get(..key_start)?
+        .trim_end()
+        .chars()
+        .last()
+        .is_none_or(|c| matches!(c, '{' | ';' | ','))
+        || key_part
+            .get(..key_start)?
+            .rfind('\n')
+            .is_some_and(|newline| {
+                key_part
+                    .get(newline..key_start)
+                    .is_some_and(|gap| gap.trim().is_empty())
+            });
+    if key.is_empty() || !key.starts_with(|c: char| c.is_ascii_alphabetic()) || !opens_statement {
+        return None;
+    }
+    let span = Span::new(file, key_start, key_start + key.len());
+    Some(
+        Diagnostic::error(
+            CODE,
+            format!("syntax error: expected `=` after the key `{key}`"),
+        )
+        .primary(span, format!("`{key}` is given a value without `=`"))
+        .help(format!("write `{key} = {value}`")),
+    )
+}
+
+fn is_word_byte_char(c: char) -> bool {
+    c.is_ascii() && is_word_byte(c as u8)
 }
 
 /// E0001 for nesting too deep to parse safely.
@@ -176,6 +277,8 @@ pub(super) fn too_deeply_nested(span: Span) -> Diagnostic {
 /// The offending token: a whole word, number or operator where possible.
 struct Token<'t> {
     text: &'t str,
+    /// The source from the token on.
+    rest: &'t str,
     start: usize,
     end: usize,
 }
@@ -187,6 +290,7 @@ impl<'t> Token<'t> {
         let length = token_length(rest);
         Token {
             text: rest.get(..length).unwrap_or(""),
+            rest,
             start: position,
             end: position + length,
         }
@@ -258,6 +362,10 @@ fn guess_help(text: &str, expected: &[&str], found: &Token<'_>) -> Option<String
                     .to_string(),
             );
         }
+        "%" if number_before(text, found.start).is_some() => {
+            let number = number_before(text, found.start).unwrap_or_default();
+            return Some(format!("write `{number}%`, with no space before `%`"));
+        }
         "=" if expects("`:`") => {
             return Some(
                 "parameters and named arguments use `:`, e.g. `task: \"clippy\"` or \
@@ -305,6 +413,22 @@ fn guess_help(text: &str, expected: &[&str], found: &Token<'_>) -> Option<String
     None
 }
 
+/// The number just before `position`, separated from it by spaces (`10 %`).
+fn number_before(text: &str, position: usize) -> Option<&str> {
+    let before = text.get(..position)?;
+    let trimmed = before.trim_end_matches([' ', '\t']);
+    if trimmed.len() == before.len() {
+        return None;
+    }
+    let start = trimmed
+        .rfind(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .map_or(0, |index| index + 1);
+    let number = trimmed.get(start..)?;
+    number
+        .starts_with(|c: char| c.is_ascii_digit())
+        .then_some(number)
+}
+
 /// Whether the token before `position` ends a value: a name that is not an expression
 /// keyword, a literal, or a closing bracket.
 fn follows_a_value(text: &str, position: usize) -> bool {
@@ -334,18 +458,9 @@ fn previous_is_value(text: &str, position: usize) -> bool {
         .is_some_and(|b| is_word_byte(b) || matches!(b, b'"' | b'%'))
 }
 
-/// What is left open at the end of the file.
-enum Unclosed {
-    TripleString(usize),
-    Brace(usize),
-    Nothing,
-}
-
-/// A `"""` string that never closes, or else the last `{` with no matching `}` (comments and
-/// strings skipped).
-fn unclosed(text: &str) -> Unclosed {
+/// The `"""` string that is never closed, if any (comments and other strings skipped).
+fn unclosed_triple_string(text: &str) -> Option<usize> {
     let bytes = text.as_bytes();
-    let mut open = Vec::new();
     let mut index = 0;
     while let Some(&byte) = bytes.get(index) {
         let rest = bytes.get(index..).unwrap_or(&[]);
@@ -356,22 +471,15 @@ fn unclosed(text: &str) -> Unclosed {
         } else if rest.starts_with(b"\"\"\"") {
             match find(rest.get(3..).unwrap_or(&[]), b"\"\"\"") {
                 Some(end) => end + 6,
-                None => return Unclosed::TripleString(index),
+                None => return Some(index),
             }
         } else if byte == b'"' {
             plain_string_length(rest)
         } else {
-            match byte {
-                b'{' => open.push(index),
-                b'}' => {
-                    open.pop();
-                }
-                _ => {}
-            }
             1
         };
     }
-    open.pop().map_or(Unclosed::Nothing, Unclosed::Brace)
+    None
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

@@ -701,12 +701,7 @@ fn crlf_line_endings_parse_the_same() {
 
 /// The single E0001 for `source`: message, primary label text, the labelled text, help.
 fn syntax_error(source: &str) -> (String, String, String, Option<String>) {
-    let (module, diagnostics) = parse(0, source);
-    assert_eq!(
-        module,
-        parse_clean(""),
-        "a syntax error leaves the module empty"
-    );
+    let (_, diagnostics) = parse(0, source);
     assert_eq!(diagnostics.len(), 1, "{diagnostics:#?}");
     let diagnostic = &diagnostics[0];
     assert_eq!(diagnostic.code, "E0001");
@@ -723,11 +718,11 @@ fn syntax_error(source: &str) -> (String, String, String, Option<String>) {
 fn missing_closing_brace() {
     let source = "pipeline x {\n  job test {\n    run \"x\"\n";
     let (message, label, _, help) = syntax_error(source);
-    assert_eq!(message, "syntax error: expected `}` or a statement");
-    assert_eq!(label, "unexpected end of file");
-    assert!(help.unwrap().contains("missing `}`"));
+    assert_eq!(message, "syntax error: this block is never closed");
+    assert_eq!(label, "this `{` is never closed");
+    assert!(help.unwrap().contains("2 missing `}`"));
     let diagnostic = &parse(0, source).1[0];
-    let open = diagnostic.labels.iter().find(|l| !l.primary).unwrap();
+    let open = diagnostic.labels.iter().find(|l| l.primary).unwrap();
     assert_eq!(open.span.start, 24, "the `{{` of `job test`");
 }
 
@@ -781,7 +776,14 @@ fn helps_guess_the_fix() {
         ("pipeline x { job l = cargo(task = \"x\") }", "use `:`"),
         ("pipeline x { job t { timeout: 10m } }", "use `=`"),
         ("pipeline x { when = a = b }", "use `==`"),
-        ("pipeline x { job t { timeout 10m } }", "`key = value`"),
+        (
+            "pipeline x { job t { timeout 10m } }",
+            "write `timeout = 10m`",
+        ),
+        (
+            "pipeline x { job t { image \"rust:1\" } }",
+            "write `image = \"rust:1\"`",
+        ),
         ("pipeline x { /* never closed }", "never closed"),
         ("pipline x { }", "did you mean `pipeline`?"),
         (
@@ -1023,12 +1025,10 @@ mod never_panics {
                     _ => source.truncate(at),
                 }
             }
-            let (module, diagnostics) = parse(0, &source);
-            // A syntax error is the only diagnostic and leaves the module empty.
-            if diagnostics.iter().any(|d| d.code == "E0001") {
-                prop_assert_eq!(diagnostics.len(), 1);
-                prop_assert!(module.pipelines.is_empty() && module.imports.is_empty());
-            }
+            let (_, diagnostics) = parse(0, &source);
+            // Recovery reports each syntax error once, and gives up past a bound.
+            let syntax_errors = diagnostics.iter().filter(|d| d.code == "E0001").count();
+            prop_assert!(syntax_errors <= 50, "{} syntax errors", syntax_errors);
             for diagnostic in &diagnostics {
                 let span = diagnostic.main_span();
                 prop_assert!(span.is_some_and(|s| s.end as usize <= source.len()));
