@@ -371,7 +371,7 @@ mod harness;
 mod tests {
     use super::PgStore;
     use super::harness;
-    use crate::store::shared_run::conformance::check_backend;
+    use crate::store::conformance::check_backend;
 
     #[test]
     fn the_postgres_backend_conforms_to_the_shared_run_checks() {
