@@ -78,6 +78,19 @@ impl LockRequest {
     }
 }
 
+/// Why a lease no longer holds its lock (the backend's words: a dropped connection, a newer
+/// token).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct LeaseLost(pub String);
+
+/// A backend whose lock can be lost while its lease is alive (a server that closed the lock's
+/// connection) answers whether it still holds it. A lock the kernel keeps for the holder's
+/// lifetime (`flock`) cannot be lost and needs no check.
+pub trait LeaseCheck: Send + Sync {
+    fn still_held(&self) -> Result<(), LeaseLost>;
+}
+
 /// A held environment lock; dropping it releases the lock.
 pub struct Lease {
     pipeline: String,
@@ -85,6 +98,7 @@ pub struct Lease {
     token: u64,
     /// Whatever keeps the lock held in the backend (an open, locked file; a connection).
     _held: Box<dyn Send + Sync>,
+    check: Option<Box<dyn LeaseCheck>>,
 }
 
 impl Lease {
@@ -94,6 +108,22 @@ impl Lease {
             environment: request.environment.clone(),
             token,
             _held: held,
+            check: None,
+        }
+    }
+
+    /// A lease whose backend can lose the lock: [`Lease::check`] asks `check`.
+    pub(crate) fn checked_by(mut self, check: Box<dyn LeaseCheck>) -> Lease {
+        self.check = Some(check);
+        self
+    }
+
+    /// Whether the lock is still this lease's. The engine asks before each rollout step and
+    /// before recording a release, so a holder that lost its lock stops deploying.
+    pub fn check(&self) -> Result<(), LeaseLost> {
+        match &self.check {
+            Some(check) => check.still_held(),
+            None => Ok(()),
         }
     }
 

@@ -2,6 +2,7 @@
 //! (engine tests). Its lock table checks fencing tokens for real: a ledger write with a lease
 //! that is no longer the holder's is refused.
 
+use super::lock::{LeaseCheck, LeaseLost};
 use super::{Lease, LedgerDoc, LockError, LockHolder, LockRequest, RunDoc, StateStore, StoreError};
 use crate::audit::{AuditSink, AuditTail, tail_of};
 use std::collections::{BTreeMap, BTreeSet};
@@ -74,6 +75,29 @@ impl Drop for MemHeld {
     }
 }
 
+/// The lease holds while the table still names its token ([`MemStore::break_lock`] is how
+/// tests take it away, as a server does when the lock's connection drops).
+struct MemCheck {
+    locks: Arc<Mutex<LockTable>>,
+    key: Key,
+    token: u64,
+}
+
+impl LeaseCheck for MemCheck {
+    fn still_held(&self) -> Result<(), LeaseLost> {
+        match guard(&self.locks).held.get(&self.key) {
+            Some((token, _)) if *token == self.token => Ok(()),
+            Some((token, holder)) => Err(LeaseLost(format!(
+                "the lock was taken over by run {} (token {token})",
+                holder.run
+            ))),
+            None => Err(LeaseLost(
+                "the lock was released by the backend".to_string(),
+            )),
+        }
+    }
+}
+
 impl MemStore {
     fn try_lock(&self, request: &LockRequest) -> Result<Lease, Option<LockHolder>> {
         let key = (request.pipeline.clone(), request.environment.clone());
@@ -92,10 +116,15 @@ impl MemStore {
         table.held.insert(key.clone(), (token, holder));
         let held = MemHeld {
             locks: Arc::clone(&self.locks),
+            key: key.clone(),
+            token,
+        };
+        let check = MemCheck {
+            locks: Arc::clone(&self.locks),
             key,
             token,
         };
-        Ok(Lease::new(request, token, Box::new(held)))
+        Ok(Lease::new(request, token, Box::new(held)).checked_by(Box::new(check)))
     }
 
     /// Takes the lock away from its holder, as a server does when the holder's connection

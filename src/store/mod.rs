@@ -15,7 +15,7 @@ pub mod mem;
 
 pub use ledger::{LedgerDoc, Release, ReleaseStatus, RollbackTarget};
 pub use location::Location;
-pub use lock::{Lease, LockError, LockHolder, LockRequest};
+pub use lock::{Lease, LeaseLost, LockError, LockHolder, LockRequest};
 
 use crate::audit::{AuditLog, AuditRecord, AuditSink, VerifyError, VerifySummary};
 use crate::run::artifact::{
