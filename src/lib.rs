@@ -29,7 +29,10 @@ pub use run::graph::Graph;
 pub use run::state::NodeStatus;
 pub use run::supervisor;
 pub use run::{RunOptions, RunOutcome, run_plan};
-pub use store::Store;
+pub use store::pg::PgStore;
+pub use store::{
+    LedgerDoc, Location, LockError, LockRequest, RunDoc, StateStore, Store, StoreError,
+};
 pub use syntax::ast::Type;
 pub use syntax::format::format;
 pub use syntax::parse;

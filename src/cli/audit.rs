@@ -1,9 +1,9 @@
-//! `pipe audit verify|show` and `pipe evidence`: check the audit log's hash chain, print it as a
-//! timeline, or gather it into an auditor's report. Exit codes: 0 intact (or shown), 1 the
-//! chain is broken or there is no log, 2 usage.
+//! `pipe audit verify|show|export` and `pipe evidence`: check the audit log's hash chain, print
+//! it as a timeline, export it as JSON lines, or gather it into an auditor's report. Exit codes:
+//! 0 intact (or shown), 1 the chain is broken or there is no log, 2 usage.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use clap::{Subcommand, ValueEnum};
 use serde_json::Value;
@@ -49,6 +49,15 @@ pub enum AuditCommand {
         #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
         format: ShowFormat,
     },
+    /// Write the whole chain as JSON lines, byte for byte what `audit.jsonl` holds, whatever
+    /// backend keeps it (exit 1, after writing, if it does not verify)
+    Export {
+        /// The file to write [default: stdout]
+        #[arg(short = 'o', long = "output", value_name = "PATH")]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        source: StateSource,
+    },
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,7 +68,9 @@ pub enum ShowFormat {
 
 /// Runs one `pipe audit` command and returns its exit code.
 pub fn audit(command: AuditCommand) -> i32 {
-    let (AuditCommand::Verify { source } | AuditCommand::Show { source, .. }) = &command;
+    let (AuditCommand::Verify { source }
+    | AuditCommand::Show { source, .. }
+    | AuditCommand::Export { source, .. }) = &command;
     let store = match source.open() {
         Ok((store, _)) => store,
         Err(code) => return code,
@@ -69,6 +80,45 @@ pub fn audit(command: AuditCommand) -> i32 {
         AuditCommand::Show {
             run, env, format, ..
         } => show(&store, run.as_deref(), env.as_deref(), format),
+        AuditCommand::Export { output, .. } => export(&store, output.as_deref()),
+    }
+}
+
+/// Writes the stored lines unchanged (an exported chain verifies with the same hashes), then
+/// says whether they verify.
+fn export(store: &Store, output: Option<&Path>) -> i32 {
+    let bytes = match store.state().read_audit() {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => {
+            eprintln!("error: no audit log at {}", store.state().describe_audit());
+            return exit::FAILED;
+        }
+        Err(error) => {
+            eprintln!("error: cannot read the audit log: {error}");
+            return exit::FAILED;
+        }
+    };
+    let written = match output {
+        Some(path) => crate::fsutil::write_atomic(path, &bytes)
+            .map_err(|error| format!("cannot write {}: {error}", path.display())),
+        None => match std::io::stdout().lock().write_all(&bytes) {
+            Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+                Err(format!("cannot write the audit log: {error}"))
+            }
+            _ => Ok(()),
+        },
+    };
+    if let Err(message) = written {
+        eprintln!("error: {message}");
+        return exit::FAILED;
+    }
+    match audit::verify_bytes(&bytes) {
+        Ok(_) => exit::SUCCESS,
+        Err(error) => {
+            let log = store.state().describe_audit();
+            eprintln!("error: exported, but audit log {log} is broken: {error}");
+            exit::FAILED
+        }
     }
 }
 

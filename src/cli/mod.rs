@@ -54,7 +54,7 @@ enum Command {
     Drill(deliver::DrillArgs),
     /// List the release ledger: version, digest, status, when, run
     Releases(deliver::ReleasesArgs),
-    /// Verify the audit log's hash chain, or show it as a timeline
+    /// Verify the audit log's hash chain, show it as a timeline, or export it
     #[command(subcommand)]
     Audit(audit::AuditCommand),
     /// Gather releases, gates, approvals, overrides, rollbacks and drills into one report

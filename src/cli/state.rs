@@ -2,7 +2,7 @@
 //! `--state-dir DIR` or `--state URL`, else `$PIPE_STATE`, else `.pipe` beside the pipeline file.
 
 use super::exit;
-use crate::store::{Location, Store};
+use crate::store::{Location, Store, StoreError};
 use std::path::{Path, PathBuf};
 
 /// The environment variable that names the state when no flag does.
@@ -11,8 +11,9 @@ pub const STATE_ENV: &str = "PIPE_STATE";
 /// `--state` / `--state-dir`, flattened into every state command.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct StateArgs {
-    /// Where the state is: a directory path, or a PostgreSQL URL (not supported by this
-    /// version yet) [env: PIPE_STATE; default: `.pipe` beside the pipeline file]
+    /// Where the state is: a directory path, or PostgreSQL (`postgres://USER@HOST:PORT/DB?schema=S`
+    /// or `host=/socket/dir dbname=DB`; the password from `PGPASSWORD` or ~/.pgpass)
+    /// [env: PIPE_STATE; default: `.pipe` beside the pipeline file]
     #[arg(long, value_name = "URL", conflicts_with = "state_dir")]
     pub state: Option<String>,
     /// The state directory [default: `.pipe` beside the pipeline file]
@@ -38,18 +39,25 @@ impl StateArgs {
         }
     }
 
-    /// Builds the store once, at the edge; a usage error (exit 2) when the location cannot
-    /// hold state: a file named like the state directory, or a backend not supported yet.
+    /// Builds the store once, at the edge: a usage error (exit 2) when the location cannot
+    /// hold state (a file named like the state directory, a malformed URL, a database newer
+    /// than this pipe); exit 1 when the database cannot be reached. Shared state keeps the
+    /// agent's own files (artifacts, job logs) in `.pipe` beside the pipeline file.
     pub fn open(&self, pipeline_file: &Path) -> Result<(Store, Location), i32> {
         let location = self.location(pipeline_file);
         if let Some(dir) = location.directory() {
             super::require_state_dir(dir)?;
         }
-        match location.open() {
+        let local = Location::beside(pipeline_file);
+        let local = local.directory().unwrap_or(Path::new(".pipe"));
+        match location.open_with_local(local) {
             Ok(store) => Ok((store, location)),
             Err(error) => {
                 eprintln!("error: {error}");
-                Err(exit::USAGE)
+                Err(match error {
+                    StoreError::Database { .. } | StoreError::Io { .. } => exit::FAILED,
+                    _ => exit::USAGE,
+                })
             }
         }
     }

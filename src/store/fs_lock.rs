@@ -114,7 +114,7 @@ pub(super) fn acquire_unless(
         if waited >= timeout {
             return Err(LockError::Busy {
                 environment: environment.to_string(),
-                holder: read_holder(state_dir, pipeline, environment),
+                holder: read_holder(state_dir, pipeline, environment).map(Box::new),
                 waited: timeout,
             });
         }
@@ -142,6 +142,7 @@ fn announce(flock: Flock<File>, path: &Path, run: &str) -> io::Result<Environmen
         pid: std::process::id(),
         since: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         supervisor: crate::run::supervisor::ensure_started()?,
+        host: None,
     };
     let holder_path = holder_path(path);
     let text = serde_json::to_vec(&holder).map_err(io::Error::other)?;
@@ -238,6 +239,7 @@ mod tests {
             pid: 1,
             since: "2026-11-29T00:00:00Z".into(),
             supervisor: Some(supervisor.id()),
+            host: None,
         };
         std::fs::write(holder_path(&path), serde_json::to_vec(&dead).unwrap()).unwrap();
         // A real supervisor has run long before its runner dies; wait until this one has exec'd.

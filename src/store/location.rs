@@ -1,8 +1,14 @@
 //! Location: where a command's state lives, as given by `--state URL`, `--state-dir DIR` or
 //! the default `.pipe` beside the pipeline file, and the one place a [`Store`] is built from it.
 
+use super::pg::PgStore;
 use super::{Store, StoreError};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+fn absolute(dir: &Path) -> PathBuf {
+    std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
@@ -49,18 +55,15 @@ impl Location {
     }
 
     /// Builds the store. A directory is made absolute, so paths handed to steps (the stored
-    /// artifact, logs) stay valid whatever directory a step runs in.
-    pub fn open(&self) -> Result<Store, StoreError> {
+    /// artifact, logs) stay valid whatever directory a step runs in. Shared state keeps the
+    /// agent's own files (artifacts, job logs) under `local`.
+    pub fn open_with_local(&self, local: &Path) -> Result<Store, StoreError> {
         match self {
-            Location::Directory(dir) => {
-                let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
-                Ok(Store::directory(&absolute))
+            Location::Directory(dir) => Ok(Store::directory(&absolute(dir))),
+            Location::Postgres(text) => {
+                let state = PgStore::connect(text)?;
+                Ok(Store::with_state(Arc::new(state), &absolute(local)))
             }
-            Location::Postgres(_) => Err(StoreError::Refused(
-                "a PostgreSQL state URL is not supported by this version of pipe yet; \
-                 use a state directory (--state-dir DIR, or --state PATH)"
-                    .to_string(),
-            )),
         }
     }
 }
@@ -96,10 +99,13 @@ mod tests {
     }
 
     #[test]
-    fn a_postgres_location_is_refused_without_printing_it() {
-        let secret = "postgres://ci:hunter2@db/pipe";
-        let error = Location::parse(secret).open().unwrap_err().to_string();
-        assert!(error.contains("not supported"), "{error}");
+    fn an_unreachable_postgres_location_fails_without_printing_its_password() {
+        let secret = "postgres://ci:hunter2@127.0.0.1:1/pipe?connect_timeout=2";
+        let error = Location::parse(secret)
+            .open_with_local(Path::new(".pipe"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("ci@127.0.0.1:1/pipe"), "{error}");
         assert!(!error.contains("hunter2"), "{error}");
     }
 }

@@ -2,6 +2,7 @@
 //! lock gives a [`Lease`]; ledger writes require it, and its fencing token lets a backend
 //! refuse a write from a holder that has since lost the lock.
 
+use std::any::Any;
 use std::fmt;
 use std::io;
 use std::time::Duration;
@@ -18,14 +19,18 @@ pub struct LockHolder {
     /// The pid of the holder's step supervisor (`run::supervisor`), when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supervisor: Option<u32>,
+    /// The machine the holder runs on, when the lock is shared between machines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    #[error("{}", busy_message(.environment, .holder.as_ref(), *.waited))]
+    #[error("{}", busy_message(.environment, .holder.as_deref(), *.waited))]
     Busy {
         environment: String,
-        holder: Option<LockHolder>,
+        /// Boxed: keeps every `Result<_, LockError>` small.
+        holder: Option<Box<LockHolder>>,
         waited: Duration,
     },
     #[error("stopped waiting for the lock of environment {environment}: interrupted")]
@@ -40,7 +45,10 @@ pub enum LockError {
 
 fn busy_message(environment: &str, holder: Option<&LockHolder>, waited: Duration) -> String {
     let who = match holder {
-        Some(holder) => format!("run {} (pid {})", holder.run, holder.pid),
+        Some(holder) => match &holder.host {
+            Some(host) => format!("run {} (pid {} on {host})", holder.run, holder.pid),
+            None => format!("run {} (pid {})", holder.run, holder.pid),
+        },
         None => "another run".to_string(),
     };
     format!(
@@ -85,11 +93,10 @@ impl LockRequest {
 pub struct LeaseLost(pub String);
 
 /// A backend whose lock can be lost while its lease is alive (a server that closed the lock's
-/// connection) answers whether it still holds it. A lock the kernel keeps for the holder's
-/// lifetime (`flock`) cannot be lost and needs no check.
-pub trait LeaseCheck: Send + Sync {
-    fn still_held(&self) -> Result<(), LeaseLost>;
-}
+/// connection) answers whether it still holds it, reading what it keeps in the lease
+/// ([`Lease::held`]). A lock the kernel keeps for the holder's lifetime (`flock`) cannot be
+/// lost and needs no check.
+pub type LeaseCheck = fn(&Lease) -> Result<(), LeaseLost>;
 
 /// A held environment lock; dropping it releases the lock.
 pub struct Lease {
@@ -97,23 +104,28 @@ pub struct Lease {
     environment: String,
     token: u64,
     /// Whatever keeps the lock held in the backend (an open, locked file; a connection).
-    _held: Box<dyn Send + Sync>,
-    check: Option<Box<dyn LeaseCheck>>,
+    held: Box<dyn Any + Send + Sync>,
+    /// How the backend tells whether it still honours this lease, if it can lose the lock.
+    check: Option<LeaseCheck>,
 }
 
 impl Lease {
-    pub(crate) fn new(request: &LockRequest, token: u64, held: Box<dyn Send + Sync>) -> Lease {
+    pub(crate) fn new(
+        request: &LockRequest,
+        token: u64,
+        held: Box<dyn Any + Send + Sync>,
+    ) -> Lease {
         Lease {
             pipeline: request.pipeline.clone(),
             environment: request.environment.clone(),
             token,
-            _held: held,
+            held,
             check: None,
         }
     }
 
     /// A lease whose backend can lose the lock: [`Lease::check`] asks `check`.
-    pub(crate) fn checked_by(mut self, check: Box<dyn LeaseCheck>) -> Lease {
+    pub(crate) fn checked_by(mut self, check: LeaseCheck) -> Lease {
         self.check = Some(check);
         self
     }
@@ -121,10 +133,16 @@ impl Lease {
     /// Whether the lock is still this lease's. The engine asks before each rollout step and
     /// before recording a release, so a holder that lost its lock stops deploying.
     pub fn check(&self) -> Result<(), LeaseLost> {
-        match &self.check {
-            Some(check) => check.still_held(),
+        match self.check {
+            Some(check) => check(self),
             None => Ok(()),
         }
+    }
+
+    /// What keeps the lock held, when it is a `T`: a backend reaches its own lock's
+    /// connection through it (a write under the lock goes through that session).
+    pub(crate) fn held<T: Any>(&self) -> Option<&T> {
+        self.held.downcast_ref()
     }
 
     pub fn pipeline(&self) -> &str {

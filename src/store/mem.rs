@@ -2,7 +2,7 @@
 //! (engine tests). Its lock table checks fencing tokens for real: a ledger write with a lease
 //! that is no longer the holder's is refused.
 
-use super::lock::{LeaseCheck, LeaseLost};
+use super::lock::LeaseLost;
 use super::{Lease, LedgerDoc, LockError, LockHolder, LockRequest, RunDoc, StateStore, StoreError};
 use crate::audit::{AuditSink, AuditTail, tail_of};
 use std::collections::{BTreeMap, BTreeSet};
@@ -77,24 +77,17 @@ impl Drop for MemHeld {
 
 /// The lease holds while the table still names its token ([`MemStore::break_lock`] is how
 /// tests take it away, as a server does when the lock's connection drops).
-struct MemCheck {
-    locks: Arc<Mutex<LockTable>>,
-    key: Key,
-    token: u64,
-}
-
-impl LeaseCheck for MemCheck {
-    fn still_held(&self) -> Result<(), LeaseLost> {
-        match guard(&self.locks).held.get(&self.key) {
-            Some((token, _)) if *token == self.token => Ok(()),
-            Some((token, holder)) => Err(LeaseLost(format!(
-                "the lock was taken over by run {} (token {token})",
-                holder.run
-            ))),
-            None => Err(LeaseLost(
-                "the lock was released by the backend".to_string(),
-            )),
-        }
+fn still_held(lease: &Lease) -> Result<(), LeaseLost> {
+    let Some(held) = lease.held::<MemHeld>() else {
+        return Err(LeaseLost("not a lease of the in-memory state".to_string()));
+    };
+    match guard(&held.locks).held.get(&held.key) {
+        Some((token, _)) if *token == held.token => Ok(()),
+        Some((token, holder)) => Err(LeaseLost(format!(
+            "the lock was taken over by run {} (token {token})",
+            holder.run
+        ))),
+        None => Err(LeaseLost("the lock was released by the backend".to_string())),
     }
 }
 
@@ -112,19 +105,15 @@ impl MemStore {
             pid: std::process::id(),
             since: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             supervisor: None,
+            host: None,
         };
         table.held.insert(key.clone(), (token, holder));
         let held = MemHeld {
             locks: Arc::clone(&self.locks),
-            key: key.clone(),
-            token,
-        };
-        let check = MemCheck {
-            locks: Arc::clone(&self.locks),
             key,
             token,
         };
-        Ok(Lease::new(request, token, Box::new(held)).checked_by(Box::new(check)))
+        Ok(Lease::new(request, token, Box::new(held)).checked_by(still_held))
     }
 
     /// Takes the lock away from its holder, as a server does when the holder's connection
@@ -226,7 +215,7 @@ impl StateStore for MemStore {
             if waited >= request.timeout {
                 return Err(LockError::Busy {
                     environment: request.environment.clone(),
-                    holder,
+                    holder: holder.map(Box::new),
                     waited: request.timeout,
                 });
             }

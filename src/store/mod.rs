@@ -2,7 +2,8 @@
 //! approvals and delivery records, the ledger, locks, the audit chain — and the artifact store.
 //!
 //! A [`Store`] is built once at the command-line edge ([`Location`]) and passed down; phases
-//! never see a path or a query. Backends: [`fs`] (the `.pipe/` directory) and [`mem`] (tests).
+//! never see a path or a query. Backends: [`fs`] (the `.pipe/` directory), [`pg`] (PostgreSQL,
+//! shared by many agents) and [`mem`] (tests).
 //! Writers of the ledger hold the environment's lock: [`StateStore::write_ledger`] takes the
 //! [`Lease`] that [`Store::lock`] returned, so the compiler enforces it.
 
@@ -12,6 +13,7 @@ pub mod ledger;
 mod location;
 pub mod lock;
 pub mod mem;
+pub mod pg;
 
 pub use ledger::{LedgerDoc, Release, ReleaseStatus, RollbackTarget};
 pub use location::Location;
@@ -68,6 +70,14 @@ pub enum StoreError {
     StaleLease { environment: String, token: u64 },
     #[error("{0}")]
     Refused(String),
+    /// The database refused or failed an operation (`what` names it and the server, never a
+    /// password).
+    #[error("cannot {action} {what}: {reason}")]
+    Database {
+        action: &'static str,
+        what: String,
+        reason: String,
+    },
     /// The audit chain cannot be opened or appended to (the message names the log).
     #[error("{0}")]
     Audit(std::io::Error),
