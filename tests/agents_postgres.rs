@@ -6,7 +6,7 @@
 
 mod deliver_common;
 
-use deliver_common::state_backend::{Postgres, fresh_schema, state_url};
+use deliver_common::state_backend::{Postgres, fresh_schema, schema_of, state_url};
 use deliver_common::{GOOD, GOOD2, Project, await_orphans_gone, code, text};
 use std::path::Path;
 use std::process::{Child, Command, Output};
@@ -62,15 +62,20 @@ impl Fleet {
             .unwrap_or_default()
     }
 
-    /// How many advisory locks the server has granted now: a held environment lock is one.
+    /// How many environment locks are held now: a holder row whose session still holds its
+    /// advisory lock (other advisory locks, e.g. a migration's, do not count).
     fn locks_held(&self) -> usize {
-        self.pg
-            .psql(
-                "pipe",
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted",
-            )
+        let sql = format!(
+            "SELECT count(*) FROM {}.locks l WHERE held AND EXISTS (SELECT 1 FROM pg_locks \
+             WHERE locktype = 'advisory' AND granted AND pid = l.backend_pid)",
+            schema_of(&self.url)
+        );
+        let output = self.pg.try_psql("pipe", &sql);
+        // Before the first agent migrated the schema there is no table, and no lock.
+        String::from_utf8_lossy(&output.stdout)
+            .trim()
             .parse()
-            .unwrap()
+            .unwrap_or(0)
     }
 
     fn wait_for(&self, what: &str, limit: Duration, condition: impl Fn(&Fleet) -> bool) {

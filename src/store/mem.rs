@@ -87,7 +87,9 @@ fn still_held(lease: &Lease) -> Result<(), LeaseLost> {
             "the lock was taken over by run {} (token {token})",
             holder.run
         ))),
-        None => Err(LeaseLost("the lock was released by the backend".to_string())),
+        None => Err(LeaseLost(
+            "the lock was released by the backend".to_string(),
+        )),
     }
 }
 

@@ -175,7 +175,11 @@ impl Project {
     /// The environment's ledger: the file, or on a shared backend what `pipe releases` reads.
     pub fn ledger(&self, environment: &str) -> serde_json::Value {
         if self.state.is_some() {
-            let releases = self.json(&["releases", environment, "--format", "json"]);
+            // `pipe releases` lists newest first; the ledger keeps them oldest first.
+            let mut releases = self.json(&["releases", environment, "--format", "json"]);
+            if let Some(list) = releases.as_array_mut() {
+                list.reverse();
+            }
             return serde_json::json!({ "releases": releases });
         }
         let path = self

@@ -86,15 +86,20 @@ pub fn schema_of(url: &str) -> &str {
         .map_or("pipe", |(_, schema)| schema)
 }
 
-/// A run's state document as the PostgreSQL backend stores it (`run_docs`), `Null` when the
-/// run has none (yet).
+/// A run's state document as the PostgreSQL backend stores it (`run_docs`) on this binary's
+/// shared server, `Null` when the run has none (yet).
 pub fn run_state(url: &str, run: &str) -> serde_json::Value {
+    run_state_on(shared_server(), url, run)
+}
+
+/// [`run_state`] on a server of the test's own.
+pub fn run_state_on(server: &Postgres, url: &str, run: &str) -> serde_json::Value {
     let sql = format!(
         "SELECT convert_from(body, 'UTF8') FROM {}.run_docs WHERE run = '{}' AND doc = 'state'",
         schema_of(url),
         run.replace('\'', "''")
     );
-    let output = shared_server().try_psql(DATABASE, &sql);
+    let output = server.try_psql(DATABASE, &sql);
     let text = String::from_utf8_lossy(&output.stdout);
     serde_json::from_str(text.trim()).unwrap_or_default()
 }
