@@ -8,7 +8,7 @@
 #![allow(dead_code)]
 
 #[path = "postgres.rs"]
-mod postgres;
+pub mod postgres;
 
 pub use postgres::Postgres;
 
