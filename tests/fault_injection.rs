@@ -96,7 +96,8 @@ fn copy_of(seed: &Project) -> Project {
         &dir.path().display().to_string(),
     );
     std::fs::write(pipeline, text).unwrap();
-    Project { dir }
+    // A copy of `.pipe/` on disk: this suite runs on the directory backend only.
+    Project { dir, state: None }
 }
 
 /// xorshift64*: reproducible from the printed seed, no dependency.

@@ -5,11 +5,10 @@
 #![allow(clippy::unwrap_used)]
 
 mod deliver_common;
-#[path = "support/postgres.rs"]
-mod postgres;
 
 use pipe::{AuditEvent, LedgerDoc, Location, LockRequest, RunDoc, Store, StoreError};
-use postgres::Postgres;
+// The one copy of the cluster helper, reached through the shared harness.
+use deliver_common::state_backend::Postgres;
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;

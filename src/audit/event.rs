@@ -62,6 +62,9 @@ audit_events! {
     ReleaseAbandoned => "release_abandoned",
     /// A promotion that happened but could not be written to the ledger.
     ReleaseUnrecorded => "release_unrecorded",
+    /// A promote's holder lost its environment lock mid-deploy (the backend dropped it): it
+    /// stopped deploying; the record says whether it could take the lock back to roll back.
+    LockLost => "lock_lost",
     /// A promote interrupted after its deploy began, deployed again on resume.
     RepromoteAfterInterrupt => "repromote_after_interrupt",
     /// `pipe rollback` by hand.

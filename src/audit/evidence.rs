@@ -54,7 +54,8 @@ fn section_of(event: AuditEvent) -> Option<Section> {
         E::DeploymentPromoted
         | E::ReleaseAbandoned
         | E::ArtifactVerificationFailed
-        | E::ReleaseUnrecorded => Some(Section::Releases),
+        | E::ReleaseUnrecorded
+        | E::LockLost => Some(Section::Releases),
         E::GatePassed | E::GateFailed => Some(Section::Gates),
         E::ApprovalGranted | E::ApprovalRefused | E::StagingFirstRefused => {
             Some(Section::Approvals)

@@ -3,6 +3,7 @@
 //! → final watch → record. Any failure or interrupt after the deploy began goes to `recovery`.
 
 mod approving;
+mod lost_lock;
 mod watching;
 
 use crate::audit::{AuditEvent, AuditLog};
@@ -16,7 +17,7 @@ use crate::deliver::request::{
     ArtifactRef, DeliveryError, DeliveryRequest, base_context, log_event, now,
 };
 use crate::run::state::NodeStatus;
-use crate::store::{Lease, LockError, LockRequest};
+use crate::store::{Lease, LeaseLost, LockError, LockRequest};
 use serde_json::json;
 use std::time::Duration;
 use watching::{WatchEnd, watch_for};
@@ -164,6 +165,8 @@ enum Stop {
     Interrupted,
     /// Ledger or audit IO failed before the action it guards.
     Broken(DeliveryError),
+    /// The backend no longer holds this promote's lock: deploy nothing more.
+    LockLost(LeaseLost),
 }
 
 impl<'a> Promotion<'a> {
@@ -245,7 +248,7 @@ impl<'a> Promotion<'a> {
         if let Err(reason) = self.begin_release() {
             return self.refuse_before_deploy(reason);
         }
-        match self.deploy_and_watch() {
+        match self.deploy_and_watch().and_then(|()| self.ensure_lock()) {
             Ok(()) => {
                 let outcome = self.record_stable();
                 if matches!(outcome, DeliveryOutcome::Succeeded) {
@@ -256,6 +259,7 @@ impl<'a> Promotion<'a> {
             Err(Stop::Broken(error)) => self.recover_from_failure(error.to_string()),
             Err(Stop::Failed(reason)) => self.recover_from_failure(reason),
             Err(Stop::Interrupted) => self.recover_from_interrupt(),
+            Err(Stop::LockLost(lost)) => self.recover_from_lost_lock(lost),
         }
     }
 
@@ -364,10 +368,12 @@ impl<'a> Promotion<'a> {
     }
 
     fn deploy_and_watch(&mut self) -> Result<(), Stop> {
+        self.ensure_lock()?;
         self.migrate()?;
         let rollout = self.request.promote.rollout.clone();
         for (index, weight) in rollout.steps.iter().enumerate() {
             let last = index + 1 == rollout.steps.len();
+            self.ensure_lock()?;
             self.deploy_step(index + 1, *weight)?;
             self.smoke()?;
             if !last && rollout.pause_ms > 0 {
@@ -457,6 +463,7 @@ impl<'a> Promotion<'a> {
         match end {
             WatchEnd::Healthy => Ok(()),
             WatchEnd::Interrupted => Err(Stop::Interrupted),
+            WatchEnd::LockLost(lost) => Err(Stop::LockLost(lost)),
             WatchEnd::Breached(decision) => {
                 self.log_stop(
                     AuditEvent::RollbackTriggered,
@@ -620,17 +627,8 @@ impl<'a> Promotion<'a> {
 
     /// A step failed or a watch rule fired: roll back to the previous stable release.
     fn recover_from_failure(&mut self, reason: String) -> DeliveryOutcome {
-        match self.roll_back(&reason) {
-            RecoveryEnd::Verified => DeliveryOutcome::Failed {
-                rolled_back: true,
-                reason,
-            },
-            RecoveryEnd::Skipped => DeliveryOutcome::Failed {
-                rolled_back: false,
-                reason,
-            },
-            RecoveryEnd::Failed(why) => DeliveryOutcome::RollbackFailed { reason: why },
-        }
+        let end = self.roll_back(&reason);
+        failure_outcome(end, reason)
     }
 
     /// The run was interrupted after the deploy began: the rollback still runs and is
@@ -647,12 +645,18 @@ impl<'a> Promotion<'a> {
     }
 
     fn roll_back(&mut self, reason: &str) -> RecoveryEnd {
+        let lease = self.lease;
+        self.roll_back_under(lease, reason)
+    }
+
+    /// The rollback under `lease`: the promote's own, or the one taken again after it was lost.
+    fn roll_back_under(&mut self, lease: &Lease, reason: &str) -> RecoveryEnd {
         let target = self.previous.clone();
         Recovery {
             request: self.request,
             host: self.host,
             audit: self.audit,
-            lease: self.lease,
+            lease,
             actor: &self.request.actor,
         }
         .roll_back(
@@ -688,6 +692,21 @@ impl<'a> Promotion<'a> {
 
     fn log_stop(&self, event: AuditEvent, fields: serde_json::Value) -> Result<(), Stop> {
         self.log(event, fields).map_err(Stop::Broken)
+    }
+}
+
+/// How a promote ends once a failure started its rollback.
+fn failure_outcome(end: RecoveryEnd, reason: String) -> DeliveryOutcome {
+    match end {
+        RecoveryEnd::Verified => DeliveryOutcome::Failed {
+            rolled_back: true,
+            reason,
+        },
+        RecoveryEnd::Skipped => DeliveryOutcome::Failed {
+            rolled_back: false,
+            reason,
+        },
+        RecoveryEnd::Failed(why) => DeliveryOutcome::RollbackFailed { reason: why },
     }
 }
 

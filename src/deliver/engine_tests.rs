@@ -24,14 +24,18 @@ use std::time::Duration;
 /// The in-memory store of one test, and the scratch directory its artifacts live in.
 struct Fixture {
     store: Store,
+    /// The store's lock table, which a test can take a lock away through.
+    mem: std::sync::Arc<crate::store::mem::MemStore>,
     _scratch: tempfile::TempDir,
 }
 
 impl Fixture {
     fn new() -> Fixture {
         let scratch = tempfile::tempdir().unwrap();
+        let mem = std::sync::Arc::new(crate::store::mem::MemStore::default());
         Fixture {
-            store: Store::memory(scratch.path()),
+            store: Store::with_state(mem.clone(), scratch.path()),
+            mem,
             _scratch: scratch,
         }
     }
@@ -52,6 +56,8 @@ struct FakeHost {
     interrupt: std::sync::atomic::AtomicBool,
     /// Which entry point ran each block: `forward NODE` or `recovery NODE`.
     entry_points: Mutex<Vec<String>>,
+    /// Runs at each probe: what happens to the environment while it is watched.
+    on_probe: Option<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl FakeHost {
@@ -117,6 +123,9 @@ impl PromoteHost for FakeHost {
             .lock()
             .unwrap()
             .push(format!("probe {}", probe.name));
+        if let Some(action) = &self.on_probe {
+            action();
+        }
         ProbeRun {
             succeeded: true,
             status: "exit status 0".into(),
@@ -650,4 +659,102 @@ fn an_interrupt_during_the_deploy_still_rolls_back_and_verifies() {
         ]
     );
     assert_rolled_back_to_v1_and_verified(&state, &host);
+}
+
+/// A staging promote of `version` watched for 5 s by a healthy probe (`0%`).
+fn watched_request(state: &Fixture, version: &str) -> DeliveryRequest {
+    let mut plan = promote_plan("staging", false);
+    plan.watch = Some(WatchPlan {
+        duration_ms: 5_000,
+        probes: vec![ProbePlan {
+            name: "error_rate".into(),
+            ty: Type::Percent,
+            command: Template::default(),
+            every_ms: 50,
+        }],
+        rollback_when: vec![],
+        warn_when: vec![],
+    });
+    request(state, plan, version)
+}
+
+#[test]
+fn a_lock_lost_mid_watch_stops_and_rolls_back_under_the_lock_taken_again() {
+    let state = Fixture::new();
+    let audit = state.store.audit().unwrap();
+    promote_staging(&state, &audit, "v1", &FakeHost::default());
+    let mem = state.mem.clone();
+    let host = FakeHost {
+        probe_output: "0%".into(),
+        on_probe: Some(Box::new(move || mem.break_lock("api", "staging"))),
+        ..FakeHost::default()
+    };
+    let started = std::time::Instant::now();
+    let outcome = promote(&watched_request(&state, "v2"), &host, &audit);
+    assert!(
+        matches!(
+            outcome,
+            DeliveryOutcome::Failed {
+                rolled_back: true,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "stopped at the loss, not the watch's end"
+    );
+    assert_rolled_back_to_v1_and_verified(&state, &host);
+    let lost = state
+        .store
+        .audit_records()
+        .unwrap()
+        .into_iter()
+        .find(|r| r.event == "lock_lost")
+        .unwrap();
+    assert_eq!(lost.fields["rolling_back"], true, "{lost:?}");
+}
+
+#[test]
+fn a_lock_taken_over_mid_watch_never_records_stable_nor_rolls_back() {
+    let state = Fixture::new();
+    let audit = state.store.audit().unwrap();
+    promote_staging(&state, &audit, "v1", &FakeHost::default());
+    let mem = state.mem.clone();
+    let store = state.store.clone();
+    let usurper = Mutex::new(None);
+    let host = FakeHost {
+        probe_output: "0%".into(),
+        on_probe: Some(Box::new(move || {
+            let mut held = usurper.lock().unwrap();
+            if held.is_none() {
+                mem.break_lock("api", "staging");
+                let other =
+                    crate::store::LockRequest::new("api", "staging", "run-x", Duration::ZERO);
+                *held = Some(store.lock(&other).unwrap());
+            }
+        })),
+        ..FakeHost::default()
+    };
+    let outcome = promote(&watched_request(&state, "v2"), &host, &audit);
+    let DeliveryOutcome::RollbackFailed { reason } = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert!(reason.contains("lost the lock of staging"), "{reason}");
+    assert!(reason.contains("locked by run run-x"), "{reason}");
+    let calls = host.calls();
+    assert!(
+        !calls.iter().any(|c| c.starts_with("staging.rollback")),
+        "never deploys under another run's lock: {calls:?}"
+    );
+    assert_eq!(
+        statuses(&state, "staging"),
+        vec![
+            ("v1".into(), ReleaseStatus::Stable),
+            ("v2".into(), ReleaseStatus::Deploying)
+        ],
+        "the next holder finds v2 unfinished and marks it failed; it never reads stable"
+    );
+    assert!(events(&state).contains(&"lock_lost".to_string()));
 }

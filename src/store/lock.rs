@@ -86,6 +86,18 @@ impl LockRequest {
     }
 }
 
+/// Why a lease no longer holds its lock (the backend's words: a dropped connection, a newer
+/// token).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct LeaseLost(pub String);
+
+/// A backend whose lock can be lost while its lease is alive (a server that closed the lock's
+/// connection) answers whether it still holds it, reading what it keeps in the lease
+/// ([`Lease::held`]). A lock the kernel keeps for the holder's lifetime (`flock`) cannot be
+/// lost and needs no check.
+pub type LeaseCheck = fn(&Lease) -> Result<(), LeaseLost>;
+
 /// A held environment lock; dropping it releases the lock.
 pub struct Lease {
     pipeline: String,
@@ -93,6 +105,8 @@ pub struct Lease {
     token: u64,
     /// Whatever keeps the lock held in the backend (an open, locked file; a connection).
     held: Box<dyn Any + Send + Sync>,
+    /// How the backend tells whether it still honours this lease, if it can lose the lock.
+    check: Option<LeaseCheck>,
 }
 
 impl Lease {
@@ -106,6 +120,22 @@ impl Lease {
             environment: request.environment.clone(),
             token,
             held,
+            check: None,
+        }
+    }
+
+    /// A lease whose backend can lose the lock: [`Lease::check`] asks `check`.
+    pub(crate) fn checked_by(mut self, check: LeaseCheck) -> Lease {
+        self.check = Some(check);
+        self
+    }
+
+    /// Whether the lock is still this lease's. The engine asks before each rollout step and
+    /// before recording a release, so a holder that lost its lock stops deploying.
+    pub fn check(&self) -> Result<(), LeaseLost> {
+        match self.check {
+            Some(check) => check(self),
+            None => Ok(()),
         }
     }
 

@@ -2,6 +2,7 @@
 //! (engine tests). Its lock table checks fencing tokens for real: a ledger write with a lease
 //! that is no longer the holder's is refused.
 
+use super::lock::LeaseLost;
 use super::{
     ApprovalRecord, Lease, LedgerDoc, LockError, LockHolder, LockRequest, RunCreated, RunDoc,
     RunHeader, StateStore, StoreError,
@@ -82,6 +83,24 @@ impl Drop for MemHeld {
     }
 }
 
+/// The lease holds while the table still names its token ([`MemStore::break_lock`] is how
+/// tests take it away, as a server does when the lock's connection drops).
+fn still_held(lease: &Lease) -> Result<(), LeaseLost> {
+    let Some(held) = lease.held::<MemHeld>() else {
+        return Err(LeaseLost("not a lease of the in-memory state".to_string()));
+    };
+    match guard(&held.locks).held.get(&held.key) {
+        Some((token, _)) if *token == held.token => Ok(()),
+        Some((token, holder)) => Err(LeaseLost(format!(
+            "the lock was taken over by run {} (token {token})",
+            holder.run
+        ))),
+        None => Err(LeaseLost(
+            "the lock was released by the backend".to_string(),
+        )),
+    }
+}
+
 impl MemStore {
     fn try_lock(&self, request: &LockRequest) -> Result<Lease, Option<LockHolder>> {
         let key = (request.pipeline.clone(), request.environment.clone());
@@ -104,7 +123,7 @@ impl MemStore {
             key,
             token,
         };
-        Ok(Lease::new(request, token, Box::new(held)))
+        Ok(Lease::new(request, token, Box::new(held)).checked_by(still_held))
     }
 
     /// Takes the lock away from its holder, as a server does when the holder's connection

@@ -21,7 +21,7 @@ pub mod s3;
 
 pub use ledger::{LedgerDoc, Release, ReleaseStatus, RollbackTarget};
 pub use location::{ArtifactLocation, Location};
-pub use lock::{Lease, LockError, LockHolder, LockRequest};
+pub use lock::{Lease, LeaseLost, LockError, LockHolder, LockRequest};
 pub use shared_run::{ApprovalRecord, RunCreated, RunHeader};
 
 use crate::audit::{AuditLog, AuditRecord, AuditSink, VerifyError, VerifySummary};

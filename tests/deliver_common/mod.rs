@@ -5,6 +5,9 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+#[path = "../support/state_backend.rs"]
+pub mod state_backend;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -92,6 +95,9 @@ pub const SECRET: &str = "s3cr3t-Tok3n-value-42";
 
 pub struct Project {
     pub dir: tempfile::TempDir,
+    /// `PIPE_STATE` of every command: `None` keeps `.pipe` beside the pipeline
+    /// (`PIPE_TEST_STATE` picks the backend, `state_backend`).
+    pub state: Option<String>,
 }
 
 impl Project {
@@ -117,7 +123,10 @@ impl Project {
         std::fs::write(root.join("deploy.sh"), DEPLOY).unwrap();
         std::fs::write(root.join("smoke.sh"), SMOKE).unwrap();
         std::fs::write(root.join("error_rate.sh"), ERROR_RATE).unwrap();
-        Project { dir }
+        Project {
+            dir,
+            state: state_backend::fresh_state(),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -143,6 +152,10 @@ impl Project {
             .env("USER", "carol")
             .env("NO_COLOR", "1")
             .env_remove("PIPE_APPROVER");
+        match &self.state {
+            Some(url) => command.env("PIPE_STATE", url),
+            None => command.env_remove("PIPE_STATE"),
+        };
         command
     }
 
@@ -159,11 +172,28 @@ impl Project {
         )
     }
 
+    /// The environment's ledger: the file, or on a shared backend what `pipe releases` reads.
     pub fn ledger(&self, environment: &str) -> serde_json::Value {
+        if self.state.is_some() {
+            // `pipe releases` lists newest first; the ledger keeps them oldest first.
+            let mut releases = self.json(&["releases", environment, "--format", "json"]);
+            if let Some(list) = releases.as_array_mut() {
+                list.reverse();
+            }
+            return serde_json::json!({ "releases": releases });
+        }
         let path = self
             .root()
             .join(format!(".pipe/ledger/svc/{environment}.json"));
         serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    /// The JSON a read-only `pipe` command prints; panics with its output when it fails.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let output = self.pipe("unused", args);
+        assert!(output.status.success(), "pipe {args:?}: {}", text(&output));
+        serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("pipe {args:?} printed no JSON ({e}): {}", text(&output)))
     }
 
     /// `(version-ish release line, status)` of each release, oldest first.
@@ -177,6 +207,10 @@ impl Project {
     }
 
     pub fn audit_events(&self) -> Vec<serde_json::Value> {
+        if self.state.is_some() {
+            let records = self.json(&["audit", "show", "--format", "json"]);
+            return records.as_array().cloned().unwrap_or_default();
+        }
         let text = std::fs::read_to_string(self.root().join(".pipe/audit.jsonl")).unwrap();
         text.lines()
             .map(|l| serde_json::from_str(l).unwrap())

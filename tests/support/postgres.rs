@@ -142,6 +142,48 @@ impl Postgres {
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()))
     }
 
+    /// Spawns a watchdog, in its own session so a Ctrl-C of the tests does not take it down
+    /// first, that stops the server and removes its files once process `parent` is gone: for
+    /// a server kept in a static, which is never dropped.
+    pub fn stop_when_gone(&self, parent: u32) {
+        let pg_ctl = bin_dir().join("pg_ctl");
+        let stop = match self.run_as {
+            Some(user) => format!("runuser -u {user} -- {}", pg_ctl.display()),
+            None => pg_ctl.display().to_string(),
+        };
+        let script = format!(
+            "while kill -0 {parent} 2>/dev/null; do sleep 1; done; \
+             {stop} -D '{}' -m immediate -w stop >/dev/null 2>&1; rm -rf '{}'",
+            self.data.display(),
+            self.root.path().display()
+        );
+        let mut watchdog = Command::new("setsid")
+            .args(["sh", "-c", &script])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start the PostgreSQL watchdog: {e}"));
+        // It outlives this process by design; a thread reaps it if it ends first.
+        std::thread::spawn(move || watchdog.wait());
+    }
+
+    /// Stops the server now (`pg_ctl -m immediate`), as a crashed or stopped database would
+    /// look to its clients; [`Postgres::restart`] brings it back on the same data.
+    pub fn stop(&self) {
+        let data = self.data.display().to_string();
+        let output = self.command("pg_ctl", &["-D", &data, "-m", "immediate", "-w", "stop"]);
+        assert!(
+            output.status.success(),
+            "pg_ctl stop failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    pub fn restart(&self) {
+        self.pg_ctl_start();
+    }
+
     /// The directory of the server's socket: `PGHOST` for clients.
     pub fn socket_dir(&self) -> &Path {
         &self.socket

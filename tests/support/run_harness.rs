@@ -3,12 +3,18 @@
 
 #![allow(dead_code)]
 
+#[path = "state_backend.rs"]
+pub mod state_backend;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub struct Project {
     pub dir: tempfile::TempDir,
+    /// `PIPE_STATE` of every command: `None` keeps `.pipe` beside the pipeline
+    /// (`PIPE_TEST_STATE` picks the backend, `state_backend`).
+    pub state: Option<String>,
 }
 
 impl Project {
@@ -16,7 +22,10 @@ impl Project {
     pub fn new(source: &str) -> Project {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("pipeline.pipe"), source).unwrap();
-        Project { dir }
+        Project {
+            dir,
+            state: state_backend::fresh_state(),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -42,6 +51,10 @@ impl Project {
             .env_remove("PIPE_APPROVER")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null());
+        match &self.state {
+            Some(url) => command.env("PIPE_STATE", url),
+            None => command.env_remove("PIPE_STATE"),
+        };
         command
     }
 
@@ -68,6 +81,9 @@ impl Project {
 
     /// Run ids, oldest first.
     pub fn runs(&self) -> Vec<String> {
+        if self.state.is_some() {
+            return self.runs_listed();
+        }
         let mut runs: Vec<String> = std::fs::read_dir(self.state_dir().join("runs"))
             .map(|entries| {
                 entries
@@ -80,7 +96,12 @@ impl Project {
         runs
     }
 
+    /// A run's stored state: its `state.json`, or on a shared backend the same document
+    /// read back from the server.
     pub fn state(&self, run: &str) -> serde_json::Value {
+        if let Some(url) = &self.state {
+            return state_backend::run_state(url, run);
+        }
         let path = self.state_dir().join("runs").join(run).join("state.json");
         serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_default()).unwrap_or_default()
     }
@@ -116,6 +137,23 @@ impl Project {
             std::thread::sleep(Duration::from_millis(20));
         }
         false
+    }
+}
+
+impl Project {
+    /// What `pipe runs` lists, oldest first: the run ids of any backend.
+    fn runs_listed(&self) -> Vec<String> {
+        let run = self.run(&["runs", "--format", "json"]);
+        assert_eq!(run.code(), 0, "pipe runs: {}", run.all());
+        let listed: serde_json::Value = serde_json::from_slice(&run.output.stdout).unwrap();
+        let mut runs: Vec<String> = listed
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["id"].as_str().map(str::to_string))
+            .collect();
+        runs.sort();
+        runs
     }
 }
 

@@ -8,6 +8,7 @@ use crate::compile::plan::{ProbePlan, WatchPlan};
 use crate::deliver::host::StepContext;
 use crate::deliver::probe_value::{ProbeError, ProbeValue, read_probe};
 use crate::deliver::watch::{Decision, Monitor, RuleKind};
+use crate::store::LeaseLost;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -17,6 +18,8 @@ pub enum WatchEnd {
     Healthy,
     Breached(Decision),
     Interrupted,
+    /// The backend took the lock away mid-watch: stop watching a deploy we no longer own.
+    LockLost(LeaseLost),
 }
 
 /// A probe never runs longer than this, nor longer than its own interval (with a floor), so a
@@ -52,6 +55,9 @@ pub(crate) fn watch_for(
                 return WatchEnd::Interrupted;
             }
             continue;
+        }
+        if let Err(lost) = promotion.lease.check() {
+            return WatchEnd::LockLost(lost);
         }
         let readings = sample_all(promotion, &node, plan, &due, context, started);
         let finished = started.elapsed();

@@ -2,6 +2,8 @@
 //! server releases it when the holder dies or its connection drops), a holder row naming who
 //! holds it, and a fencing token checked by every ledger write, made on that same session.
 
+mod lease_check;
+
 use super::super::{Lease, LockError, LockHolder, LockRequest, StoreError};
 use super::Target;
 use super::conn::{Connection, Session};
@@ -94,7 +96,8 @@ pub fn acquire(
                     token,
                     quoted: target.quoted_schema(),
                 };
-                return Ok(Lease::new(request, token.unsigned_abs(), Box::new(held)));
+                return Ok(Lease::new(request, token.unsigned_abs(), Box::new(held))
+                    .checked_by(lease_check::still_held));
             }
             Some(Ok(false)) => {}
         }
