@@ -66,7 +66,7 @@ pipeline svc {
 
 #[test]
 fn a_server_stopped_mid_run_names_the_write_and_resume_continues_once_it_is_back() {
-    let pg = Postgres::start();
+    let mut pg = Postgres::start();
     let project = on_server(&pg);
     std::fs::write(project.root().join("pipeline.pipe"), TWO_JOBS).unwrap();
     let running = project
@@ -91,7 +91,7 @@ fn a_server_stopped_mid_run_names_the_write_and_resume_continues_once_it_is_back
         "names the operation: {message}"
     );
     assert!(message.contains("error connecting to server"), "{message}");
-    pg.restart();
+    pg.start_again();
     let url = project.state.clone().unwrap();
     let runs = pg.psql(
         "pipe",

@@ -168,22 +168,6 @@ impl Postgres {
         std::thread::spawn(move || watchdog.wait());
     }
 
-    /// Stops the server now (`pg_ctl -m immediate`), as a crashed or stopped database would
-    /// look to its clients; [`Postgres::restart`] brings it back on the same data.
-    pub fn stop(&self) {
-        let data = self.data.display().to_string();
-        let output = self.command("pg_ctl", &["-D", &data, "-m", "immediate", "-w", "stop"]);
-        assert!(
-            output.status.success(),
-            "pg_ctl stop failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-
-    pub fn restart(&self) {
-        self.pg_ctl_start();
-    }
-
     /// The directory of the server's socket: `PGHOST` for clients.
     pub fn socket_dir(&self) -> &Path {
         &self.socket
