@@ -161,6 +161,32 @@ proptest! {
         assert_plan_or_diagnostic(name, &text);
     }
 
+    /// Recovery: `KEY VALUE` lines (a missing `=`) slipped in at statement starts are each
+    /// reported at most once, with no cascade of further syntax errors.
+    #[test]
+    fn slipped_in_mistakes_are_reported_without_cascades(
+        seed in 0..SEEDS.len(),
+        lines in proptest::collection::vec(any::<proptest::sample::Index>(), 1..4),
+    ) {
+        let (name, text) = SEEDS[seed];
+        let mut source: Vec<String> = text.lines().map(str::to_string).collect();
+        let statement_starts: Vec<usize> = (0..source.len())
+            .filter(|&i| source[i].starts_with("    ") && source[i].trim_start().starts_with(|c: char| c.is_ascii_lowercase()))
+            .collect();
+        prop_assume!(!statement_starts.is_empty());
+        let mut chosen: Vec<usize> = lines.iter().map(|l| statement_starts[l.index(statement_starts.len())]).collect();
+        chosen.sort_unstable();
+        chosen.dedup();
+        for &at in chosen.iter().rev() {
+            source.insert(at, "    timeout 10m".to_string());
+        }
+        let source = source.join("\n");
+        let compilation = compile_source(name, &source, &FileLoader);
+        let syntax_errors = compilation.diagnostics.iter().filter(|d| d.code == "E0001").count();
+        prop_assert!(syntax_errors <= chosen.len(), "{} syntax errors for {} slips:\n{}", syntax_errors, chosen.len(), compilation.render(false));
+        let _ = compilation.render_json();
+    }
+
     #[test]
     fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
         assert_plan_or_diagnostic("fuzz.pipe", &text);
