@@ -118,7 +118,12 @@ pub async fn run_plan(
         .get("USER")
         .cloned()
         .unwrap_or_else(|| "unknown".into());
-    let joined = claim_run(&plan, &options, &run_id, &initiator)?;
+    // Refusals come before anything is stored: a refused run leaves no trace.
+    let overrides = validate_overrides(&plan, &options, &initiator)?;
+    let joined = match options.run_id {
+        Some(_) => claim_run(&plan, &options, &run_id, &initiator)?,
+        None => None,
+    };
     let initiator = joined
         .as_ref()
         .map_or(initiator, |j| j.header.initiator.clone());
@@ -146,7 +151,11 @@ pub async fn run_plan(
         }
     };
     bind_finished_jobs(&mut bindings, &state);
-    state.overrides = validate_overrides(&plan, &options, &initiator)?;
+    state.overrides = overrides;
+    if options.run_id.is_none() {
+        // A fresh id cannot exist yet: this only records the header.
+        claim_run(&plan, &options, &run_id, &initiator)?;
+    }
     // The state (with its `--until`/`--only` selection) is written before the plan: a run
     // killed in between is refused by `resume` (no plan), never resumed as the whole pipeline.
     run_dir.save_state(&state)?;

@@ -313,8 +313,12 @@ impl RunDir {
         } else {
             &BTreeMap::new()
         };
+        // A node's pending/running steps are not stored on their own until it ends (or it has
+        // a stored record to replace): a resume re-runs them either way, and it saves writes.
+        let written = lock_cache(&self.written);
         let nodes = per_node
             .iter()
+            .filter(|(id, record)| record.status.is_terminal() || written.contains_key(*id))
             .map(|(id, record)| serde_json::to_vec(record).map(|bytes| (id.clone(), bytes)))
             .collect::<Result<_, _>>()
             .map_err(io::Error::other)?;
