@@ -79,6 +79,28 @@ fn a_server_stopped_mid_run_names_the_write_and_resume_continues_once_it_is_back
     wait_for("the second job to start", Duration::from_secs(30), || {
         started.exists()
     });
+    // Stop the server once the first job's success is stored: the second job is still running
+    // (it sleeps 3 s), so the stop lands mid-run.
+    let url = project.state.clone().unwrap();
+    let stored_runs = || {
+        let sql = format!(
+            "SELECT run FROM {}.run_docs WHERE doc = 'state'",
+            schema_of(&url)
+        );
+        pg.psql("pipe", &sql)
+            .lines()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    wait_for(
+        "the first job's success to be stored",
+        Duration::from_secs(30),
+        || {
+            stored_runs()
+                .iter()
+                .any(|run| run_state_on(&pg, &url, run)["nodes"]["first"]["status"] == "succeeded")
+        },
+    );
     pg.stop();
     let stopped: Output = running.wait_with_output().unwrap();
     assert_ne!(code(&stopped), 0, "{}", text(&stopped));
@@ -92,7 +114,6 @@ fn a_server_stopped_mid_run_names_the_write_and_resume_continues_once_it_is_back
     );
     assert!(message.contains("error connecting to server"), "{message}");
     pg.start_again();
-    let url = project.state.clone().unwrap();
     let runs = pg.psql(
         "pipe",
         &format!(

@@ -2,6 +2,7 @@
 //! resume) and `pipe gc` (old runs and unreferenced artifacts removed): shared-state chores.
 
 use super::exit;
+use super::report::{self, CliError};
 use super::state::{StateArgs, pipeline_file};
 use crate::audit::AuditEvent;
 use crate::deliver::approve_later::{self, ApproveRequest};
@@ -54,8 +55,7 @@ pub fn approve(args: &ApproveArgs) -> i32 {
     let Some(approver) =
         crate::deliver::approval::resolve_approver(args.approver.as_deref(), None, user.as_deref())
     else {
-        eprintln!("error: who approves? give --approver NAME (or set $PIPE_APPROVER)");
-        return exit::USAGE;
+        return report::error(CliError::NoApprover);
     };
     let request = ApproveRequest {
         run: args.run.clone(),
@@ -73,10 +73,7 @@ pub fn approve(args: &ApproveArgs) -> i32 {
             );
             exit::SUCCESS
         }
-        Err(error) => {
-            eprintln!("error: {error}");
-            exit::USAGE
-        }
+        Err(error) => report::error(error),
     }
 }
 
@@ -92,10 +89,7 @@ pub fn collect(args: &GcArgs) -> i32 {
     };
     let collection = match gc::plan(&store, keep) {
         Ok(collection) => collection,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return exit::FAILED;
-        }
+        Err(error) => return report::error(CliError::Gc(error)),
     };
     let verb = if args.dry_run {
         "would remove"
@@ -115,10 +109,9 @@ pub fn collect(args: &GcArgs) -> i32 {
         return exit::SUCCESS;
     }
     if let Err(error) = audit_collection(&store, &collection)
-        .and_then(|()| gc::remove(&store, &collection).map_err(|e| e.to_string()))
+        .and_then(|()| gc::remove(&store, &collection).map_err(CliError::Gc))
     {
-        eprintln!("error: {error}");
-        return exit::FAILED;
+        return report::error(error);
     }
     println!(
         "removed {} runs and {} artifacts",
@@ -132,13 +125,16 @@ pub fn collect(args: &GcArgs) -> i32 {
 fn audit_collection(
     store: &crate::store::Store,
     collection: &gc::Collection,
-) -> Result<(), String> {
-    let audit = store.audit().map_err(|e| e.to_string())?;
+) -> Result<(), CliError> {
+    let audit = store.audit().map_err(CliError::AuditUnopenable)?;
     let actor = std::env::var("USER").unwrap_or_else(|_| "unknown".to_string());
     let fields = json!({"runs": collection.runs, "artifacts": collection.artifacts});
     audit
         .append("gc", AuditEvent::GcFinished, &actor, fields)
-        .map_err(|e| format!("cannot write the audit log: {e}"))
+        .map_err(|source| CliError::Output {
+            what: "audit log",
+            source,
+        })
 }
 
 /// `7d`, `12h`, `30m`, `45s`.

@@ -90,36 +90,35 @@ pub fn audit(command: AuditCommand) -> i32 {
 fn export(store: &Store, output: Option<&Path>) -> i32 {
     let bytes = match store.state().read_audit() {
         Ok(Some(bytes)) => bytes,
-        Ok(None) => {
-            eprintln!("error: no audit log at {}", store.state().describe_audit());
-            return exit::FAILED;
-        }
-        Err(error) => {
-            eprintln!("error: cannot read the audit log: {error}");
-            return exit::FAILED;
-        }
+        Ok(None) => return report::error(CliError::NoAuditLog(store.state().describe_audit())),
+        Err(error) => return report::error(CliError::AuditUnreadable(error)),
     };
     let written = match output {
-        Some(path) => crate::fsutil::write_atomic(path, &bytes)
-            .map_err(|error| format!("cannot write {}: {error}", path.display())),
+        Some(path) => {
+            crate::fsutil::write_atomic(path, &bytes).map_err(|source| CliError::Unwritable {
+                file: path.to_path_buf(),
+                source,
+            })
+        }
         None => match std::io::stdout().lock().write_all(&bytes) {
-            Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
-                Err(format!("cannot write the audit log: {error}"))
+            Err(source) if source.kind() != std::io::ErrorKind::BrokenPipe => {
+                Err(CliError::Output {
+                    what: "audit log",
+                    source,
+                })
             }
             _ => Ok(()),
         },
     };
-    if let Err(message) = written {
-        eprintln!("error: {message}");
-        return exit::FAILED;
+    if let Err(error) = written {
+        return report::error(error);
     }
     match audit::verify_bytes(&bytes) {
         Ok(_) => exit::SUCCESS,
-        Err(error) => {
-            let log = store.state().describe_audit();
-            eprintln!("error: exported, but audit log {log} is broken: {error}");
-            exit::FAILED
-        }
+        Err(source) => report::error(CliError::ExportedBroken {
+            log: store.state().describe_audit(),
+            source,
+        }),
     }
 }
 

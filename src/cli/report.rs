@@ -3,6 +3,7 @@
 
 use crate::audit::VerifyError;
 use crate::compile::plan::PlanError;
+use crate::deliver::approve_later::ApproveError;
 use crate::deliver::drill::DrillError;
 use crate::deliver::manual::ManualError;
 use crate::exit;
@@ -135,6 +136,14 @@ pub(crate) enum CliError {
     Json(#[from] serde_json::Error),
     #[error("the drill stopped unexpectedly")]
     DrillPanicked,
+    #[error("exported, but audit log {log} is broken: {source}")]
+    ExportedBroken { log: String, source: VerifyError },
+    #[error("who approves? give --approver NAME (or set $PIPE_APPROVER)")]
+    NoApprover,
+    #[error(transparent)]
+    Approve(#[from] ApproveError),
+    #[error("pipe gc: {0}")]
+    Gc(StoreError),
     #[error("language server: {0}")]
     Lsp(lsp_server::ProtocolError),
     #[error("language server I/O: {0}")]
@@ -174,7 +183,9 @@ impl CliError {
             | CliError::WriteCompiled { .. }
             | CliError::FmtUnreadableDir { .. }
             | CliError::FmtUnwritable { .. }
-            | CliError::FmtUnstable(_) => exit::USAGE,
+            | CliError::FmtUnstable(_)
+            | CliError::NoApprover
+            | CliError::Approve(_) => exit::USAGE,
             CliError::Unwritable { .. }
             | CliError::InitUnparsable(_)
             | CliError::InitUnchecked(_)
@@ -192,6 +203,8 @@ impl CliError {
             | CliError::Output { .. }
             | CliError::Json(_)
             | CliError::DrillPanicked
+            | CliError::ExportedBroken { .. }
+            | CliError::Gc(_)
             | CliError::Lsp(_)
             | CliError::LspIo(_) => exit::FAILED,
         }

@@ -2,8 +2,8 @@
 //! the default `.pipe` beside the pipeline file, and the one place a [`Store`] is built from it;
 //! [`ArtifactLocation`] does the same for `--artifacts`.
 
-use super::s3::{S3Artifacts, S3Url};
 use super::pg::PgStore;
+use super::s3::{S3Artifacts, S3Url};
 use super::{Store, StoreError};
 use crate::run::artifact::ArtifactStore;
 use std::path::{Path, PathBuf};

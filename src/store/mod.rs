@@ -16,8 +16,8 @@ mod location;
 pub mod lock;
 pub mod mem;
 pub mod pg;
-mod shared_run;
 pub mod s3;
+mod shared_run;
 
 pub use ledger::{LedgerDoc, Release, ReleaseStatus, RollbackTarget};
 pub use location::{ArtifactLocation, Location};

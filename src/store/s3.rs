@@ -323,9 +323,7 @@ impl Artifacts for S3Artifacts {
             let path = self.object_path(digest, suffix);
             let url = self.object_url(&path);
             let store = self.client.store.clone();
-            let deleted = self
-                .client
-                .call(async move { store.delete(&path).await })?;
+            let deleted = self.client.call(async move { store.delete(&path).await })?;
             match deleted {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(error) => {

@@ -5,7 +5,7 @@ use super::{Promotion, Stop, failure_outcome, load_ledger};
 use crate::audit::AuditEvent;
 use crate::deliver::engine::DeliveryOutcome;
 use crate::deliver::ledger::ReleaseStatus;
-use crate::store::{Lease, LeaseLost, LockRequest};
+use crate::store::{Lease, LeaseLost, LockError, LockRequest};
 use serde_json::json;
 use std::time::Duration;
 
@@ -45,17 +45,14 @@ impl Promotion<'_> {
     }
 
     /// Tries once: waiting would let this agent deploy over whoever holds it now.
-    fn retake_lock(&self) -> Result<Lease, String> {
+    fn retake_lock(&self) -> Result<Lease, LockError> {
         let request = LockRequest::new(
             &self.request.pipeline,
             &self.request.promote.environment,
             &self.request.run_id,
             Duration::ZERO,
         );
-        self.request
-            .store
-            .lock(&request)
-            .map_err(|error| error.to_string())
+        self.request.store.lock(&request)
     }
 
     /// Whether the ledger, read again under the new lease, still ends with this run's deploy
@@ -76,7 +73,7 @@ impl Promotion<'_> {
     }
 
     /// Best effort: the audit chain may live on the server that just dropped us.
-    fn audit_lost(&self, reason: &str, retaken: &Result<Lease, String>, rolling_back: bool) {
+    fn audit_lost(&self, reason: &str, retaken: &Result<Lease, LockError>, rolling_back: bool) {
         let artifact = &self.request.artifact;
         let fields = json!({
             "version": artifact.version,

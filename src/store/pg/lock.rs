@@ -87,7 +87,8 @@ pub fn acquire(
             None => return Err(failed("the lock connection's thread stopped".into())),
             Some(Err(error)) => return Err(failed(format!("cannot take the lock: {error}"))),
             Some(Ok(true)) => {
-                let token = claim(&conn, target, request, key).map_err(failed)?;
+                let token =
+                    claim(&conn, target, request, key).map_err(|e| failed(e.to_string()))?;
                 let held = PgHeld {
                     conn,
                     key,
@@ -119,6 +120,29 @@ pub fn acquire(
     }
 }
 
+/// Why a lock's own session cannot claim or keep the lock.
+#[derive(Debug, thiserror::Error)]
+pub(in crate::store::pg) enum LockSessionError {
+    #[error("the lock's connection to the server is gone")]
+    Gone,
+    #[error("the lock connection's thread stopped")]
+    ThreadStopped,
+    #[error(
+        "the lock was won on a session that does not keep it (is the state URL a \
+         transaction-pooling proxy such as PgBouncer? locks need a direct connection to \
+         PostgreSQL)"
+    )]
+    NotKeptBySession,
+    #[error("the server no longer holds the lock for this session")]
+    NoLongerHeld,
+    #[error("the lock's token is now {now}, not {token}")]
+    TokenMoved { now: i64, token: i64 },
+    #[error("the lock's holder row is gone")]
+    RowGone,
+    #[error("the lock's connection: {0}")]
+    Query(#[from] postgres::Error),
+}
+
 /// On the session that won the advisory lock: checks the session really holds it (a
 /// transaction-pooling proxy hands each statement to any server session), then bumps the
 /// fencing token and names the holder, in one transaction.
@@ -127,7 +151,7 @@ fn claim(
     target: &Target,
     request: &LockRequest,
     key: i64,
-) -> Result<i64, String> {
+) -> Result<i64, LockSessionError> {
     let upsert = format!(
         "INSERT INTO {}.locks AS l (pipeline, environment, token, held, run, host, pid, since, \
          backend_pid) VALUES ($1, $2, 1, true, $3, $4, $5, $6, pg_backend_pid()) \
@@ -141,30 +165,22 @@ fn claim(
     let run = request.run.clone();
     let pid = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
     let since = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let outcome = conn.run(move |session: &mut Session| -> Result<i64, String> {
-        let client = session
-            .client
-            .as_mut()
-            .ok_or("the lock connection was lost")?;
-        if !holds_advisory_lock(client, key).map_err(|e| e.to_string())? {
-            return Err(
-                "the lock was won on a session that does not keep it (is the state \
-                        URL a transaction-pooling proxy such as PgBouncer? locks need a \
-                        direct connection to PostgreSQL)"
-                    .to_string(),
-            );
-        }
-        let mut transaction = client.transaction().map_err(|e| e.to_string())?;
-        let row = transaction
-            .query_one(
+    let outcome = conn.run(
+        move |session: &mut Session| -> Result<i64, LockSessionError> {
+            let client = session.client.as_mut().ok_or(LockSessionError::Gone)?;
+            if !holds_advisory_lock(client, key)? {
+                return Err(LockSessionError::NotKeptBySession);
+            }
+            let mut transaction = client.transaction()?;
+            let row = transaction.query_one(
                 &upsert,
                 &[&pipeline, &environment, &run, &host_name(), &pid, &since],
-            )
-            .map_err(|e| e.to_string())?;
-        transaction.commit().map_err(|e| e.to_string())?;
-        Ok(row.get(0))
-    });
-    outcome.unwrap_or_else(|| Err("the lock connection's thread stopped".to_string()))
+            )?;
+            transaction.commit()?;
+            Ok(row.get(0))
+        },
+    );
+    outcome.unwrap_or(Err(LockSessionError::ThreadStopped))
 }
 
 /// Whether this session holds the advisory lock `key` (as `pg_locks` shows it).

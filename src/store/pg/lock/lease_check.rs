@@ -1,7 +1,7 @@
 //! Lease check: whether a PostgreSQL lease still holds its lock — its own session is alive,
 //! still holds the advisory lock, and its token is still the lock's current one.
 
-use super::{PgHeld, holds_advisory_lock};
+use super::{LockSessionError, PgHeld, holds_advisory_lock};
 use crate::store::pg::conn::Session;
 use crate::store::{Lease, LeaseLost};
 
@@ -19,29 +19,25 @@ pub(in crate::store::pg) fn still_held(lease: &Lease) -> Result<(), LeaseLost> {
     );
     let (key, token) = (held.key, held.token);
     let (pipeline, environment) = (held.pipeline.clone(), held.environment.clone());
-    let answer = held
-        .conn
-        .run(move |session: &mut Session| -> Result<(), String> {
+    let answer = held.conn.run(
+        move |session: &mut Session| -> Result<(), LockSessionError> {
             let Some(client) = session.client.as_mut().filter(|c| !c.is_closed()) else {
-                return Err("the lock's connection to the server is gone".to_string());
+                return Err(LockSessionError::Gone);
             };
-            if !holds_advisory_lock(client, key)
-                .map_err(|e| format!("the lock's connection: {e}"))?
-            {
-                return Err("the server no longer holds the lock for this session".to_string());
+            if !holds_advisory_lock(client, key)? {
+                return Err(LockSessionError::NoLongerHeld);
             }
-            let row = client
-                .query_opt(&current, &[&pipeline, &environment])
-                .map_err(|e| format!("the lock's connection: {e}"))?;
+            let row = client.query_opt(&current, &[&pipeline, &environment])?;
             match row.map(|row| (row.get::<_, i64>(0), row.get::<_, bool>(1))) {
                 Some((now, true)) if now == token => Ok(()),
-                Some((now, _)) => Err(format!("the lock's token is now {now}, not {token}")),
-                None => Err("the lock's holder row is gone".to_string()),
+                Some((now, _)) => Err(LockSessionError::TokenMoved { now, token }),
+                None => Err(LockSessionError::RowGone),
             }
-        });
+        },
+    );
     match answer {
         Some(Ok(())) => Ok(()),
-        Some(Err(reason)) => Err(LeaseLost(reason)),
+        Some(Err(reason)) => Err(LeaseLost(reason.to_string())),
         None => Err(LeaseLost(
             "the lock connection's thread stopped".to_string(),
         )),
