@@ -2,6 +2,7 @@
 //! never move — a broken statement is blanked to spaces, a block left open is closed in the
 //! whitespace before the next item, a non-ASCII identifier character becomes `_`.
 
+use super::syntax_error::{find, plain_string_length};
 use crate::diagnostics::{Diagnostic, FileId, Span};
 
 /// The text the parser sees, and the regions of the real file it was not shown as written.
@@ -51,26 +52,6 @@ fn code_mask(text: &[u8]) -> (Vec<bool>, bool) {
         index = end;
     }
     (mask, runs_to_the_end)
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack
-        .windows(needle.len())
-        .position(|window| window == needle)
-}
-
-/// Length of a `"…"` string starting at `rest`, up to its closing quote or the end of the line.
-fn plain_string_length(rest: &[u8]) -> usize {
-    let mut index = 1;
-    while let Some(&byte) = rest.get(index) {
-        match byte {
-            b'\\' => index += 2,
-            b'"' => return index + 1,
-            b'\n' => return index,
-            _ => index += 1,
-        }
-    }
-    rest.len()
 }
 
 fn is_space(byte: u8) -> bool {

@@ -482,14 +482,14 @@ fn unclosed_triple_string(text: &str) -> Option<usize> {
     None
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+pub(super) fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack
         .windows(needle.len())
         .position(|window| window == needle)
 }
 
 /// Length of a `"…"` string starting at `rest`, up to its closing quote or the end of the line.
-fn plain_string_length(rest: &[u8]) -> usize {
+pub(super) fn plain_string_length(rest: &[u8]) -> usize {
     let mut index = 1;
     while let Some(&byte) = rest.get(index) {
         match byte {
